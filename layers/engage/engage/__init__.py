@@ -1,0 +1,1 @@
+"""Engage: gamified engagement backend (shared Lambda layer package)."""

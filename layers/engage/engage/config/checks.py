@@ -1,0 +1,173 @@
+"""Checks across sections: every name a config uses must be declared, every expression must fit its scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .expressions import Expr
+from .schema import EngagementConfig, EventFilter, PropertyFilter
+
+# What each kind of expression can read (see docs/config.md).
+RULE_SCOPE = {"event", "local", "user"}
+FILTER_SCOPE = {"event", "local", "user"}
+TRIGGER_SCOPE = {"fact", "user", "streak", "leaderboard", "badge", "level", "quest"}
+FACT_TYPES = {
+    "points_awarded", "level_up", "badge_awarded", "streak_extended", "streak_frozen", "streak_broken",
+    "streak_milestone", "quest_step_completed", "quest_completed", "quest_expired", "rank_lost",
+    "leaderboard_reward", "schedule",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a config: where (a YAML path such as rules[0].award.xp), what, and the fix."""
+
+    path: tuple[str | int, ...]
+    message: str
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        return format_path(self.path)
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _choices(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names)) or "(none declared)"
+
+
+def check_references(config: EngagementConfig) -> list[Issue]:
+    """All cross-section problems of a schema-valid config, in file order."""
+    return list(_issues(config))
+
+
+def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
+    yield from _duplicates("rules", [r.id for r in cfg.rules])
+    yield from _duplicates("badges", [b.id for b in cfg.badges])
+    yield from _duplicates("streaks", [s.id for s in cfg.streaks])
+    yield from _duplicates("quests", [q.id for q in cfg.quests])
+    yield from _duplicates("leaderboards", [b.id for b in cfg.leaderboards])
+
+    for i, rule in enumerate(cfg.rules):
+        at = ("rules", i)
+        yield from _event(cfg, (*at, "on"), rule.on)
+        if rule.when is not None:
+            yield from _expression(cfg, (*at, "when"), rule.when, RULE_SCOPE, rule.on)
+        for currency, amount in rule.award.items():
+            yield from _currency(cfg, (*at, "award", currency), currency)
+            if isinstance(amount, Expr):
+                yield from _expression(cfg, (*at, "award", currency), amount, RULE_SCOPE, rule.on)
+
+    if cfg.levels is not None:
+        yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
+
+    for i, badge in enumerate(cfg.badges):
+        yield from _filter(cfg, ("badges", i, "criteria"), badge.criteria.filter, badge.criteria)
+        for currency in badge.reward or {}:
+            yield from _currency(cfg, ("badges", i, "reward", currency), currency)
+
+    for i, streak in enumerate(cfg.streaks):
+        yield from _event(cfg, ("streaks", i, "on"), streak.on)
+        if streak.when is not None:
+            yield from _expression(cfg, ("streaks", i, "when"), streak.when, FILTER_SCOPE, streak.on)
+
+    for i, quest in enumerate(cfg.quests):
+        yield from _duplicates(f"quests[{i}].steps", [step.id for step in quest.steps])
+        for j, step in enumerate(quest.steps):
+            yield from _filter(cfg, ("quests", i, "steps", j), step.filter, step)
+        for currency in quest.reward or {}:
+            yield from _currency(cfg, ("quests", i, "reward", currency), currency)
+
+    for i, board in enumerate(cfg.leaderboards):
+        yield from _currency(cfg, ("leaderboards", i, "metric", "currency"), board.metric.currency)
+        for j, reward in enumerate(board.rewards):
+            for currency in reward.award:
+                yield from _currency(cfg, ("leaderboards", i, "rewards", j, "award", currency), currency)
+
+    if cfg.notifications is not None:
+        yield from _notifications(cfg)
+
+
+def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
+    assert cfg.notifications is not None
+    streaks = {s.id for s in cfg.streaks}
+    boards = {b.id for b in cfg.leaderboards}
+    yield from _duplicates("notifications.triggers", [t.id for t in cfg.notifications.triggers])
+    for i, trigger in enumerate(cfg.notifications.triggers):
+        at = ("notifications", "triggers", i)
+        if trigger.on not in FACT_TYPES:
+            yield Issue((*at, "on"), f"unknown fact type {trigger.on!r}. Fix: use one of {_choices(FACT_TYPES)}")
+        if trigger.category not in cfg.notifications.categories:
+            yield Issue(
+                (*at, "category"),
+                f"unknown category {trigger.category!r}. Fix: declare it under notifications.categories "
+                f"or use one of {_choices(cfg.notifications.categories)}",
+            )
+        if trigger.streak is not None and trigger.streak not in streaks:
+            yield Issue((*at, "streak"), f"unknown streak {trigger.streak!r}. Fix: use one of {_choices(streaks)}")
+        if trigger.leaderboard is not None and trigger.leaderboard not in boards:
+            yield Issue(
+                (*at, "leaderboard"),
+                f"unknown leaderboard {trigger.leaderboard!r}. Fix: use one of {_choices(boards)}",
+            )
+        if trigger.when is not None:
+            yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None)
+
+
+def _duplicates(section: str, ids: list[str]) -> Iterator[Issue]:
+    seen: set[str] = set()
+    for index, item_id in enumerate(ids):
+        if item_id in seen:
+            path = (*section.split("."), index, "id")
+            yield Issue(path, f"id {item_id!r} is used twice. Fix: give each entry its own id")
+        seen.add(item_id)
+
+
+def _event(cfg: EngagementConfig, path: tuple, name: str) -> Iterator[Issue]:
+    if name not in cfg.events:
+        yield Issue(path, f"unknown event {name!r}. Fix: declare it under events or use one of {_choices(cfg.events)}")
+
+
+def _currency(cfg: EngagementConfig, path: tuple, name: str) -> Iterator[Issue]:
+    if name not in cfg.currencies:
+        yield Issue(
+            path, f"unknown currency {name!r}. Fix: declare it under currencies or use one of {_choices(cfg.currencies)}"
+        )
+
+
+def _filter(cfg: EngagementConfig, path: tuple, flt: EventFilter, owner: object) -> Iterator[Issue]:
+    kind = next(k for k in ("count", "sum", "distinct") if getattr(owner, k, None) is flt)
+    yield from _event(cfg, (*path, kind, "event"), flt.event)
+    if flt.event not in cfg.events:
+        return
+    if isinstance(flt, PropertyFilter) and flt.property not in cfg.events[flt.event].properties:
+        yield Issue(
+            (*path, kind, "property"),
+            f"event {flt.event!r} has no property {flt.property!r}. Fix: declare it under "
+            f"events.{flt.event}.properties or use one of {_choices(cfg.events[flt.event].properties)}",
+        )
+    if flt.when is not None:
+        yield from _expression(cfg, (*path, kind, "when"), flt.when, FILTER_SCOPE, flt.event)
+
+
+def _expression(cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str], event: str | None) -> Iterator[Issue]:
+    unknown = expr.unknown_variables(scope)
+    if unknown:
+        yield Issue(
+            path, f"{expr.source!r} reads {', '.join(unknown)}, which is not available here. Fix: use {_choices(scope)}"
+        )
+    if event is not None and event in cfg.events:
+        declared = cfg.events[event].properties
+        for name in sorted(expr.event_properties() - set(declared)):
+            yield Issue(
+                path,
+                f"{expr.source!r} reads event.{name}, but event {event!r} declares no property {name!r}. "
+                f"Fix: declare it under events.{event}.properties or use one of {_choices(declared)}",
+            )

@@ -1,0 +1,147 @@
+"""Load engagement.yaml (or its stored JSON form) into a validated EngagementConfig.
+
+Every problem is reported at once, each with its YAML path, line and fix, so a product owner
+fixes a file in one pass. PyYAML is imported only when YAML text is parsed (the CLI, never a Lambda).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .checks import Issue, check_references, format_path
+from .schema import EngagementConfig
+
+LineMap = dict[tuple[str | int, ...], int]
+
+
+class ConfigInvalid(ValueError):
+    """The config was rejected; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[Issue], source: str = "engagement.yaml") -> None:
+        self.issues = issues
+        self.source = source
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        lines = [f"{self.source}: {len(self.issues)} problem(s)"]
+        for issue in self.issues:
+            where = f"line {issue.line}, " if issue.line else ""
+            lines.append(f"  {where}{issue.where}: {issue.message}")
+        return "\n".join(lines)
+
+
+def load_config_file(path: str | Path) -> EngagementConfig:
+    """Read and validate a YAML file."""
+    path = Path(path)
+    return parse_config_text(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_config_text(text: str, source: str = "engagement.yaml") -> EngagementConfig:
+    """Validate YAML text; raises ConfigInvalid naming the line of every problem."""
+    data, lines = parse_yaml(text, source)
+    return validate_config_data(data, lines, source)
+
+
+def validate_config_data(data: Any, lines: LineMap | None = None, source: str = "config") -> EngagementConfig:
+    """Validate an already-parsed document (the Lambdas read it as JSON from the config table)."""
+    lines = lines or {}
+    try:
+        config = EngagementConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigInvalid([_issue_from_error(err, lines) for err in exc.errors()], source) from None
+    problems = [Issue(i.path, i.message, _line_of(i.path, lines)) for i in check_references(config)]
+    if problems:
+        raise ConfigInvalid(problems, source)
+    return config
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
+    """YAML 1.2-style parse (`on:` is a key, not True) plus the line of every path."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # YAML 1.1 reads on/off/yes/no as booleans, which would turn `on: workout_completed` into `True: ...`.
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _TRUE_FALSE, list("tTfF"))
+    try:
+        node = yaml.compose(text, Loader=Loader)
+        data = yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigInvalid([Issue((), f"not valid YAML: {getattr(exc, 'problem', exc)}", line)], source) from None
+    lines: LineMap = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return data, lines
+
+
+_TRUE_FALSE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+def _collect_lines(node: Any, path: tuple[str | int, ...], lines: LineMap) -> None:
+    import yaml
+
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            _collect_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            _collect_lines(value, (*path, index), lines)
+
+
+def _line_of(path: tuple[str | int, ...], lines: LineMap) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+_FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "remove it or check its spelling",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "greater_than": "use a larger value",
+    "greater_than_equal": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "too_short": "add at least one entry",
+    "string_pattern_mismatch": "use letters, digits, '_', '-' or '.', starting with a letter",
+    "dict_type": "write a mapping (key: value lines)",
+    "list_type": "write a list ([a, b] or '- item' lines)",
+}
+
+
+def _issue_from_error(error: Any, lines: LineMap) -> Issue:
+    # Drop pydantic's internal union/validator labels from the path: keep only real YAML keys/indexes.
+    path = tuple(part for part in error["loc"] if isinstance(part, int) or "[" not in str(part))
+    path = tuple(p for p in path if not (isinstance(p, str) and p.startswith("function-")))
+    kind = error["type"]
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "extra_forbidden":
+        message = f"unknown field {path[-1]!r}"
+    elif kind == "missing":
+        message = f"required field {path[-1]!r} is missing"
+    elif "input" in error and kind not in {"value_error", "assertion_error"} and not isinstance(error["input"], dict):
+        message = f"{message} (got {error['input']!r})"
+    fix = _FIXES.get(kind)
+    if fix and "Fix:" not in message:
+        message = f"{message}. Fix: {fix}"
+    return Issue(path, message, _line_of(path, lines))
+
+
+__all__ = ["ConfigInvalid", "format_path", "load_config_file", "parse_config_text", "validate_config_data"]

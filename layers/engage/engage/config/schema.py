@@ -1,0 +1,343 @@
+"""The schema of engagement.yaml: what a product owner may write, checked field by field.
+
+Sections with behaviour today: app, default_timezone, default_locale, late_window, events, currencies,
+rules, levels. badges, streaks, quests, leaderboards and notifications are validated for shape and
+references now; the engine gives them behaviour in later releases.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PlainSerializer,
+    PlainValidator,
+    PositiveInt,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from .expressions import CelExpr, Expr, compile_expression
+from .types import Duration, Identifier, LocalTime, Locale, TimeZoneName
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in the YAML must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------- events, currencies, rules, levels
+
+
+class PropertySpec(Strict):
+    type: Literal["string", "integer", "number", "boolean"]
+    min: float | None = None
+    max: float | None = None
+    enum: list[str | int | float] | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> PropertySpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}. Fix: swap them")
+        return self
+
+
+class EventSpec(Strict):
+    source: Literal["client", "server"] = Field(
+        "client", description="client: sent by the app with the user's JWT; server: only from your backend"
+    )
+    properties: dict[Identifier, PropertySpec] = {}
+    description: str | None = None
+
+
+class CurrencySpec(Strict):
+    name: str
+    description: str | None = None
+
+
+def _award_amount(value: Any) -> int | Expr:
+    if isinstance(value, bool):
+        raise ValueError(f"award amount {value!r} is a boolean. Fix: write a whole number or a CEL expression")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"award amount {value} is negative. Fix: awards are zero or more")
+        return value
+    return compile_expression(value)
+
+
+AwardAmount = Annotated[
+    int | Expr,
+    PlainValidator(_award_amount),
+    PlainSerializer(lambda amount: amount if isinstance(amount, int) else amount.source),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "description": "CEL"}]}),
+]
+# Currency → constant amount or CEL expression over the event, e.g. {xp: "event.minutes * 2", coins: 5}.
+Award = Annotated[dict[Identifier, AwardAmount], Field(min_length=1)]
+
+
+class Limit(Strict):
+    per: Literal["day", "week"] = Field(description="counted in the user's local calendar")
+    max: PositiveInt
+
+
+class Rule(Strict):
+    id: Identifier
+    on: Identifier = Field(description="event type this rule reacts to")
+    when: CelExpr | None = None
+    award: Award
+    limit: Limit | None = None
+
+
+class Levels(Strict):
+    currency: Identifier = Field(description="levels follow the lifetime total earned of this currency")
+    thresholds: list[NonNegativeInt] = Field(min_length=1)
+    names: list[str] | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _increasing(cls, thresholds: list[int]) -> list[int]:
+        if thresholds[0] != 0:
+            raise ValueError(f"the first threshold is {thresholds[0]}. Fix: the first level starts at 0, e.g. [0, 100, 300]")
+        for before, after in zip(thresholds, thresholds[1:], strict=False):
+            if after <= before:
+                raise ValueError(f"thresholds must strictly increase, but {after} follows {before}. Fix: sort them, no repeats")
+        return thresholds
+
+    @model_validator(mode="after")
+    def _one_name_per_level(self) -> Levels:
+        if self.names is not None and len(self.names) != len(self.thresholds):
+            raise ValueError(
+                f"{len(self.names)} names for {len(self.thresholds)} thresholds. Fix: give one name per threshold"
+            )
+        return self
+
+    def name_of(self, index: int) -> str:
+        return self.names[index] if self.names else f"Level {index + 1}"
+
+
+# ---------------------------------------------------------------- badges, streaks, quests, boards
+
+
+class EventFilter(Strict):
+    event: Identifier
+    when: CelExpr | None = None
+
+
+class PropertyFilter(EventFilter):
+    property: Identifier
+
+
+class Criteria(Strict):
+    count: EventFilter | None = None
+    sum: PropertyFilter | None = None
+    distinct: PropertyFilter | None = None
+    gte: PositiveInt | None = None
+    within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Criteria:
+        kinds = [k for k in ("count", "sum", "distinct") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"found {kinds or 'no'} criteria kinds. Fix: give exactly one of count, sum, distinct")
+        return self
+
+    @property
+    def filter(self) -> EventFilter:
+        return self.count or self.sum or self.distinct  # type: ignore[return-value]
+
+
+class Tier(Strict):
+    name: str
+    gte: PositiveInt
+
+
+class Badge(Strict):
+    id: Identifier
+    name: str
+    description: str | None = None
+    criteria: Criteria
+    tiers: list[Tier] | None = Field(None, min_length=1)
+    secret: bool = False
+    reward: Award | None = None
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Badge:
+        if self.tiers and self.criteria.gte is not None:
+            raise ValueError("both criteria.gte and tiers are set. Fix: use tiers' gte values, or one criteria.gte")
+        if not self.tiers and self.criteria.gte is None:
+            raise ValueError("no threshold. Fix: add criteria.gte (e.g. gte: 1) or a list of tiers")
+        if self.tiers:
+            values = [tier.gte for tier in self.tiers]
+            if values != sorted(set(values)):
+                raise ValueError(f"tier thresholds {values} must strictly increase. Fix: order Bronze → Gold")
+        return self
+
+
+class Freezes(Strict):
+    earn_every: PositiveInt
+    max: PositiveInt
+
+
+class Streak(Strict):
+    id: Identifier
+    name: str
+    on: Identifier
+    when: CelExpr | None = None
+    period: Literal["day", "week"] = "day"
+    freezes: Freezes | None = None
+    milestones: list[PositiveInt] = []
+
+
+class QuestStep(Strict):
+    id: Identifier
+    count: EventFilter | None = None
+    sum: PropertyFilter | None = None
+    gte: PositiveInt
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> QuestStep:
+        if (self.count is None) == (self.sum is None):
+            raise ValueError("a step needs exactly one of count or sum. Fix: e.g. count: {event: app_opened}")
+        return self
+
+    @property
+    def filter(self) -> EventFilter:
+        return self.count or self.sum  # type: ignore[return-value]
+
+
+class Quest(Strict):
+    id: Identifier
+    name: str
+    within: Duration | None = None
+    recurrence: Literal["daily", "weekly"] | None = None
+    steps: list[QuestStep] = Field(min_length=1)
+    reward: Award | None = None
+
+
+class Metric(Strict):
+    currency: Identifier
+
+
+class BoardReward(Strict):
+    rank_lte: PositiveInt
+    award: Award
+
+
+class Leaderboard(Strict):
+    id: Identifier
+    name: str
+    metric: Metric
+    period: Literal["day", "week", "month", "all"]
+    timezone: TimeZoneName = "UTC"
+    rewards: list[BoardReward] = []
+
+
+class QuietHours(Strict):
+    start: LocalTime
+    end: LocalTime
+
+
+class Caps(Strict):
+    per_day: PositiveInt | None = None
+    per_week: PositiveInt | None = None
+    min_gap: Duration | None = None
+
+
+class NotificationDefaults(Strict):
+    quiet_hours: QuietHours | None = None
+    caps: Caps = Caps()
+
+
+class Category(Strict):
+    name: str
+    description: str | None = None
+
+
+class Template(Strict):
+    title: str
+    body: str
+    deep_link: str | None = None
+
+
+class LocalizedTemplate(Strict):
+    title: str | None = None
+    body: str | None = None
+    deep_link: str | None = None
+
+
+class Action(Strict):
+    id: Identifier
+    title: str
+    deep_link: str | None = None
+
+
+class Trigger(Strict):
+    id: Identifier
+    on: Identifier = Field(description="a fact type such as badge_awarded, or 'schedule'")
+    category: Identifier
+    priority: int = Field(5, ge=0, le=10)
+    valid_for: Duration
+    when: CelExpr | None = None
+    at_local: LocalTime | None = None
+    streak: Identifier | None = None
+    leaderboard: Identifier | None = None
+    collapse_key: str | None = None
+    template: Template
+    locales: dict[Locale, LocalizedTemplate] = {}
+    actions: list[Action] = []
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Trigger:
+        if self.on == "schedule" and self.at_local is None:
+            raise ValueError("a schedule trigger needs at_local. Fix: add e.g. at_local: \"19:00\"")
+        return self
+
+
+class Notifications(Strict):
+    defaults: NotificationDefaults = NotificationDefaults()
+    categories: dict[Identifier, Category] = Field(min_length=1)
+    triggers: list[Trigger] = []
+
+
+# ---------------------------------------------------------------- the whole file
+
+
+class EngagementConfig(Strict):
+    """One product's engagement.yaml, validated and with every expression compiled."""
+
+    app: Identifier
+    default_timezone: TimeZoneName = "UTC"
+    default_locale: Locale = "en"
+    late_window: Duration = Field(
+        timedelta(days=7),
+        le=timedelta(days=30),
+        description="how old an event may be and still count; at most 30d (dedupe markers live 35d)",
+    )
+    events: dict[Identifier, EventSpec] = Field(min_length=1)
+    currencies: dict[Identifier, CurrencySpec] = Field(min_length=1)
+    rules: list[Rule] = []
+    levels: Levels | None = None
+    badges: list[Badge] = []
+    streaks: list[Streak] = []
+    quests: list[Quest] = []
+    leaderboards: list[Leaderboard] = []
+    notifications: Notifications | None = None
+
+    _rules_by_event: dict[str, list[Rule]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        for rule in self.rules:
+            self._rules_by_event.setdefault(rule.on, []).append(rule)
+
+    def rules_for(self, event_type: str) -> list[Rule]:
+        """The rules reacting to one event type, in config order (an O(1) lookup per event)."""
+        return self._rules_by_event.get(event_type, [])

@@ -1,0 +1,258 @@
+"""Apply a batch of one user's events: validate each against the config, run the rules, move levels.
+
+Events are applied in the order given, so applying a sequence in one batch or split across several
+consecutive batches gives the same state and facts (a property the tests check).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..config.expressions import Expr, ExpressionError
+from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
+from .levels import level_index
+from .model import Applied, Event, EventResult, Fact, Outcome, Profile, Source, UserState
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # device clocks drift; beyond this an event is refused
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def apply_batch(
+    config: EngagementConfig,
+    state: UserState,
+    events: Sequence[tuple[int, Event]],
+    *,
+    source: Source,
+    now: datetime,
+    already_applied: set[str] = frozenset(),  # type: ignore[assignment]
+    profile: Profile | None = None,
+) -> Outcome:
+    """Apply `events` (with their positions in the request) to a copy of `state`.
+
+    `already_applied` holds ids the store knows were applied before: they come back as duplicates.
+    `profile`, when given, replaces the stored profile fields it sets (the request's context).
+    """
+    after = copy.deepcopy(state)
+    if profile is not None:
+        after.profile = _merge_profile(state.profile, profile)
+    seen = set(already_applied)
+    results: list[EventResult] = []
+    applied: list[Applied] = []
+    for index, event in events:
+        if event.id in seen:
+            results.append(EventResult(index, event.id, "duplicate", "duplicate", "this event id was already applied"))
+            continue
+        try:
+            event = _checked(config, event, source, now)
+        except _Rejected as rejection:
+            results.append(EventResult(index, event.id, "rejected", rejection.code, rejection.reason))
+            continue
+        seen.add(event.id)
+        result = EventResult(index, event.id, "accepted")
+        _apply_rules(config, after, event, result)
+        results.append(result)
+        applied.append(Applied(event, tuple(result.facts)))
+    if applied:
+        _prune_counters(config, after, now)
+    return Outcome(before=state, after=after, results=results, applied=applied)
+
+
+def local_time(config: EngagementConfig, profile: Profile, moment: datetime) -> datetime:
+    """`moment` on the user's wall clock (their zone, else the config's default zone)."""
+    return moment.astimezone(ZoneInfo(profile.timezone or config.default_timezone))
+
+
+def period_key(per: str, local: datetime | date) -> str:
+    """The user's local calendar period a moment falls in: '2026-11-22' or '2026-W47'."""
+    if per == "day":
+        return local.strftime("%Y-%m-%d")
+    year, week, _ = local.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _checked(config: EngagementConfig, event: Event, source: Source, now: datetime) -> Event:
+    """The event if the config accepts it (integer properties as ints), else _Rejected with the reason."""
+    spec = config.events.get(event.type)
+    if spec is None:
+        raise _Rejected(
+            "unknown_type", f"unknown event type {event.type!r}; this app's types: {', '.join(sorted(config.events))}"
+        )
+    if spec.source == "server" and source == "client":
+        raise _Rejected(
+            "server_only",
+            f"{event.type!r} is a server event; send it from your backend to POST /v1/server/events",
+        )
+    if event.occurred_at > now + FUTURE_TOLERANCE:
+        raise _Rejected(
+            "in_future",
+            f"occurred_at {event.occurred_at.isoformat()} is more than 5 minutes ahead of server time "
+            f"{now.isoformat(timespec='seconds')}; check the device clock",
+        )
+    if event.occurred_at < now - config.late_window:
+        raise _Rejected(
+            "too_late",
+            f"occurred_at {event.occurred_at.isoformat()} is older than the late window "
+            f"({config.late_window.days}d); such events no longer count",
+        )
+    return _with_checked_properties(event, spec)
+
+
+def _with_checked_properties(event: Event, spec: EventSpec) -> Event:
+    properties = dict(event.properties)
+    for name, prop in spec.properties.items():
+        if name not in event.properties or event.properties[name] is None:
+            if prop.required:
+                raise _Rejected("bad_property", f"property {name!r} is required for {event.type!r}")
+            continue
+        problem = _property_problem(event.properties[name], prop)
+        if problem:
+            raise _Rejected("bad_property", f"property {name!r} = {event.properties[name]!r} {problem}")
+        if prop.type == "integer":
+            properties[name] = int(properties[name])  # 12.0 from a JSON encoder is 12
+    return Event(event.id, event.type, event.occurred_at, properties)
+
+
+def _property_problem(value: Any, prop: PropertySpec) -> str | None:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    valid_type = {
+        "string": isinstance(value, str),
+        "integer": numeric and float(value).is_integer(),
+        "number": numeric,
+        "boolean": isinstance(value, bool),
+    }[prop.type]
+    if not valid_type:
+        return f"is not a {prop.type}"
+    if prop.min is not None and numeric and value < prop.min:
+        return f"is below the minimum {prop.min:g}"
+    if prop.max is not None and numeric and value > prop.max:
+        return f"is above the maximum {prop.max:g}"
+    if prop.enum is not None and value not in prop.enum:
+        return f"is not one of {', '.join(map(str, prop.enum))}"
+    return None
+
+
+# ---------------------------------------------------------------- rules and levels
+
+
+def _apply_rules(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:
+    local = local_time(config, state.profile, event.occurred_at)
+    scope = _scope(config, state, event, local)
+    for rule in config.rules_for(event.type):
+        if rule.when is not None and not _condition(rule, rule.when, scope, result):
+            continue
+        counter = f"{rule.id}|{period_key(rule.limit.per, local)}" if rule.limit else None
+        if counter and state.counters.get(counter, 0) >= rule.limit.max:  # type: ignore[union-attr]
+            continue
+        amounts = _amounts(rule, scope, result)
+        if not amounts:
+            continue
+        if counter:
+            state.counters[counter] = state.counters.get(counter, 0) + 1
+        for currency, amount in amounts.items():
+            state.balances[currency] = state.balances.get(currency, 0) + amount
+            state.earned[currency] = state.earned.get(currency, 0) + amount
+            result.awards[currency] = result.awards.get(currency, 0) + amount
+            result.facts.append(
+                Fact(
+                    "points_awarded",
+                    event.id,
+                    {"rule": rule.id, "currency": currency, "amount": amount, "balance": state.balances[currency]},
+                )
+            )
+    _move_level(config, state, event, result)
+
+
+def _scope(config: EngagementConfig, state: UserState, event: Event, local: datetime) -> dict[str, Any]:
+    return {
+        "event": event.properties,
+        "local": {
+            "date": local.strftime("%Y-%m-%d"),
+            "weekday": local.isoweekday(),  # 1 = Monday … 7 = Sunday
+            "hour": local.hour,
+            "minute": local.minute,
+        },
+        "user": {"level": state.level + 1, "balances": dict(state.balances), "earned": dict(state.earned)},
+    }
+
+
+def _condition(rule: Rule, expr: Expr, scope: dict[str, Any], result: EventResult) -> bool:
+    try:
+        value = expr.evaluate(scope)
+    except ExpressionError as exc:
+        # Usually an optional property the event did not carry: the rule simply does not apply.
+        result.warnings.append(f"rule {rule.id}: when {exc}")
+        return False
+    if not isinstance(value, bool):
+        result.warnings.append(f"rule {rule.id}: when {expr.source!r} gave {value!r}, not true/false")
+        return False
+    return value
+
+
+def _amounts(rule: Rule, scope: dict[str, Any], result: EventResult) -> dict[str, int]:
+    amounts: dict[str, int] = {}
+    for currency, amount in rule.award.items():
+        if isinstance(amount, Expr):
+            try:
+                value = amount.evaluate(scope)
+            except ExpressionError as exc:
+                result.warnings.append(f"rule {rule.id}: award {currency} {exc}")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                result.warnings.append(f"rule {rule.id}: award {currency} gave {value!r}, not a number")
+                continue
+            amount = int(value)  # fractions are cut off: currencies are whole numbers
+        if amount > 0:
+            amounts[currency] = amount
+    return amounts
+
+
+def _move_level(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:
+    levels = config.levels
+    if levels is None:
+        return
+    total = state.earned.get(levels.currency, 0)
+    reached = level_index(levels, total)
+    for index in range(state.level + 1, reached + 1):  # one fact per level crossed
+        result.facts.append(
+            Fact(
+                "level_up",
+                event.id,
+                {"level": index + 1, "name": levels.name_of(index), "currency": levels.currency, "total": total},
+            )
+        )
+    state.level = max(state.level, reached)
+
+
+def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -> None:
+    """Drop limit counters for periods no accepted event can fall into any more (keeps the item small)."""
+    oldest = (now - config.late_window - timedelta(days=2)).date()
+    state.counters = {key: n for key, n in state.counters.items() if _period_end(key.rsplit("|", 1)[1]) >= oldest}
+
+
+def _period_end(period: str) -> date:
+    if "-W" in period:
+        year, week = period.split("-W")
+        return date.fromisocalendar(int(year), int(week), 7)
+    return date.fromisoformat(period)
+
+
+def _merge_profile(stored: Profile, update: Profile) -> Profile:
+    return Profile(
+        timezone=update.timezone or stored.timezone,
+        locale=update.locale or stored.locale,
+        app_version=update.app_version or stored.app_version,
+        display_name=update.display_name or stored.display_name,
+    )

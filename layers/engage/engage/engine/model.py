@@ -1,0 +1,90 @@
+"""Plain values the engine takes and returns: no I/O, no AWS types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Source = Literal["client", "server"]
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One in-app event, already structurally valid (id, type, aware occurred_at)."""
+
+    id: str
+    type: str
+    occurred_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    """What personalises messages and sets the user's calendar."""
+
+    timezone: str | None = None
+    locale: str | None = None
+    app_version: str | None = None
+    display_name: str | None = None
+
+
+@dataclass
+class UserState:
+    """Everything the engine needs about one user; `version` 0 means the user is new."""
+
+    user_id: str
+    version: int = 0
+    balances: dict[str, int] = field(default_factory=dict)
+    earned: dict[str, int] = field(default_factory=dict)  # lifetime totals; levels follow these
+    level: int = 0  # index into levels.thresholds
+    counters: dict[str, int] = field(default_factory=dict)  # "rule-id|period" → times awarded
+    profile: Profile = field(default_factory=Profile)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something that happened because of an event, e.g. points_awarded or level_up."""
+
+    type: str
+    event_id: str
+    data: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "event_id": self.event_id, **self.data}
+
+
+@dataclass
+class EventResult:
+    index: int
+    id: str | None
+    status: Status
+    code: str | None = None
+    reason: str | None = None
+    awards: dict[str, int] = field(default_factory=dict)
+    facts: list[Fact] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. an award expression that failed on this event
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An accepted event and what it caused: becomes one ledger row (dedupe marker + facts)."""
+
+    event: Event
+    facts: tuple[Fact, ...]
+
+
+@dataclass
+class Outcome:
+    """The result of applying a batch to a user's state."""
+
+    before: UserState
+    after: UserState
+    results: list[EventResult]
+    applied: list[Applied]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied) or self.before.profile != self.after.profile

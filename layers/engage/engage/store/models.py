@@ -1,0 +1,111 @@
+"""PynamoDB models: the only place that knows table names and key shapes (tables: template.yaml)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, LocalSecondaryIndex
+from pynamodb.models import Model
+
+from ..settings import get_settings
+
+_settings = get_settings()
+
+
+class _Meta:
+    region = _settings.region
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+    max_retry_attempts = 3
+
+
+@lru_cache(maxsize=1)
+def connection() -> Connection:
+    """The connection transactions go through (models keep their own, with the same settings)."""
+    return Connection(
+        region=_Meta.region,
+        connect_timeout_seconds=_Meta.connect_timeout_seconds,
+        read_timeout_seconds=_Meta.read_timeout_seconds,
+        max_retry_attempts=_Meta.max_retry_attempts,
+    )
+
+
+class UserItem(Model):
+    """One item per user: balances, level, limit counters, profile; `version` guards every write."""
+
+    class Meta(_Meta):
+        table_name = _settings.users_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    version = VersionAttribute()
+    balances = MapAttribute(default=dict)
+    earned = MapAttribute(default=dict)
+    level = NumberAttribute(default=0)
+    counters = MapAttribute(default=dict)
+    timezone = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    app_version = UnicodeAttribute(null=True)
+    display_name = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+
+class LedgerByTime(LocalSecondaryIndex):
+    """A user's ledger in the order it was written (history, "why did I get this?")."""
+
+    class Meta:
+        index_name = "ByTime"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    ts = UnicodeAttribute(range_key=True)
+
+
+class LedgerItem(Model):
+    """One row per applied event (sk 'evt#<event id>'): its dedupe marker and the facts it caused.
+
+    Rows whose event caused facts are kept as history; rows without facts expire after the dedupe
+    window. The table's stream carries new rows to the notifier.
+    """
+
+    class Meta(_Meta):
+        table_name = _settings.ledger_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    ts = UnicodeAttribute()  # ULID of the write: time-ordered, unique
+    kind = UnicodeAttribute(default="event")
+    event_type = UnicodeAttribute()
+    source = UnicodeAttribute()
+    occurred_at = UTCDateTimeAttribute()
+    received_at = UTCDateTimeAttribute()
+    properties = MapAttribute(default=dict)
+    facts = ListAttribute(default=list)
+    expires_at = TTLAttribute(null=True)
+    by_time = LedgerByTime()
+
+
+class ConfigItem(Model):
+    """Published config versions (sk 'v000001', …) and the 'active' item holding a copy of the live one."""
+
+    class Meta(_Meta):
+        table_name = _settings.config_table
+
+    app = UnicodeAttribute(hash_key=True)
+    version = UnicodeAttribute(range_key=True)
+    document = UnicodeAttribute()  # the YAML as parsed, in JSON: re-validated by every reader
+    source_text = UnicodeAttribute(null=True)
+    sha256 = UnicodeAttribute()
+    active_version = UnicodeAttribute(null=True)  # only on the 'active' item
+    published_at = UTCDateTimeAttribute()
+    published_by = UnicodeAttribute(null=True)

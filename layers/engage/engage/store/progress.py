@@ -1,0 +1,115 @@
+"""Read a user's progress and commit an outcome: one GetItem, one TransactWriteItems."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+from ulid import ULID
+
+from ..engine.model import Applied, Outcome, Profile, Source, UserState
+from .models import LedgerItem, UserItem, connection
+
+# Dedupe markers must outlive the longest late window (30d) with room to spare.
+DEDUPE_RETENTION = timedelta(days=35)
+# DynamoDB takes 100 items per transaction: the user item plus at most 99 ledger rows.
+MAX_ROWS_PER_TRANSACTION = 99
+
+
+class CommitConflict(Exception):
+    """The transaction was cancelled: another write changed the user, or some events were already applied."""
+
+    def __init__(self, user_changed: bool, duplicate_ids: set[str]) -> None:
+        super().__init__(f"user_changed={user_changed} duplicates={sorted(duplicate_ids)}")
+        self.user_changed = user_changed
+        self.duplicate_ids = duplicate_ids
+
+
+def load_user(user_id: str) -> UserState:
+    """The user's current state (strongly consistent), or a fresh state for a new user."""
+    try:
+        item = UserItem.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        return UserState(user_id=user_id)
+    return UserState(
+        user_id=user_id,
+        version=int(item.version or 0),
+        balances=_ints(item.balances),
+        earned=_ints(item.earned),
+        level=int(item.level),
+        counters=_ints(item.counters),
+        profile=Profile(item.timezone, item.locale, item.app_version, item.display_name),
+        created_at=item.created_at,
+    )
+
+
+def commit(outcome: Outcome, source: Source, now: datetime) -> None:
+    """Write the new user state and one ledger row per applied event, all or nothing.
+
+    The user item is conditioned on the version that was read, each ledger row on not existing yet:
+    a concurrent writer or a replayed event cancels the whole transaction (CommitConflict says which).
+    """
+    if len(outcome.applied) > MAX_ROWS_PER_TRANSACTION:
+        raise ValueError(f"at most {MAX_ROWS_PER_TRANSACTION} events per transaction, got {len(outcome.applied)}")
+    rows = [_ledger_row(outcome.after.user_id, applied, source, now) for applied in outcome.applied]
+    try:
+        with TransactWrite(connection=connection(), client_request_token=str(ULID())) as transaction:
+            transaction.save(_user_item(outcome.before, outcome.after, now))
+            for row in rows:
+                transaction.save(row, condition=LedgerItem.sk.does_not_exist())
+    except TransactWriteError as exc:
+        raise _conflict(exc, outcome.applied) from exc
+
+
+def _conflict(exc: TransactWriteError, applied: Sequence[Applied]) -> Exception:
+    reasons = exc.cancellation_reasons or []
+    failed = [reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons]
+    if not any(failed):
+        return exc  # throttling, validation …: not ours to resolve here
+    duplicates = {applied[i - 1].event.id for i, hit in enumerate(failed) if hit and i > 0}
+    return CommitConflict(user_changed=failed[0], duplicate_ids=duplicates)
+
+
+def _user_item(before: UserState, after: UserState, now: datetime) -> UserItem:
+    item = UserItem(
+        after.user_id,
+        balances=after.balances,
+        earned=after.earned,
+        level=after.level,
+        counters=after.counters,
+        timezone=after.profile.timezone,
+        locale=after.profile.locale,
+        app_version=after.profile.app_version,
+        display_name=after.profile.display_name,
+        created_at=after.created_at or now,
+        updated_at=now,
+    )
+    if before.version:
+        # PynamoDB conditions the write on this version and stores version + 1; a new user's item
+        # (no version) is conditioned on not existing yet.
+        item.version = before.version
+    return item
+
+
+def _ledger_row(user_id: str, applied: Applied, source: Source, now: datetime) -> LedgerItem:
+    event = applied.event
+    return LedgerItem(
+        user_id,
+        f"evt#{event.id}",
+        ts=str(ULID.from_datetime(now)),
+        event_type=event.type,
+        source=source,
+        occurred_at=event.occurred_at,
+        received_at=now,
+        properties=event.properties,
+        facts=[fact.as_dict() for fact in applied.facts],
+        expires_at=None if applied.facts else now + DEDUPE_RETENTION,
+    )
+
+
+def _ints(attribute: Any) -> dict[str, int]:
+    values = attribute.as_dict() if hasattr(attribute, "as_dict") else dict(attribute or {})
+    return {key: int(value) for key, value in values.items()}
