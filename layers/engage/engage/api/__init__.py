@@ -1,0 +1,1 @@
+"""HTTP API shapes and the one place that maps errors to responses."""

@@ -1,0 +1,73 @@
+"""The resolver every HTTP handler uses: validation on, and every error mapped to one JSON shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from ..config.checks import format_path
+from ..observability import logger
+from ..services.errors import Forbidden, ServiceError
+from .models import ErrorDetail, ErrorResponse
+
+
+def make_resolver() -> APIGatewayHttpResolver:
+    """An HTTP API v2 resolver with pydantic validation and Engage's error responses."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return _error(400, "invalid_json", "the body is not valid JSON. Fix: send a JSON object")
+        details = [
+            ErrorDetail(
+                field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",
+                message=str(err.get("msg", "")),
+                value=err.get("input") if err.get("type") != "missing" else None,
+            )
+            for err in errors
+        ]
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+        return _error(422, "invalid_request", f"the request body is not valid: {summary}", details)
+
+    @app.exception_handler(ServiceError)
+    def _service(exc: ServiceError) -> Response:
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return _error(exc.status, exc.code, exc.message, headers=headers)
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return _error(500, "internal", "something went wrong on our side; retrying the request is safe")
+
+    return app
+
+
+def jwt_claims(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """Claims the JWT authorizer verified (API Gateway in AWS, the local stack here)."""
+    return app.current_event.request_context.authorizer.jwt_claim or {}
+
+
+def require_iam_caller(app: APIGatewayHttpResolver) -> None:
+    """The server route is IAM-authorised; refuse if the request somehow arrived without a signer."""
+    if not app.current_event.request_context.authorizer.iam.user_arn:
+        raise Forbidden("this route takes IAM-signed requests from your backend only")
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = ErrorResponse(error=code, message=message, details=details or [])
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(exclude_none=True),
+        headers=headers,
+    )

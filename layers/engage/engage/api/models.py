@@ -1,0 +1,129 @@
+"""Request and response bodies of the HTTP API (shared by the handlers, the local stack and the SDK)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from ..config.types import Locale, TimeZoneName
+
+MAX_EVENTS_PER_REQUEST = 100
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+PropertyValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool | None
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClientContext(_Body):
+    """What the SDK knows about the device; the user's profile keeps the latest valid values."""
+
+    timezone: TimeZoneName | None = Field(None, description="IANA zone of the device, e.g. Europe/Berlin")
+    locale: Locale | None = Field(None, description="BCP 47 language tag, e.g. de-DE")
+    app_version: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class EventIn(_Body):
+    """One event as the app sends it. `id` is the app's unique id for it: resending it is safe."""
+
+    id: EventId
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    occurred_at: AwareDatetime = Field(description="ISO 8601 with offset, e.g. 2026-11-22T07:30:00Z")
+    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=50)
+
+
+class ServerEventIn(EventIn):
+    user_id: UserId
+
+
+class EventsRequest(_Body):
+    """POST /v1/events. Events are parsed one by one, so one bad event does not sink the batch."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+    context: ClientContext | None = None
+
+
+class ServerEventsRequest(_Body):
+    """POST /v1/server/events: like /v1/events, with a user_id on each event."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventResultOut(BaseModel):
+    index: int = Field(description="position of the event in the request")
+    id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: str | None = Field(None, description="machine-readable reason: unknown_type, bad_property, …")
+    reason: str | None = None
+    user_id: str | None = None
+    awards: dict[str, int] = {}
+    facts: list[dict[str, Any]] = []
+    warnings: list[str] = []
+
+
+class LevelOut(BaseModel):
+    number: int
+    name: str
+    total: int = Field(description="lifetime total of the level currency")
+    threshold: int
+    next_threshold: int | None
+    to_next: int | None
+    progress: float = Field(description="0..1 through the current level")
+
+
+class LevelChange(BaseModel):
+    before: LevelOut
+    after: LevelOut
+
+
+class ProgressDelta(BaseModel):
+    gained: dict[str, int] = Field(description="points gained per currency by this request")
+    balances: dict[str, int]
+    level: LevelChange | None = None
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+    progress: ProgressDelta
+
+
+class ServerIngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+    progress: dict[str, ProgressDelta] = Field(description="per user id")
+
+
+class CurrencyOut(BaseModel):
+    name: str
+    balance: int
+    earned: int
+
+
+class MeResponse(BaseModel):
+    user_id: str
+    display_name: str | None
+    timezone: str
+    locale: str
+    currencies: dict[str, CurrencyOut]
+    level: LevelOut | None
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    value: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    details: list[ErrorDetail] = []

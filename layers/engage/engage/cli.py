@@ -1,0 +1,178 @@
+"""`engage …`: validate and publish configs, run the local stack, the demo and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .config import ConfigInvalid
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
+config_app = typer.Typer(no_args_is_help=True, help="Validate and publish engagement.yaml.")
+local_app = typer.Typer(no_args_is_help=True, help="The embedded local stack (DynamoDB Local + HTTP API).")
+app.add_typer(config_app, name="config")
+app.add_typer(local_app, name="local")
+console = Console()
+errors = Console(stderr=True)
+
+ConfigFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="engagement.yaml")]
+DEFAULT_CONFIG = Path("examples/fitquest/engagement.yaml")
+
+
+@config_app.command("validate")
+def config_validate(file: ConfigFile) -> None:
+    """Check a config: every problem is listed with its line and the fix. Exit 1 if any."""
+    from .config import load_config_file
+
+    try:
+        config = load_config_file(file)
+    except ConfigInvalid as exc:
+        errors.print(exc.report(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]✓[/] {file}: app {config.app!r}, {len(config.events)} events, {len(config.currencies)} currencies, "
+        f"{len(config.rules)} rules, {len(config.levels.thresholds) if config.levels else 0} levels"
+    )
+
+
+@config_app.command("publish")
+def config_publish(
+    file: ConfigFile,
+    stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
+    table: Annotated[str | None, typer.Option(help="config table name (default: the stack's ConfigTableName)")] = None,
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
+) -> None:
+    """Validate FILE, store it as a new version in the stage's config table and make it active."""
+    from .config.loader import parse_yaml, validate_config_data
+
+    text = file.read_text(encoding="utf-8")
+    try:
+        data, lines = parse_yaml(text, str(file))
+        config = validate_config_data(data, lines, str(file))
+    except ConfigInvalid as exc:
+        errors.print(exc.report(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    _point_at_stage(stage, table, stack_name, config.app)
+    from .store import config_store
+
+    version = config_store.publish(config.app, data, text, by=os.environ.get("USER"))
+    console.print(f"[green]✓[/] published {file} as {config.app} {version} on stage {stage}; Lambdas pick it up within 60 s")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of engagement.yaml (for editor completion)."""
+    from .config import EngagementConfig
+
+    console.print_json(json.dumps(EngagementConfig.model_json_schema()))
+
+
+def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str) -> None:
+    """Set the settings the store needs for a local or deployed stage."""
+    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "-", "LEDGER_TABLE": "-"}
+    if stage == "local":
+        from .local.stack import state_file
+
+        if not state_file().exists():
+            errors.print("no local stack is running. Fix: start one with `engage local up` in another terminal")
+            raise typer.Exit(1)
+        state = json.loads(state_file().read_text())
+        env.update(
+            CONFIG_TABLE=table or state["tables"]["ConfigTable"],
+            AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
+            AWS_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+        )
+    elif table:
+        env["CONFIG_TABLE"] = table
+    else:
+        import boto3
+
+        name = stack_name or f"engage-{stage}"
+        outputs = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])
+        found = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+        if "ConfigTableName" not in found:
+            errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")
+            raise typer.Exit(1)
+        env["CONFIG_TABLE"] = found["ConfigTableName"]
+    os.environ.update(env)
+
+
+@local_app.command("up")
+def local_up(
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (0: any free port)")] = 8787,
+    config: Annotated[Path, typer.Option(exists=True, help="config to publish")] = DEFAULT_CONFIG,
+) -> None:
+    """Start the local stack and serve until Ctrl-C."""
+    from .local import stack as local_stack
+
+    running = local_stack.start(config_path=config, port=port)
+    console.print(f"[green]✓[/] local stack on [bold]{running.api_url}[/] (DynamoDB Local at {running.dynamodb.endpoint})")
+    console.print(f"  token:      TOKEN=$(engage local token demo-user --name 'Demo User')")
+    console.print(f"  app route:  curl -H \"authorization: Bearer $TOKEN\" {running.api_url}/v1/me")
+    console.print(f"  server key: x-engage-server-key: {running.server_key}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+
+
+@local_app.command("token")
+def local_token(
+    user: str,
+    name: Annotated[str | None, typer.Option(help="display name (the JWT 'name' claim)")] = None,
+    ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
+) -> None:
+    """Print a JWT for USER that the local stack accepts (like a Firebase ID token)."""
+    from .local import tokens
+
+    print(tokens.mint(user, name=name, ttl_seconds=ttl))
+
+
+@app.command("demo")
+def demo(
+    session: Annotated[Path, typer.Option(exists=True)] = Path("examples/fitquest/demo-session.json"),
+    config: Annotated[Path, typer.Option(exists=True)] = DEFAULT_CONFIG,
+) -> None:
+    """Start the local stack, replay three demo users over HTTP, print what each earned, stop."""
+    from .local import stack as local_stack
+    from .local.demo import run_demo
+
+    with console.status("starting DynamoDB Local and the local API…"):
+        running = local_stack.start(config_path=config)
+    with running:
+        console.print(f"[green]✓[/] local stack on {running.api_url}, tables created from template.yaml")
+        run_demo(running, session, console)
+
+
+@app.command("bench")
+def bench(
+    output: Annotated[Path, typer.Option(help="where to write the report")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Measure ingest latency, DynamoDB calls, rule evaluation and cold imports; write a Markdown report."""
+    from .local.bench import run_benchmarks
+
+    report = run_benchmarks(console)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report, encoding="utf-8")
+    console.print(f"[green]✓[/] wrote {output}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)

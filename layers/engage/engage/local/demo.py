@@ -1,0 +1,114 @@
+"""`make demo`: replay a scripted session of three users over HTTP against the local stack and show the awards."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import tokens
+from .server import SERVER_KEY_HEADER
+from .stack import LocalStack
+
+_OFFSET = re.compile(r"^([+-])(\d+)([mhd])$")
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One JSON request; returns (status, parsed body) for any status."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local stack URL
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def run_demo(stack: LocalStack, session_path: str | Path, console: Console | None = None) -> list[dict[str, Any]]:
+    """Replay the session; returns one summary per user, read back from GET /v1/me."""
+    console = console or Console()
+    session = json.loads(Path(session_path).read_text(encoding="utf-8"))
+    now = datetime.now(UTC)
+    summaries = []
+    for user in session["users"]:
+        token = tokens.mint(user["id"], name=user["name"])
+        console.rule(f"[bold]{user['name']}[/] ({user['context']['timezone']})")
+        sent: list[dict[str, Any]] = []
+        for step in user["requests"]:
+            body = sent[step["replay"]] if "replay" in step else _body(step, user, now)
+            sent.append(body)
+            if step.get("server"):
+                url, headers = f"{stack.api_url}/v1/server/events", {SERVER_KEY_HEADER: stack.server_key}
+            else:
+                url, headers = f"{stack.api_url}/v1/events", {"authorization": f"Bearer {token}"}
+            status, answer = http("POST", url, body, headers)
+            console.print(f"[dim]POST {url.removeprefix(stack.api_url)}[/] → {status}: {step['note']}")
+            _print_results(console, status, answer, user["id"])
+        status, me = http("GET", f"{stack.api_url}/v1/me", headers={"authorization": f"Bearer {token}"})
+        if status != 200:
+            raise RuntimeError(f"GET /v1/me for {user['id']} answered {status}: {me}")
+        summaries.append(me)
+    _print_summary(console, summaries)
+    return summaries
+
+
+def _body(step: dict[str, Any], user: dict[str, Any], now: datetime) -> dict[str, Any]:
+    events = []
+    for spec in step["events"]:
+        event = {k: v for k, v in spec.items() if k != "at"}
+        event["occurred_at"] = (now + _offset(spec["at"])).isoformat().replace("+00:00", "Z")
+        if step.get("server"):
+            event["user_id"] = user["id"]
+        events.append(event)
+    return {"events": events} if step.get("server") else {"events": events, "context": user["context"]}
+
+
+def _offset(text: str) -> timedelta:
+    sign, amount, unit = _OFFSET.match(text).groups()  # type: ignore[union-attr]
+    delta = timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: int(amount)})
+    return delta if sign == "+" else -delta
+
+
+def _print_results(console: Console, status: int, answer: dict[str, Any], user_id: str) -> None:
+    if status != 200:
+        console.print(f"   [red]{answer}[/]")
+        return
+    for result in answer["results"]:
+        awards = ", ".join(f"+{amount} {currency}" for currency, amount in result["awards"].items())
+        levels = [f"level {f['level']} {f['name']}!" for f in result["facts"] if f["type"] == "level_up"]
+        colour = {"accepted": "green", "duplicate": "yellow", "rejected": "red"}[result["status"]]
+        detail = " ".join(filter(None, [awards or "(no award)", *levels])) if result["status"] == "accepted" else result["reason"]
+        console.print(f"   [{colour}]{result['status']:>9}[/] {result['id']}: {detail}")
+    progress = answer["progress"]
+    progress = progress.get(user_id, progress) if "gained" not in progress else progress
+    level = progress.get("level")
+    if level:
+        before, after = level["before"], level["after"]
+        console.print(
+            f"   → gained {progress['gained'] or 'nothing'}; level {before['number']} {before['name']} → "
+            f"{after['number']} {after['name']} ({after['to_next']} XP to next)"
+        )
+
+
+def _print_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="What each demo user earned (GET /v1/me, read back from DynamoDB Local)")
+    for column in ("user", "zone", "level", "xp", "coins", "to next level"):
+        table.add_column(column)
+    for me in summaries:
+        level = me["level"]
+        table.add_row(
+            me["display_name"] or me["user_id"],
+            me["timezone"],
+            f"{level['number']} {level['name']}",
+            str(me["currencies"]["xp"]["balance"]),
+            str(me["currencies"]["coins"]["balance"]),
+            str(level["to_next"]),
+        )
+    console.print(table)

@@ -1,0 +1,146 @@
+"""The embedded local stack: DynamoDB Local + tables from template.yaml + a published config + the HTTP API.
+
+Everything runs in this process except DynamoDB Local (a Java child process). The Lambdas' environment
+comes from template.yaml's Globals, with each table Ref resolved to the local table's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from .dynamodb_local import DynamoDBLocal, cache_root
+from .server import LocalApi
+from .template import Template, load_template, resolve
+
+REGION = "us-east-1"
+# Values a real deployment gets from AWS itself; locally they point everything at DynamoDB Local.
+_AWS_ENV = {
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+def state_file() -> Path:
+    return cache_root() / "local" / "stack.json"
+
+
+@dataclass
+class LocalStack:
+    """A running local stack. `api_url` serves the routes; `server_key` opens the IAM routes."""
+
+    template: Template
+    dynamodb: DynamoDBLocal
+    api: LocalApi
+    api_url: str
+    server_key: str
+    tables: dict[str, str]  # logical id → table name
+
+    def stop(self) -> None:
+        self.api.shutdown()
+        self.dynamodb.stop()
+        state_file().unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start(
+    template_path: str | Path = "template.yaml",
+    config_path: str | Path | None = "examples/fitquest/engagement.yaml",
+    port: int = 0,
+    prefix: str = "engage-local",
+) -> LocalStack:
+    """Start DynamoDB Local, create the tables, set the Lambda environment, publish a config, serve HTTP."""
+    template = load_template(template_path)
+    dynamodb = DynamoDBLocal.start()
+    try:
+        tables = create_tables(template, dynamodb.endpoint, prefix)
+        apply_environment(template, dynamodb.endpoint, tables)
+        if config_path is not None:
+            publish_config_file(config_path)
+        server_key = secrets.token_urlsafe(24)
+        api = LocalApi(template, server_key)
+        api_url = api.serve(port)
+    except BaseException:
+        dynamodb.stop()
+        raise
+    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables)
+    state_file().parent.mkdir(parents=True, exist_ok=True)
+    state_file().write_text(
+        json.dumps({"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint, "tables": tables})
+    )
+    return stack
+
+
+def create_tables(template: Template, endpoint: str, prefix: str) -> dict[str, str]:
+    """Create every AWS::DynamoDB::Table of the template (keys, indexes, stream, TTL) on `endpoint`."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, **_client_credentials())
+    names: dict[str, str] = {}
+    for logical_id in template.tables:
+        name = f"{prefix}-{logical_id.removesuffix('Table').lower()}"
+        client.create_table(**template.table_request(logical_id, name))
+        ttl = template.ttl_attribute(logical_id)
+        if ttl:
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+            )
+        names[logical_id] = name
+    return names
+
+
+def apply_environment(template: Template, endpoint: str, tables: dict[str, str]) -> dict[str, str]:
+    """Put the functions' environment (template Globals + local endpoint) into os.environ."""
+    refs = {**{k: str(v) for k, v in template.parameters.items() if v is not None}, **tables, "Stage": "local"}
+    env = dict(_AWS_ENV, AWS_ENDPOINT_URL_DYNAMODB=endpoint)
+    for function in template.functions.values():
+        for key, value in function.environment.items():
+            resolved = resolve(value, refs)
+            if resolved is not None:
+                env[key] = resolved
+    env.update({"POWERTOOLS_LOG_LEVEL": _AWS_ENV["POWERTOOLS_LOG_LEVEL"]})
+    os.environ.update(env)
+    _forget_cached_settings()
+    return env
+
+
+def publish_config_file(path: str | Path) -> str:
+    """Validate a YAML config and publish it as the active version for the app in the settings."""
+    from ..config.loader import parse_yaml, validate_config_data
+    from ..services.config import forget_cached_config
+    from ..settings import get_settings
+    from ..store import config_store
+
+    text = Path(path).read_text(encoding="utf-8")
+    data, lines = parse_yaml(text, str(path))
+    config = validate_config_data(data, lines, str(path))
+    if config.app != get_settings().app_id:
+        os.environ["ENGAGE_APP_ID"] = config.app
+        _forget_cached_settings()
+    version = config_store.publish(config.app, data, text, by="engage local")
+    forget_cached_config()
+    return version
+
+
+def _forget_cached_settings() -> None:
+    from ..settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def _client_credentials() -> dict[str, str]:
+    return {"region_name": REGION, "aws_access_key_id": "local", "aws_secret_access_key": "local"}

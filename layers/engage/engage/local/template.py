@@ -1,0 +1,145 @@
+"""Read template.yaml the way the local stack needs it: tables to create, functions, and HTTP routes.
+
+template.yaml stays the one source of truth: the local stack and the tests create their tables and
+route their requests from it, so a route or key change there is what they run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Auth = Literal["jwt", "iam", "none"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # e.g. /v1/me or /v1/leaderboards/{id}
+    function: str  # logical id
+    auth: Auth
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters when this route serves (method, path), else None."""
+        if method != self.method:
+            return None
+        pattern = "^" + re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", self.path) + "$"
+        found = re.match(pattern, path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_uri: Path
+    handler: str  # module.function
+    environment: dict[str, Any] = field(default_factory=dict)  # values may still hold intrinsics
+
+
+@dataclass(frozen=True)
+class Template:
+    path: Path
+    tables: dict[str, dict[str, Any]]  # logical id → Properties of AWS::DynamoDB::Table
+    functions: dict[str, Function]
+    routes: list[Route]
+    parameters: dict[str, Any]
+
+    def table_request(self, logical_id: str, name: str) -> dict[str, Any]:
+        """CreateTable arguments for one table, as template.yaml declares it."""
+        props = self.tables[logical_id]
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for key in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+            if key in props:
+                request[key] = props[key]
+        if "StreamSpecification" in props:
+            request["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": props["StreamSpecification"]["StreamViewType"],
+            }
+        return request
+
+    def ttl_attribute(self, logical_id: str) -> str | None:
+        spec = self.tables[logical_id].get("TimeToLiveSpecification") or {}
+        return spec.get("AttributeName") if spec.get("Enabled") else None
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short forms (!Ref X, !Sub '...') as their long forms."""
+
+
+def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: str | Path) -> Template:
+    path = Path(path)
+    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    resources: dict[str, Any] = doc.get("Resources", {})
+    globals_env = doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    default_auth = _default_authorizers(resources)
+    tables = {rid: r["Properties"] for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    functions: dict[str, Function] = {}
+    routes: list[Route] = []
+    for rid, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
+        functions[rid] = Function(rid, path.parent / props["CodeUri"], props["Handler"], env)
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            ev = event["Properties"]
+            api = (ev.get("ApiId") or {}).get("Ref", "ServerlessHttpApi")
+            authorizer = (ev.get("Auth") or {}).get("Authorizer") or default_auth.get(api) or "NONE"
+            auth: Auth = "iam" if authorizer == "AWS_IAM" else "none" if authorizer == "NONE" else "jwt"
+            routes.append(Route(ev["Method"].upper(), ev["Path"], rid, auth))
+    parameters = {name: spec.get("Default") for name, spec in doc.get("Parameters", {}).items()}
+    return Template(path, tables, functions, routes, parameters)
+
+
+def _default_authorizers(resources: dict[str, Any]) -> dict[str, str]:
+    return {
+        rid: (r.get("Properties", {}).get("Auth") or {}).get("DefaultAuthorizer", "NONE")
+        for rid, r in resources.items()
+        if r["Type"] == "AWS::Serverless::HttpApi"
+    }
+
+
+def resolve(value: Any, refs: dict[str, str]) -> str | None:
+    """A plain string for an env value (Ref/Sub of known names), or None when it cannot be known locally."""
+    if isinstance(value, str | int | float | bool):
+        return str(value)
+    if isinstance(value, dict) and "Ref" in value:
+        return refs.get(value["Ref"])
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"]
+        missing = [name for name in re.findall(r"\$\{([\w:.]+)\}", text) if name not in refs]
+        return None if missing else re.sub(r"\$\{([\w:.]+)\}", lambda m: refs[m.group(1)], text)
+    return None

@@ -1,0 +1,32 @@
+"""Errors the use cases raise; api/http.py maps each to one HTTP status in one place."""
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class ConfigUnavailable(ServiceError):
+    status = 503
+    code = "config_unavailable"
+
+
+class Busy(ServiceError):
+    """Writes for one user kept colliding; the client retries (its events are deduplicated)."""
+
+    status = 503
+    code = "busy"
