@@ -5,27 +5,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.api.http import jwt_claims, make_resolver, require_iam_caller
 from engage.api.models import EventsRequest, IngestResponse, ServerEventsRequest, ServerIngestResponse
-from engage.observability import logger, metrics, tracer
+from engage.observability import logger, metrics
 from engage.services.ingest import ingest_client_events, ingest_server_events
 
 app = make_resolver()
 
 
 @app.post("/v1/events")
-@tracer.capture_method
 def client_events(body: EventsRequest) -> IngestResponse:
     return ingest_client_events(body, jwt_claims(app))
 
 
 @app.post("/v1/server/events")
-@tracer.capture_method
 def server_events(body: ServerEventsRequest) -> ServerIngestResponse:
     require_iam_caller(app)
     return ingest_server_events(body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

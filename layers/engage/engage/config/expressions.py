@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
-import cel
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+
+
+def _cel_core() -> ModuleType:
+    """The Rust core of common-expression-language, loaded without the package's __init__.
+
+    That __init__ imports the package's own CLI (typer, rich, prompt_toolkit): about 350 ms of cold
+    start a Lambda never uses. The core is registered as `cel.cel`, so a later `import cel` reuses it
+    (a PyO3 module cannot be initialised twice in one process).
+    """
+    if "cel.cel" in sys.modules:
+        return sys.modules["cel.cel"]
+    spec = importlib.util.find_spec("cel")  # finds the package without importing it
+    for directory in (spec.submodule_search_locations or []) if spec else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(directory) / f"cel{suffix}"
+            if path.exists():
+                loader = importlib.machinery.ExtensionFileLoader("cel.cel", str(path))
+                core_spec = importlib.util.spec_from_file_location("cel.cel", path, loader=loader)
+                assert core_spec is not None
+                module = importlib.util.module_from_spec(core_spec)
+                sys.modules["cel.cel"] = module
+                loader.exec_module(module)
+                return module
+    import cel  # an unusual install layout: take the slow path
+
+    return cel
+
+
+cel = _cel_core()
 
 # Macros bind their own loop variables (`[..].all(x, x > 1)`), which look like unknown names.
 _MACROS = {"all", "exists", "exists_one", "map", "filter"}
@@ -25,7 +58,8 @@ class Expr:
     source: str
     program: Any
 
-    def evaluate(self, scope: dict[str, Any]) -> Any:
+    def evaluate(self, scope: Scope | dict[str, Any]) -> Any:
+        """The value of the expression over `scope` (a Scope for many expressions over the same data)."""
         try:
             return self.program.execute(scope)
         except Exception as exc:  # the Rust binding raises several types; one is enough for callers
@@ -43,6 +77,18 @@ class Expr:
 
     def __repr__(self) -> str:
         return f"Expr({self.source!r})"
+
+
+Scope = Any  # a cel.Context
+
+
+def make_scope(variables: dict[str, Any]) -> Scope:
+    """Variables converted to CEL values once, for evaluating many expressions over them.
+
+    Converting a scope costs about as much as evaluating against a plain dict (which converts it on every
+    call), so one scope per event makes each further rule almost free (0.3 µs vs 15 µs here).
+    """
+    return cel.Context(variables=variables)
 
 
 def compile_expression(value: Any) -> Expr:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..config.expressions import Expr, ExpressionError
+from ..config.expressions import Expr, ExpressionError, Scope, make_scope
 from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
 from .levels import level_index
 from .model import Applied, Event, EventResult, Fact, Outcome, Profile, Source, UserState
@@ -150,10 +150,11 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
 def _apply_rules(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:
     local = local_time(config, state.profile, event.occurred_at)
     scope = _scope(config, state, event, local)
+    periods = {"day": period_key("day", local), "week": period_key("week", local)}
     for rule in config.rules_for(event.type):
         if rule.when is not None and not _condition(rule, rule.when, scope, result):
             continue
-        counter = f"{rule.id}|{period_key(rule.limit.per, local)}" if rule.limit else None
+        counter = f"{rule.id}|{periods[rule.limit.per]}" if rule.limit else None
         if counter and state.counters.get(counter, 0) >= rule.limit.max:  # type: ignore[union-attr]
             continue
         amounts = _amounts(rule, scope, result)
@@ -175,8 +176,8 @@ def _apply_rules(config: EngagementConfig, state: UserState, event: Event, resul
     _move_level(config, state, event, result)
 
 
-def _scope(config: EngagementConfig, state: UserState, event: Event, local: datetime) -> dict[str, Any]:
-    return {
+def _scope(config: EngagementConfig, state: UserState, event: Event, local: datetime) -> Scope:
+    return make_scope({
         "event": event.properties,
         "local": {
             "date": local.strftime("%Y-%m-%d"),
@@ -185,10 +186,10 @@ def _scope(config: EngagementConfig, state: UserState, event: Event, local: date
             "minute": local.minute,
         },
         "user": {"level": state.level + 1, "balances": dict(state.balances), "earned": dict(state.earned)},
-    }
+    })
 
 
-def _condition(rule: Rule, expr: Expr, scope: dict[str, Any], result: EventResult) -> bool:
+def _condition(rule: Rule, expr: Expr, scope: Scope, result: EventResult) -> bool:
     try:
         value = expr.evaluate(scope)
     except ExpressionError as exc:
@@ -201,7 +202,7 @@ def _condition(rule: Rule, expr: Expr, scope: dict[str, Any], result: EventResul
     return value
 
 
-def _amounts(rule: Rule, scope: dict[str, Any], result: EventResult) -> dict[str, int]:
+def _amounts(rule: Rule, scope: Scope, result: EventResult) -> dict[str, int]:
     amounts: dict[str, int] = {}
     for currency, amount in rule.award.items():
         if isinstance(amount, Expr):

@@ -44,7 +44,7 @@ class UserState:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     """Something that happened because of an event, e.g. points_awarded or level_up."""
 

@@ -52,7 +52,7 @@ class LambdaContext:
         return max(int((self.deadline - time.monotonic()) * 1000), 0)
 
 
-class _HandlerPool:
+class HandlerPool:
     """Loaded copies of one function's handler module; each serves one request at a time."""
 
     _counter = itertools.count()
@@ -89,7 +89,7 @@ class LocalApi:
     def __init__(self, template: Template, server_key: str) -> None:
         self.routes: list[Route] = template.routes
         self.server_key = server_key
-        self._pools = {rid: _HandlerPool(fn) for rid, fn in template.functions.items()}
+        self._pools = {rid: HandlerPool(fn) for rid, fn in template.functions.items()}
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- request → response ----------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class LocalApi:
         authorizer, denied = self._authorize(route, headers)
         if denied:
             return denied
-        event = _event_v2(route, method, url.path, url.query, headers, body, params, authorizer)
+        event = http_api_event(route, method, url.path, url.query, headers, body, params, authorizer)
         context = LambdaContext(route.function, event["requestContext"]["requestId"], deadline=time.monotonic() + 10)
         try:
             result = self._pools[route.function].invoke(event, context)
@@ -180,7 +180,7 @@ def _claim(value: Any) -> str:
     return str(value)
 
 
-def _event_v2(
+def http_api_event(
     route: Route, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
     params: dict[str, str], authorizer: dict | None,
 ) -> dict[str, Any]:  # fmt: skip

@@ -46,11 +46,13 @@ class LocalStack:
     api_url: str
     server_key: str
     tables: dict[str, str]  # logical id → table name
+    recorded: bool = True
 
     def stop(self) -> None:
         self.api.shutdown()
         self.dynamodb.stop()
-        state_file().unlink(missing_ok=True)
+        if self.recorded:
+            state_file().unlink(missing_ok=True)
 
     def __enter__(self) -> LocalStack:
         return self
@@ -64,10 +66,15 @@ def start(
     config_path: str | Path | None = "examples/fitquest/engagement.yaml",
     port: int = 0,
     prefix: str = "engage-local",
+    dynamodb_port: int | None = None,
+    record_state: bool = True,
 ) -> LocalStack:
-    """Start DynamoDB Local, create the tables, set the Lambda environment, publish a config, serve HTTP."""
+    """Start DynamoDB Local, create the tables, set the Lambda environment, publish a config, serve HTTP.
+
+    `record_state` writes the URL and keys to the cache so `engage config publish --stage local` finds them.
+    """
     template = load_template(template_path)
-    dynamodb = DynamoDBLocal.start()
+    dynamodb = DynamoDBLocal.start(dynamodb_port)
     try:
         tables = create_tables(template, dynamodb.endpoint, prefix)
         apply_environment(template, dynamodb.endpoint, tables)
@@ -79,28 +86,31 @@ def start(
     except BaseException:
         dynamodb.stop()
         raise
-    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables)
-    state_file().parent.mkdir(parents=True, exist_ok=True)
-    state_file().write_text(
-        json.dumps({"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint, "tables": tables})
-    )
+    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, record_state)
+    if record_state:
+        state_file().parent.mkdir(parents=True, exist_ok=True)
+        state = {"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint, "tables": tables}
+        state_file().write_text(json.dumps(state))
     return stack
 
 
 def create_tables(template: Template, endpoint: str, prefix: str) -> dict[str, str]:
     """Create every AWS::DynamoDB::Table of the template (keys, indexes, stream, TTL) on `endpoint`."""
     client = boto3.client("dynamodb", endpoint_url=endpoint, **_client_credentials())
-    names: dict[str, str] = {}
-    for logical_id in template.tables:
-        name = f"{prefix}-{logical_id.removesuffix('Table').lower()}"
+    names = table_names(template, prefix)
+    for logical_id, name in names.items():
         client.create_table(**template.table_request(logical_id, name))
         ttl = template.ttl_attribute(logical_id)
         if ttl:
             client.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
             )
-        names[logical_id] = name
     return names
+
+
+def table_names(template: Template, prefix: str) -> dict[str, str]:
+    """Local table names: UsersTable → '<prefix>-users'."""
+    return {logical_id: f"{prefix}-{logical_id.removesuffix('Table').lower()}" for logical_id in template.tables}
 
 
 def apply_environment(template: Template, endpoint: str, tables: dict[str, str]) -> dict[str, str]:

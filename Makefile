@@ -1,0 +1,60 @@
+# The commands the README names. Everything runs from the project's own virtualenv (.venv), created
+# from uv.lock on first use; a machine needs only Python 3.11, Java 17 and npm.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV := .venv
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+RUN := $(VENV)/bin
+STAGE ?= dev
+export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help demo test bench build deploy lint format layer-requirements check-layer-requirements validate clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-26s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+demo: $(VENV)/.synced  ## start the local stack, replay three demo users over HTTP, print what they earned
+	$(RUN)/engage demo
+
+test: $(VENV)/.synced lint validate check-layer-requirements  ## lint, template checks, then every test (unit, DynamoDB Local, HTTP)
+	$(RUN)/pytest -q -p no:cacheprovider
+
+bench: $(VENV)/.synced  ## measure against DynamoDB Local and write docs/benchmarks.md
+	$(RUN)/engage bench --output docs/benchmarks.md
+
+lint: $(VENV)/.synced  ## ruff lint + format check
+	$(RUN)/ruff check .
+	$(RUN)/ruff format --check .
+
+format: $(VENV)/.synced  ## apply ruff's formatting and safe fixes
+	$(RUN)/ruff check --fix .
+	$(RUN)/ruff format .
+
+validate: $(VENV)/.synced  ## sam validate --lint (cfn-lint) on template.yaml
+	$(RUN)/sam validate --lint --config-file infra/samconfig.toml
+
+build: $(VENV)/.synced  ## sam build (arm64 layer from layers/engage/requirements.txt; no Docker needed)
+	$(RUN)/sam build --config-file infra/samconfig.toml
+
+deploy: build  ## sam deploy to STAGE (dev|staging|prod); needs AWS credentials
+	$(RUN)/sam deploy --config-file infra/samconfig.toml $(if $(filter-out dev,$(STAGE)),--config-env $(STAGE))
+
+layer-requirements: $(VENV)/.synced  ## re-export the layer's pinned requirements from uv.lock
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet -o layers/engage/requirements.txt
+
+check-layer-requirements: $(VENV)/.synced
+	@diff <($(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet) layers/engage/requirements.txt \
+	  || { echo "layers/engage/requirements.txt is out of date with uv.lock: run make layer-requirements"; exit 1; }
+
+clean:  ## remove build output and caches (keeps .venv and the DynamoDB Local download)
+	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,184 @@
+"""Through the local stack over HTTP, as an app and a backend would call it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from engage.local import tokens
+from engage.local.demo import http
+from engage.local.server import SERVER_KEY_HEADER
+
+_n = itertools.count()
+
+
+@pytest.fixture
+def user(request) -> str:
+    return f"e2e-{request.node.name[:40]}-{next(_n)}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def event(event_id: str, type_: str = "workout_completed", **properties) -> dict:
+    if type_ == "workout_completed" and not properties:
+        properties = {"minutes": 20, "kind": "run"}
+    return {"id": event_id, "type": type_, "occurred_at": datetime.now(UTC).isoformat(), "properties": properties}
+
+
+def test_app_posts_events_and_reads_its_progress(stack, user):
+    token = tokens.mint(user, name="Ada Lovelace")
+    body = {"events": [event(f"{user}-1"), event(f"{user}-2", "app_opened")],
+            "context": {"timezone": "Europe/Berlin", "locale": "de-DE", "app_version": "2.3.0"}}  # fmt: skip
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(token))
+    me_status, me = http("GET", f"{stack.api_url}/v1/me", headers=bearer(token))
+
+    assert status == 200 and answer["accepted"] == 2
+    assert answer["progress"]["gained"] == {"xp": 45, "coins": 5}
+    assert me_status == 200
+    assert me["user_id"] == user and me["display_name"] == "Ada Lovelace"
+    assert (me["timezone"], me["locale"]) == ("Europe/Berlin", "de-DE")
+    assert me["currencies"]["xp"] == {"name": "Experience", "balance": 45, "earned": 45}
+    assert me["level"]["number"] == 1 and me["level"]["to_next"] == 55
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Bearer not-a-jwt"},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+    ],
+    ids=["missing", "garbage", "wrong-scheme"],
+)
+def test_requests_without_a_valid_jwt_get_401(stack, headers):
+    for method, path in (("POST", "/v1/events"), ("GET", "/v1/me")):
+        status, answer = http(method, f"{stack.api_url}{path}", {"events": [event("x")]}, headers)
+        assert (status, answer) == (401, {"message": "Unauthorized"})
+
+
+def test_expired_jwt_gets_401(stack, user):
+    token = tokens.mint(user, ttl_seconds=-1)
+    status, _ = http("GET", f"{stack.api_url}/v1/me", headers=bearer(token))
+    assert status == 401
+
+
+def test_jwt_signed_by_another_key_or_for_another_audience_gets_401(stack, user):
+    forged = jwt.encode({"sub": user, "iss": tokens.ISSUER, "aud": tokens.AUDIENCE, "iat": int(time.time()),
+                         "exp": int(time.time()) + 60}, "a-secret-that-is-not-the-local-signing-key", algorithm="HS256")  # fmt: skip
+    other_audience = tokens.mint(user, aud="someone-else")
+    for token in (forged, other_audience):
+        status, _ = http("GET", f"{stack.api_url}/v1/me", headers=bearer(token))
+        assert status == 401
+
+
+def test_server_only_event_from_a_client_token_is_rejected(stack, user):
+    body = {"events": [event(f"{user}-buy", "purchase_completed", sku="pro", amount=999)]}
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(tokens.mint(user)))
+
+    assert status == 200
+    assert answer["results"][0]["status"] == "rejected"
+    assert answer["results"][0]["code"] == "server_only"
+    assert answer["progress"]["balances"]["coins"] == 0
+
+
+def test_server_route_needs_the_server_key_not_a_user_token(stack, user):
+    body = {"events": [{**event(f"{user}-buy", "purchase_completed", sku="pro", amount=20), "user_id": user}]}
+    url = f"{stack.api_url}/v1/server/events"
+
+    assert http("POST", url, body, bearer(tokens.mint(user)))[0] == 403
+    assert http("POST", url, body, {SERVER_KEY_HEADER: "wrong"})[0] == 403
+    status, answer = http("POST", url, body, {SERVER_KEY_HEADER: stack.server_key})
+
+    assert status == 200 and answer["accepted"] == 1
+    assert answer["progress"][user]["balances"]["coins"] == 20
+
+
+def test_user_id_in_a_client_body_is_refused_not_trusted(stack, user):
+    body = {"events": [{**event(f"{user}-1"), "user_id": "someone-else"}]}
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(tokens.mint(user)))
+
+    assert status == 200
+    assert answer["results"][0]["code"] == "invalid_event"
+    assert "user_id" in answer["results"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "error"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[]", 422, "invalid_request"),
+        (b'{"events": []}', 422, "invalid_request"),
+        (json.dumps({"events": [{}] * 101}).encode(), 422, "invalid_request"),
+        (b'{"events": [{}], "context": {"timezone": "Mars/Olympus"}}', 422, "invalid_request"),
+        (b'{"events": [{}], "extra": 1}', 422, "invalid_request"),
+    ],
+    ids=["not-json", "array", "empty", "too-many", "bad-zone", "unknown-field"],
+)
+def test_malformed_bodies_get_a_clear_error(stack, user, raw, status, error):
+    request = urllib.request.Request(
+        f"{stack.api_url}/v1/events", data=raw, method="POST",
+        headers={"content-type": "application/json", **bearer(tokens.mint(user))},
+    )  # fmt: skip
+    try:
+        urllib.request.urlopen(request)
+        pytest.fail("expected an error status")
+    except urllib.error.HTTPError as answer:
+        body = json.loads(answer.read())
+        assert answer.code == status
+        assert body["error"] == error and body["message"]
+
+
+def test_unknown_zone_error_names_the_field_and_the_fix(stack, user):
+    body = {"events": [event(f"{user}-1")], "context": {"timezone": "Mars/Olympus"}}
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(tokens.mint(user)))
+
+    assert status == 422
+    assert answer["details"][0]["field"] == "context.timezone"
+    assert answer["details"][0]["value"] == "Mars/Olympus"
+    assert "IANA" in answer["details"][0]["message"]
+
+
+def test_concurrent_identical_http_requests_apply_once(stack, user):
+    token = tokens.mint(user)
+    body = {"events": [event(f"{user}-{i}") for i in range(5)]}
+    answers: list = []
+
+    def post():
+        answers.append(http("POST", f"{stack.api_url}/v1/events", body, bearer(token))[1])
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(a["accepted"] for a in answers) == 5
+    assert http("GET", f"{stack.api_url}/v1/me", headers=bearer(token))[1]["currencies"]["xp"]["balance"] == 200
+
+
+def test_unknown_route_is_404(stack):
+    assert http("GET", f"{stack.api_url}/v1/nothing-here")[0] == 404
+
+
+def test_late_event_within_window_counts_and_older_is_refused(stack, user):
+    token = tokens.mint(user)
+    late = {**event(f"{user}-late"), "occurred_at": (datetime.now(UTC) - timedelta(days=6)).isoformat()}
+    too_old = {**event(f"{user}-old"), "occurred_at": (datetime.now(UTC) - timedelta(days=8)).isoformat()}
+
+    _, answer = http("POST", f"{stack.api_url}/v1/events", {"events": [late, too_old]}, bearer(token))
+
+    assert [r["status"] for r in answer["results"]] == ["accepted", "rejected"]
+    assert "late window" in answer["results"][1]["reason"]

@@ -1,0 +1,243 @@
+"""Ingest against DynamoDB Local: exactly-once, concurrency, limits in local time, cost per request."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engage.api.models import EventsRequest, ServerEventsRequest
+from engage.services.ingest import ingest_client_events, ingest_server_events
+from engage.services.me import my_progress
+from engage.store.models import LedgerItem
+from engage.store.progress import load_user
+
+
+def workout(event_id: str, at: datetime, minutes: int = 30, kind: str = "run") -> dict:
+    return {"id": event_id, "type": "workout_completed", "occurred_at": at.isoformat(),
+            "properties": {"minutes": minutes, "kind": kind}}  # fmt: skip
+
+
+def send(user_id: str, events: list[dict], timezone: str | None = None, name: str | None = None):
+    context = {"timezone": timezone} if timezone else None
+    request = EventsRequest.model_validate({"events": events, "context": context})
+    claims = {"sub": user_id, **({"name": name} if name else {})}
+    return ingest_client_events(request, claims)
+
+
+def test_replayed_batch_awards_nothing(user_id):
+    now = datetime.now(UTC)
+    batch = [workout(f"{user_id}-a", now - timedelta(minutes=3)), workout(f"{user_id}-b", now - timedelta(minutes=2))]
+    first = send(user_id, batch)
+
+    replay = send(user_id, batch)
+
+    assert first.accepted == 2 and first.progress.gained == {"xp": 120, "coins": 10}
+    assert replay.accepted == 0 and replay.duplicates == 2
+    assert replay.progress.gained == {}
+    assert load_user(user_id).balances == {"xp": 120, "coins": 10}
+
+
+def test_replay_inside_a_larger_batch_applies_only_the_new_events(user_id):
+    now = datetime.now(UTC)
+    send(user_id, [workout(f"{user_id}-a", now - timedelta(minutes=5))])
+
+    answer = send(user_id, [workout(f"{user_id}-a", now - timedelta(minutes=5)), workout(f"{user_id}-b", now)])
+
+    assert [r.status for r in answer.results] == ["duplicate", "accepted"]
+    assert load_user(user_id).balances["xp"] == 120
+
+
+def _both_read_before_either_writes(monkeypatch, parties: int) -> None:
+    """Make the race real: every request reads the user before any of them commits."""
+    import engage.services.ingest as service
+
+    barrier = threading.Barrier(parties, timeout=10)
+    first_read = threading.local()
+
+    def load_then_wait(user_id):
+        state = load_user(user_id)
+        if not getattr(first_read, "done", False):
+            first_read.done = True
+            barrier.wait()
+        return state
+
+    monkeypatch.setattr(service, "load_user", load_then_wait)
+
+
+def test_two_concurrent_identical_requests_apply_once(user_id, monkeypatch):
+    now = datetime.now(UTC)
+    batch = [workout(f"{user_id}-{i}", now - timedelta(minutes=i)) for i in range(3)]
+    _both_read_before_either_writes(monkeypatch, 2)
+    answers = []
+
+    def post():
+        answers.append(send(user_id, batch))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a.accepted for a in answers) == [0, 3]
+    assert sorted(a.duplicates for a in answers) == [0, 3]
+    assert load_user(user_id).balances == {"xp": 180, "coins": 15}
+    rows = list(LedgerItem.query(user_id))
+    assert len(rows) == 3
+
+
+def test_concurrent_different_events_lose_no_update(user_id, monkeypatch):
+    now = datetime.now(UTC)
+    _both_read_before_either_writes(monkeypatch, 4)
+
+    def post(n: int):
+        send(user_id, [workout(f"{user_id}-{n}", now - timedelta(seconds=n), minutes=10 + n)])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    state = load_user(user_id)
+    assert state.balances["xp"] == sum(2 * (10 + n) for n in range(4))
+    assert state.version == 4
+
+
+def test_mixed_valid_and_invalid_events_in_one_batch(user_id):
+    now = datetime.now(UTC)
+    events = [
+        workout(f"{user_id}-ok", now),
+        {"id": f"{user_id}-type", "type": "teleported", "occurred_at": now.isoformat()},
+        workout(f"{user_id}-kind", now, kind="swim"),
+        {"id": f"{user_id}-no-time", "type": "app_opened"},
+        workout(f"{user_id}-future", now + timedelta(hours=1)),
+        workout(f"{user_id}-old", now - timedelta(days=8)),
+        {"id": f"{user_id}-buy", "type": "purchase_completed", "occurred_at": now.isoformat(),
+         "properties": {"sku": "x", "amount": 5}},
+        {"id": f"{user_id}-open", "type": "app_opened", "occurred_at": now.isoformat()},
+    ]  # fmt: skip
+
+    answer = send(user_id, events)
+
+    codes = [(r.status, r.code) for r in answer.results]
+    assert codes == [
+        ("accepted", None),
+        ("rejected", "unknown_type"),
+        ("rejected", "bad_property"),
+        ("rejected", "invalid_event"),
+        ("rejected", "in_future"),
+        ("rejected", "too_late"),
+        ("rejected", "server_only"),
+        ("accepted", None),
+    ]
+    assert "occurred_at" in answer.results[3].reason
+    assert answer.progress.gained == {"xp": 65, "coins": 5}
+    assert load_user(user_id).balances == {"xp": 65, "coins": 5}
+
+
+def test_daily_limit_resets_at_the_users_local_midnight(user_id):
+    # Given a user in Auckland and the last local midnight there that lies a few hours back
+    zone = ZoneInfo("Pacific/Auckland")
+    now = datetime.now(UTC)
+    midnight = (now - timedelta(hours=3)).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    before = [workout(f"{user_id}-d1-{i}", midnight - timedelta(minutes=10 + i)) for i in range(6)]
+    after = [workout(f"{user_id}-d2-{i}", midnight + timedelta(minutes=1 + i)) for i in range(6)]
+
+    # When six workouts land on each side of that midnight
+    answer = send(user_id, before + after, timezone="Pacific/Auckland")
+
+    # Then five are paid on each local day
+    paid = [r.id for r in answer.results if r.awards]
+    assert len(paid) == 10
+    assert {p.rsplit("-", 2)[1] for p in paid} == {"d1", "d2"}
+    assert answer.progress.gained["coins"] == 50
+
+
+def test_same_instants_fall_on_one_local_day_for_a_utc_user(user_id):
+    # Auckland's midnight is 11:00 or 12:00 UTC: mid-day for a UTC user, so one local day.
+    zone = ZoneInfo("Pacific/Auckland")
+    midnight = (datetime.now(UTC) - timedelta(hours=3)).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    events = [workout(f"{user_id}-{i}", midnight + timedelta(minutes=i - 6)) for i in range(12)]
+
+    answer = send(user_id, events, timezone="UTC")
+
+    assert sum(1 for r in answer.results if r.awards) == 5
+
+
+def test_request_costs_one_read_and_one_transaction_whatever_its_size(user_id, dynamodb_calls):
+    now = datetime.now(UTC)
+    send(f"{user_id}-warm", [workout(f"{user_id}-warm", now)])  # config is read once per 60 s, not per request
+    for size in (1, 50):
+        dynamodb_calls.clear()
+        events = [workout(f"{user_id}-{size}-{i}", now - timedelta(seconds=i)) for i in range(size)]
+
+        send(f"{user_id}-{size}", events)
+
+        assert dict(dynamodb_calls) == {"GetItem": 1, "TransactWriteItems": 1}
+
+
+def test_hundred_events_of_one_user_fit_dynamodbs_transaction_limit(user_id, dynamodb_calls):
+    now = datetime.now(UTC)
+    events = [{"id": f"{user_id}-{i}", "type": "app_opened", "occurred_at": (now - timedelta(seconds=i)).isoformat()}
+              for i in range(100)]  # fmt: skip
+
+    answer = send(user_id, events)
+
+    assert answer.accepted == 100
+    assert dynamodb_calls["TransactWriteItems"] == 2  # 1 user item + 99 rows, then the 100th
+    assert len(list(LedgerItem.query(user_id))) == 100
+    assert send(user_id, events).duplicates == 100
+
+
+def test_ledger_rows_name_rule_and_event_and_expire_only_without_facts(user_id):
+    now = datetime.now(UTC)
+    send(user_id, [workout(f"{user_id}-paid", now), workout(f"{user_id}-short", now, minutes=5)])
+
+    paid = LedgerItem.get(user_id, f"evt#{user_id}-paid")
+    short = LedgerItem.get(user_id, f"evt#{user_id}-short")
+
+    assert {(f["type"], f["rule"], f["event_id"]) for f in paid.facts} == {
+        ("points_awarded", "workout-xp", f"{user_id}-paid")
+    }
+    assert paid.expires_at is None  # history is kept
+    assert short.facts == [] and short.expires_at is not None  # a pure dedupe marker, kept 35 days
+    assert short.expires_at - now >= timedelta(days=35) - timedelta(minutes=1)
+
+
+def test_level_up_fact_and_profile_from_context_and_jwt(user_id):
+    now = datetime.now(UTC)
+    answer = send(user_id, [workout(f"{user_id}-long", now, minutes=60)], timezone="Europe/Berlin", name="Ada")
+
+    assert answer.progress.level.before.number == 1
+    assert answer.progress.level.after.name == "Mover"
+    assert any(f["type"] == "level_up" and f["level"] == 2 for f in answer.results[0].facts)
+    me = my_progress({"sub": user_id})
+    assert (me.display_name, me.timezone, me.level.number, me.currencies["xp"].balance) == ("Ada", "Europe/Berlin", 2, 120)
+
+
+def test_server_events_group_by_user_and_accept_server_only_types(user_id):
+    now = datetime.now(UTC).isoformat()
+    request = ServerEventsRequest.model_validate({"events": [
+        {"id": f"{user_id}-o1", "user_id": f"{user_id}-a", "type": "purchase_completed", "occurred_at": now,
+         "properties": {"sku": "pro", "amount": 12.5}},
+        {"id": f"{user_id}-o2", "user_id": f"{user_id}-b", "type": "purchase_completed", "occurred_at": now,
+         "properties": {"sku": "pro", "amount": 3}},
+        {"id": f"{user_id}-w", "user_id": f"{user_id}-a", "type": "app_opened", "occurred_at": now},
+    ]})  # fmt: skip
+
+    answer = ingest_server_events(request)
+
+    assert answer.accepted == 3
+    assert answer.progress[f"{user_id}-a"].balances == {"xp": 5, "coins": 12}
+    assert answer.progress[f"{user_id}-b"].balances == {"xp": 0, "coins": 3}
+    assert [r.user_id for r in answer.results] == [f"{user_id}-a", f"{user_id}-b", f"{user_id}-a"]
+
+
+@pytest.mark.parametrize("bad_zone", ["Mars/Olympus", "GMT+25"])
+def test_unknown_time_zone_in_context_is_refused(bad_zone):
+    with pytest.raises(ValueError, match="unknown time zone"):
+        EventsRequest.model_validate({"events": [{}], "context": {"timezone": bad_zone}})
