@@ -28,8 +28,6 @@ local_stack.apply_environment(
 @pytest.fixture(scope="session")
 def stack() -> local_stack.LocalStack:
     """DynamoDB Local with the template's tables, the FitQuest config published, the HTTP API serving."""
-    running = local_stack.start(
-        TEMPLATE, FITQUEST, prefix=_PREFIX, dynamodb_port=_DYNAMODB_PORT, record_state=False
-    )
+    running = local_stack.start(TEMPLATE, FITQUEST, prefix=_PREFIX, dynamodb_port=_DYNAMODB_PORT, record_state=False)
     yield running
     running.stop()

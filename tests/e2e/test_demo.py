@@ -15,5 +15,5 @@ def test_demo_session_shows_real_awards(stack):
     assert ada["currencies"]["xp"]["balance"] == 195  # 5 + 50 + 80 + 60, the replay added nothing
     assert ada["level"]["name"] == "Mover"
     assert grace["currencies"]["coins"]["balance"] == 25  # five paid workouts, the sixth over the daily limit
-    assert grace["currencies"]["xp"]["balance"] == 305  # 5 × 60 + one daily open bonus
+    assert grace["currencies"]["xp"]["balance"] == 305  # 5 * 60 + one daily open bonus
     assert linus["currencies"]["coins"]["balance"] == 49  # only the backend's purchase counted

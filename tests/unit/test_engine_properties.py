@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -26,7 +27,9 @@ def fitquest_events(draw, max_size: int = 30) -> list[Event]:
     # Sometimes spread over the week, sometimes packed into a few hours so daily limits are reached.
     spread = draw(st.sampled_from([3 * 3600, 26 * 3600, WEEK - 1]))
     size = draw(st.integers(0, max_size))  # drawn first: plain st.lists mostly yields very short lists
-    kinds = draw(st.lists(st.sampled_from(["workout", "workout", "workout", "open", "purchase"]), min_size=size, max_size=size))
+    kinds = draw(
+        st.lists(st.sampled_from(["workout", "workout", "workout", "open", "purchase"]), min_size=size, max_size=size)
+    )
     events = []
     for i, kind in enumerate(kinds):
         at = NOW - timedelta(seconds=draw(st.integers(0, spread)))
@@ -47,7 +50,7 @@ def split(draw, events: list[Event]) -> list[list[Event]]:
     """The sequence cut into consecutive batches at arbitrary points (empty batches included)."""
     cuts = sorted(draw(st.lists(st.integers(0, len(events)), max_size=6)))
     bounds = [0, *cuts, len(events)]
-    return [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [events[a:b] for a, b in pairwise(bounds)]
 
 
 def run(config, state: UserState, events: list[Event], zone: str | None, already: set[str] = frozenset()) -> Outcome:
@@ -141,7 +144,9 @@ def test_level_follows_earned_xp_and_each_level_is_reported_once(fitquest, event
     reported = [fact.data["level"] for fact in all_facts(outcome) if fact.type == "level_up"]
     assert reported == list(range(2, expected + 2))  # every level crossed, once, in order (numbers are 1-based)
     assert all(
-        fact.data["name"] == levels.name_of(fact.data["level"] - 1) for fact in all_facts(outcome) if fact.type == "level_up"
+        fact.data["name"] == levels.name_of(fact.data["level"] - 1)
+        for fact in all_facts(outcome)
+        if fact.type == "level_up"
     )
 
 
@@ -163,9 +168,7 @@ def test_at_most_five_workout_awards_per_local_day(fitquest, events, zone):
         for fact in all_facts(outcome)
         if fact.type == "points_awarded" and fact.data["rule"] == "workout-xp" and fact.data["currency"] == "xp"
     )
-    eligible = Counter(
-        local_day(e) for e in events if e.type == "workout_completed" and e.properties["minutes"] >= 10
-    )
+    eligible = Counter(local_day(e) for e in events if e.type == "workout_completed" and e.properties["minutes"] >= 10)
     assert all(n <= 5 for n in awarded.values())
     # Exactly the first five eligible workouts of each local day earn xp
     assert awarded == Counter({day: min(n, 5) for day, n in eligible.items()})

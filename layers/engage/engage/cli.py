@@ -64,7 +64,9 @@ def config_publish(
     from .store import config_store
 
     version = config_store.publish(config.app, data, text, by=os.environ.get("USER"))
-    console.print(f"[green]✓[/] published {file} as {config.app} {version} on stage {stage}; Lambdas pick it up within 60 s")
+    console.print(
+        f"[green]✓[/] published {file} as {config.app} {version} on stage {stage}; Lambdas pick it up within 60 s"
+    )
 
 
 @config_app.command("schema")
@@ -116,9 +118,11 @@ def local_up(
     from .local import stack as local_stack
 
     running = local_stack.start(config_path=config, port=port)
-    console.print(f"[green]✓[/] local stack on [bold]{running.api_url}[/] (DynamoDB Local at {running.dynamodb.endpoint})")
-    console.print(f"  token:      TOKEN=$(engage local token demo-user --name 'Demo User')")
-    console.print(f"  app route:  curl -H \"authorization: Bearer $TOKEN\" {running.api_url}/v1/me")
+    console.print(
+        f"[green]✓[/] local stack on [bold]{running.api_url}[/] (DynamoDB Local at {running.dynamodb.endpoint})"
+    )
+    console.print("  token:      TOKEN=$(engage local token demo-user --name 'Demo User')")
+    console.print(f'  app route:  curl -H "authorization: Bearer $TOKEN" {running.api_url}/v1/me')
     console.print(f"  server key: x-engage-server-key: {running.server_key}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

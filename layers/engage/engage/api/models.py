@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_serializer
 
 from ..config.types import Locale, TimeZoneName
 
@@ -63,6 +63,11 @@ class EventResultOut(BaseModel):
     awards: dict[str, int] = {}
     facts: list[dict[str, Any]] = []
     warnings: list[str] = []
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler: Any) -> dict[str, Any]:
+        # code/reason only on rejections and duplicates, user_id only on the server route
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class LevelOut(BaseModel):

@@ -44,16 +44,16 @@ def _choices(names: Iterable[str]) -> str:
 
 
 def check_references(config: EngagementConfig) -> list[Issue]:
-    """All cross-section problems of a schema-valid config, in file order."""
+    """All cross-section problems of a schema-valid config: duplicate ids first, then section by section."""
     return list(_issues(config))
 
 
 def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
-    yield from _duplicates("rules", [r.id for r in cfg.rules])
-    yield from _duplicates("badges", [b.id for b in cfg.badges])
-    yield from _duplicates("streaks", [s.id for s in cfg.streaks])
-    yield from _duplicates("quests", [q.id for q in cfg.quests])
-    yield from _duplicates("leaderboards", [b.id for b in cfg.leaderboards])
+    yield from _duplicates(("rules",), [r.id for r in cfg.rules])
+    yield from _duplicates(("badges",), [b.id for b in cfg.badges])
+    yield from _duplicates(("streaks",), [s.id for s in cfg.streaks])
+    yield from _duplicates(("quests",), [q.id for q in cfg.quests])
+    yield from _duplicates(("leaderboards",), [b.id for b in cfg.leaderboards])
 
     for i, rule in enumerate(cfg.rules):
         at = ("rules", i)
@@ -79,7 +79,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
             yield from _expression(cfg, ("streaks", i, "when"), streak.when, FILTER_SCOPE, streak.on)
 
     for i, quest in enumerate(cfg.quests):
-        yield from _duplicates(f"quests[{i}].steps", [step.id for step in quest.steps])
+        yield from _duplicates(("quests", i, "steps"), [step.id for step in quest.steps])
         for j, step in enumerate(quest.steps):
             yield from _filter(cfg, ("quests", i, "steps", j), step.filter, step)
         for currency in quest.reward or {}:
@@ -99,7 +99,7 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
     assert cfg.notifications is not None
     streaks = {s.id for s in cfg.streaks}
     boards = {b.id for b in cfg.leaderboards}
-    yield from _duplicates("notifications.triggers", [t.id for t in cfg.notifications.triggers])
+    yield from _duplicates(("notifications", "triggers"), [t.id for t in cfg.notifications.triggers])
     for i, trigger in enumerate(cfg.notifications.triggers):
         at = ("notifications", "triggers", i)
         if trigger.on not in FACT_TYPES:
@@ -121,12 +121,11 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
             yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None)
 
 
-def _duplicates(section: str, ids: list[str]) -> Iterator[Issue]:
+def _duplicates(section: tuple[str | int, ...], ids: list[str]) -> Iterator[Issue]:
     seen: set[str] = set()
     for index, item_id in enumerate(ids):
         if item_id in seen:
-            path = (*section.split("."), index, "id")
-            yield Issue(path, f"id {item_id!r} is used twice. Fix: give each entry its own id")
+            yield Issue((*section, index, "id"), f"id {item_id!r} is used twice. Fix: give each entry its own id")
         seen.add(item_id)
 
 
@@ -138,7 +137,8 @@ def _event(cfg: EngagementConfig, path: tuple, name: str) -> Iterator[Issue]:
 def _currency(cfg: EngagementConfig, path: tuple, name: str) -> Iterator[Issue]:
     if name not in cfg.currencies:
         yield Issue(
-            path, f"unknown currency {name!r}. Fix: declare it under currencies or use one of {_choices(cfg.currencies)}"
+            path,
+            f"unknown currency {name!r}. Fix: declare it under currencies or use one of {_choices(cfg.currencies)}",
         )
 
 

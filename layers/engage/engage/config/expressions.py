@@ -42,8 +42,8 @@ def _cel_core() -> ModuleType:
 
 cel = _cel_core()
 
-# Macros bind their own loop variables (`[..].all(x, x > 1)`), which look like unknown names.
-_MACROS = {"all", "exists", "exists_one", "map", "filter"}
+# Macros bind their own loop variables (`[..].exists(k, k == 1)`): those names are not scope variables.
+_MACRO_VARIABLE = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 _EVENT_PROPERTY = re.compile(r"\bevent\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -67,9 +67,8 @@ class Expr:
 
     def unknown_variables(self, allowed: set[str]) -> list[str]:
         """Top-level names the expression reads that the scope will not have."""
-        if _MACROS.intersection(self.program.functions()):
-            return []
-        return sorted(set(self.program.variables()) - allowed)
+        bound = set(_MACRO_VARIABLE.findall(self.source))
+        return sorted(set(self.program.variables()) - allowed - bound)
 
     def event_properties(self) -> set[str]:
         """Names read as `event.<name>`: checked against the event's declared properties."""
@@ -96,14 +95,16 @@ def compile_expression(value: Any) -> Expr:
     if isinstance(value, Expr):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a CEL expression as a string, got {value!r}")
+        raise ValueError(
+            f'expected a CEL expression, got {value!r}. Fix: write the expression as text, e.g. "event.minutes * 2"'
+        )
     try:
         return Expr(value, cel.compile(value))
     except ValueError as exc:
         detail = " ".join(str(exc).split("ERROR: <input>:", 1)[-1].split("\n", 1)[0].split())
         raise ValueError(
             f"CEL syntax error in {value!r} at {detail}. Fix: correct the expression "
-            "(CEL syntax, e.g. \"event.minutes >= 10\")"
+            '(CEL syntax, e.g. "event.minutes >= 10")'
         ) from None
 
 

@@ -1,7 +1,8 @@
 """Load engagement.yaml (or its stored JSON form) into a validated EngagementConfig.
 
-Every problem is reported at once, each with its YAML path, line and fix, so a product owner
-fixes a file in one pass. PyYAML is imported only when YAML text is parsed (the CLI, never a Lambda).
+Problems are reported together, each with its YAML path, line and fix: first every problem of shape
+(unknown fields, wrong types, bad CEL syntax), then, once the shape is right, every cross-reference problem
+(unknown events or currencies, duplicate ids, expressions reading names that do not exist). PyYAML is imported only when YAML text is parsed (the CLI, never a Lambda).
 """
 
 from __future__ import annotations
@@ -79,28 +80,40 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigInvalid([Issue((), f"not valid YAML: {getattr(exc, 'problem', exc)}", line)], source) from None
+    if node is None:
+        raise ConfigInvalid(
+            [Issue((), "the file is empty. Fix: start from examples/fitquest/engagement.yaml", 1)], source
+        )
     lines: LineMap = {}
-    if node is not None:
-        _collect_lines(node, (), lines)
+    duplicates: list[Issue] = []
+    _collect_lines(node, (), lines, duplicates)
+    if duplicates:
+        raise ConfigInvalid(duplicates, source)
     return data, lines
 
 
 _TRUE_FALSE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 
 
-def _collect_lines(node: Any, path: tuple[str | int, ...], lines: LineMap) -> None:
+def _collect_lines(node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue]) -> None:
+    """Record the line of every path; a key written twice in one mapping is a problem (YAML keeps the last)."""
     import yaml
 
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
         for key, value in node.value:
             child = (*path, key.value)
-            lines[child] = key.start_mark.line + 1
-            _collect_lines(value, child, lines)
+            if key.value in seen:
+                duplicates.append(
+                    Issue(child, f"{key.value!r} is written twice here. Fix: keep one of them", key.start_mark.line + 1)
+                )
+            seen.add(key.value)
+            _collect_lines(value, child, lines, duplicates)
             lines[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _collect_lines(value, (*path, index), lines)
+            _collect_lines(value, (*path, index), lines, duplicates)
 
 
 def _line_of(path: tuple[str | int, ...], lines: LineMap) -> int | None:
@@ -123,7 +136,18 @@ _FIXES = {
     "string_pattern_mismatch": "use letters, digits, '_', '-' or '.', starting with a letter",
     "dict_type": "write a mapping (key: value lines)",
     "list_type": "write a list ([a, b] or '- item' lines)",
+    "model_type": "write a mapping (key: value lines)",
+    "model_attributes_type": "write a mapping (key: value lines)",
+    "literal_error": "use one of the values listed",
+    "enum": "use one of the values listed",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "string_type": "write text (quote it if it looks like something else)",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+    "union_tag_invalid": "use one of the values listed",
 }
+_GENERAL_FIX = "see docs/config.md for what this field takes"
 
 
 def _issue_from_error(error: Any, lines: LineMap) -> Issue:
@@ -138,9 +162,8 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
         message = f"required field {path[-1]!r} is missing"
     elif "input" in error and kind not in {"value_error", "assertion_error"} and not isinstance(error["input"], dict):
         message = f"{message} (got {error['input']!r})"
-    fix = _FIXES.get(kind)
-    if fix and "Fix:" not in message:
-        message = f"{message}. Fix: {fix}"
+    if "Fix:" not in message:
+        message = f"{message}. Fix: {_FIXES.get(kind, _GENERAL_FIX)}"
     return Issue(path, message, _line_of(path, lines))
 
 

@@ -7,6 +7,7 @@ references now; the engine gives them behaviour in later releases.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ from pydantic import (
 )
 
 from .expressions import CelExpr, Expr, compile_expression
-from .types import Duration, Identifier, LocalTime, Locale, TimeZoneName
+from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName
 
 
 class Strict(BaseModel):
@@ -106,10 +107,14 @@ class Levels(Strict):
     @classmethod
     def _increasing(cls, thresholds: list[int]) -> list[int]:
         if thresholds[0] != 0:
-            raise ValueError(f"the first threshold is {thresholds[0]}. Fix: the first level starts at 0, e.g. [0, 100, 300]")
-        for before, after in zip(thresholds, thresholds[1:], strict=False):
+            raise ValueError(
+                f"the first threshold is {thresholds[0]}. Fix: the first level starts at 0, e.g. [0, 100, 300]"
+            )
+        for before, after in itertools.pairwise(thresholds):
             if after <= before:
-                raise ValueError(f"thresholds must strictly increase, but {after} follows {before}. Fix: sort them, no repeats")
+                raise ValueError(
+                    f"thresholds must strictly increase, but {after} follows {before}. Fix: sort them, no repeats"
+                )
         return thresholds
 
     @model_validator(mode="after")
@@ -298,7 +303,7 @@ class Trigger(Strict):
     @model_validator(mode="after")
     def _schedule(self) -> Trigger:
         if self.on == "schedule" and self.at_local is None:
-            raise ValueError("a schedule trigger needs at_local. Fix: add e.g. at_local: \"19:00\"")
+            raise ValueError('a schedule trigger needs at_local. Fix: add e.g. at_local: "19:00"')
         return self
 
 

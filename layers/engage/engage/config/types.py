@@ -56,6 +56,8 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\d+[smhdw]$", "examples": ["30m", "2h", "7d"]}),
 ]
 TimeZoneName = Annotated[str, AfterValidator(check_timezone), WithJsonSchema({"type": "string", "examples": ["UTC"]})]
-LocalTime = Annotated[str, AfterValidator(_check_local_time), WithJsonSchema({"type": "string", "pattern": r"^\d\d:\d\d$"})]
+LocalTime = Annotated[
+    str, AfterValidator(_check_local_time), WithJsonSchema({"type": "string", "pattern": r"^\d\d:\d\d$"})
+]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]

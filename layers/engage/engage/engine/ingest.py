@@ -7,6 +7,7 @@ consecutive batches gives the same state and facts (a property the tests check).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -127,9 +128,11 @@ def _with_checked_properties(event: Event, spec: EventSpec) -> Event:
 
 def _property_problem(value: Any, prop: PropertySpec) -> str | None:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric and isinstance(value, float) and not math.isfinite(value):
+        return "is not a finite number"
     valid_type = {
         "string": isinstance(value, str),
-        "integer": numeric and float(value).is_integer(),
+        "integer": numeric and (isinstance(value, int) or value.is_integer()),
         "number": numeric,
         "boolean": isinstance(value, bool),
     }[prop.type]
@@ -177,16 +180,18 @@ def _apply_rules(config: EngagementConfig, state: UserState, event: Event, resul
 
 
 def _scope(config: EngagementConfig, state: UserState, event: Event, local: datetime) -> Scope:
-    return make_scope({
-        "event": event.properties,
-        "local": {
-            "date": local.strftime("%Y-%m-%d"),
-            "weekday": local.isoweekday(),  # 1 = Monday … 7 = Sunday
-            "hour": local.hour,
-            "minute": local.minute,
-        },
-        "user": {"level": state.level + 1, "balances": dict(state.balances), "earned": dict(state.earned)},
-    })
+    return make_scope(
+        {
+            "event": event.properties,
+            "local": {
+                "date": local.strftime("%Y-%m-%d"),
+                "weekday": local.isoweekday(),  # 1 = Monday … 7 = Sunday
+                "hour": local.hour,
+                "minute": local.minute,
+            },
+            "user": {"level": state.level + 1, "balances": dict(state.balances), "earned": dict(state.earned)},
+        }
+    )
 
 
 def _condition(rule: Rule, expr: Expr, scope: Scope, result: EventResult) -> bool:
@@ -211,8 +216,8 @@ def _amounts(rule: Rule, scope: Scope, result: EventResult) -> dict[str, int]:
             except ExpressionError as exc:
                 result.warnings.append(f"rule {rule.id}: award {currency} {exc}")
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                result.warnings.append(f"rule {rule.id}: award {currency} gave {value!r}, not a number")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                result.warnings.append(f"rule {rule.id}: award {currency} gave {value!r}, not a finite number")
                 continue
             amount = int(value)  # fractions are cut off: currencies are whole numbers
         if amount > 0:

@@ -221,7 +221,9 @@ def _cold_import_ms(function: str, python: Path, runs: int = 7) -> dict[str, Any
     app = str(REPO / "functions" / function / "app.py")
     samples, firebase = [], False
     for _ in range(runs):
-        out = subprocess.run([str(python), "-c", _IMPORT_PROBE, app], capture_output=True, text=True, check=True, env=env)
+        out = subprocess.run(
+            [str(python), "-c", _IMPORT_PROBE, app], capture_output=True, text=True, check=True, env=env
+        )
         elapsed, loaded = out.stdout.split()
         samples.append(float(elapsed))
         firebase |= loaded == "True"
@@ -310,10 +312,12 @@ def _report(
         "",
         "| handler | median ms | max ms | firebase-admin imported | where the time goes (share of import time) |",
         "|---|---:|---:|---|---|",
-        *[f"| `functions/{name}/app.py` | {r['median']:.0f} | {r['max']:.0f} | "
-          f"{'yes ❌' if r['firebase_admin'] else 'no ✅'} | "
-          f"{', '.join(f'{pkg} {share:.0%}' for pkg, share in r['shares'])} |"
-          for name, r in imports.items()],  # fmt: skip
+        *[
+            f"| `functions/{name}/app.py` | {r['median']:.0f} | {r['max']:.0f} | "
+            f"{'yes ❌' if r['firebase_admin'] else 'no ✅'} | "
+            f"{', '.join(f'{pkg} {share:.0%}' for pkg, share in r['shares'])} |"
+            for name, r in imports.items()
+        ],
         "",
         f"Target ≤ {TARGET_IMPORT_MS:.0f} ms here: "
         f"{ok(all(r['median'] <= TARGET_IMPORT_MS for r in imports.values()))}.",

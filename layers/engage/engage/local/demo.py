@@ -23,9 +23,11 @@ _OFFSET = re.compile(r"^([+-])(\d+)([mhd])$")
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """One JSON request; returns (status, parsed body) for any status."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local stack URL
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -84,7 +86,11 @@ def _print_results(console: Console, status: int, answer: dict[str, Any], user_i
         awards = ", ".join(f"+{amount} {currency}" for currency, amount in result["awards"].items())
         levels = [f"level {f['level']} {f['name']}!" for f in result["facts"] if f["type"] == "level_up"]
         colour = {"accepted": "green", "duplicate": "yellow", "rejected": "red"}[result["status"]]
-        detail = " ".join(filter(None, [awards or "(no award)", *levels])) if result["status"] == "accepted" else result["reason"]
+        detail = (
+            " ".join(filter(None, [awards or "(no award)", *levels]))
+            if result["status"] == "accepted"
+            else result["reason"]
+        )
         console.print(f"   [{colour}]{result['status']:>9}[/] {result['id']}: {detail}")
     progress = answer["progress"]
     progress = progress.get(user_id, progress) if "gained" not in progress else progress

@@ -113,7 +113,7 @@ class DynamoDBLocal:
             if self.process.poll() is not None:
                 raise RuntimeError(f"DynamoDB Local exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
-                urllib.request.urlopen(self.endpoint, timeout=1)  # noqa: S310 - loopback only
+                urllib.request.urlopen(self.endpoint, timeout=1)
                 return
             except urllib.error.HTTPError:
                 return  # any HTTP answer (400 for a bare GET) means the server is up

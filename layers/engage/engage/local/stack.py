@@ -102,9 +102,7 @@ def create_tables(template: Template, endpoint: str, prefix: str) -> dict[str, s
         client.create_table(**template.table_request(logical_id, name))
         ttl = template.ttl_attribute(logical_id)
         if ttl:
-            client.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
-            )
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
     return names
 
 

@@ -99,7 +99,7 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 def load_template(path: str | Path) -> Template:
     path = Path(path)
-    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
     resources: dict[str, Any] = doc.get("Resources", {})
     globals_env = doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     default_auth = _default_authorizers(resources)

@@ -40,7 +40,9 @@ from .views import level_out
 MAX_ATTEMPTS = 6
 
 
-def ingest_client_events(request: EventsRequest, claims: Mapping[str, Any], now: datetime | None = None) -> IngestResponse:
+def ingest_client_events(
+    request: EventsRequest, claims: Mapping[str, Any], now: datetime | None = None
+) -> IngestResponse:
     """POST /v1/events: the user is the JWT's `sub`, never a field of the body."""
     user_id = str(claims.get("sub") or "")
     if not user_id:
@@ -162,7 +164,9 @@ def _result_out(result: EventResult) -> EventResultOut:
     )
 
 
-def _delta(config: EngagementConfig, before: UserState, after: UserState, results: list[EventResultOut]) -> ProgressDelta:
+def _delta(
+    config: EngagementConfig, before: UserState, after: UserState, results: list[EventResultOut]
+) -> ProgressDelta:
     gained: dict[str, int] = {}
     for result in results:
         for currency, amount in result.awards.items():
@@ -188,4 +192,3 @@ def _counts(results: Sequence[EventResultOut]) -> dict[str, int]:
 
 def _sorted(results: list[EventResultOut]) -> list[EventResultOut]:
     return sorted(results, key=lambda r: r.index)
-
