@@ -49,25 +49,28 @@ def run_benchmarks(console: Console) -> str:
         console.print("measuring raw DynamoDB calls …")
         put, get, transact = _raw_times(running.dynamodb.endpoint, 300)
         console.print("measuring ingest requests …")
-        one = _ingest_times(ingest, route, events_per_request=1, requests=300)
-        fifty = _ingest_times(ingest, route, events_per_request=50, requests=60)
+        one, one_db = _ingest_times(ingest, route, events_per_request=1, requests=300)
+        fifty, fifty_db = _ingest_times(ingest, route, events_per_request=50, requests=60)
         console.print("counting DynamoDB calls …")
         calls = _calls_per_request(ingest, route, running)
     finally:
         running.stop()
     console.print("timing rule evaluation …")
-    rules_us = _rule_evaluation_us(rule_count=100, events=2000)
+    rules_us = {
+        "all match": _rule_evaluation_us(rule_count=100, events=2000),
+        "none match": _rule_evaluation_us(rule_count=100, events=2000, matching=False),
+    }
     console.print("timing cold imports in a virtualenv holding only the layer's requirements …")
     python = layer_python()
-    imports = {name: _cold_import_ms(name, python) for name in ("ingest", "api")}
-    return _report(put, get, transact, one, fifty, calls, rules_us, imports)
+    imports = {name: _cold_import_ms(name, python) for name in ("ingest", "api", "floor")}
+    return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports)
 
 
 # ---------------------------------------------------------------- measurements
 
 
 def _raw_times(endpoint: str, count: int) -> tuple[list[float], list[float], list[float]]:
-    """One PutItem (the yardstick), and the floor of an ingest: one GetItem + one 2-item transaction."""
+    """One PutItem (the yardstick), and the two calls an ingest makes: a GetItem and a 2-item transaction."""
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
     client.create_table(TableName="bench-raw", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -106,21 +109,26 @@ def _invoke(pool: HandlerPool, route: Any, user: str, events: list[dict[str, Any
     authorizer = {"jwt": {"claims": {"sub": user}, "scopes": None}}
     event = http_api_event(route, "POST", route.path, "", {"content-type": "application/json"}, body, {}, authorizer)
     result = pool.invoke(event, LambdaContext("IngestFunction", event["requestContext"]["requestId"]))
-    if result["statusCode"] != 200:
+    answer = json.loads(result["body"])
+    if result["statusCode"] != 200 or answer["accepted"] != len(events):
         raise RuntimeError(f"ingest answered {result['statusCode']}: {result['body'][:300]}")
-    return json.loads(result["body"])
+    return answer
 
 
-def _ingest_times(pool: HandlerPool, route: Any, events_per_request: int, requests: int) -> list[float]:
-    times = []
+def _ingest_times(pool: HandlerPool, route: Any, events_per_request: int, requests: int) -> tuple[list, list]:
+    """Wall time of each request, and the part of it spent inside DynamoDB calls (botocore)."""
+    totals, in_dynamodb = [], []
     for i in range(requests + 10):
         user = f"bench-{events_per_request}-{i % 25}"  # returning users: the GetItem finds an item
         events = _event_batch(user, i, events_per_request)
-        started = time.perf_counter()
-        _invoke(pool, route, user, events)
+        with _counting() as calls:
+            started = time.perf_counter()
+            _invoke(pool, route, user, events)
+            elapsed = time.perf_counter() - started
         if i >= 10:
-            times.append(time.perf_counter() - started)
-    return times
+            totals.append(elapsed)
+            in_dynamodb.append(calls["seconds"])
+    return totals, in_dynamodb
 
 
 @contextmanager
@@ -129,9 +137,14 @@ def _counting() -> Iterator[Counter]:
     original = botocore.client.BaseClient._make_api_call
 
     def counting(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
-            calls[operation] += 1
-        return original(self, operation, params)
+        if self.meta.service_model.service_name != "dynamodb":
+            return original(self, operation, params)
+        calls[operation] += 1
+        started = time.perf_counter()
+        try:
+            return original(self, operation, params)
+        finally:
+            calls["seconds"] += time.perf_counter() - started
 
     botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
     try:
@@ -142,24 +155,25 @@ def _counting() -> Iterator[Counter]:
 
 def _calls_per_request(pool: HandlerPool, route: Any, running: Any) -> list[tuple[str, int, str]]:
     rows = []
-    for label, config_path in (("FitQuest (3 rules)", None), ("100 rules", "bench-100-rules")):
-        if config_path:
+    for label, slug in (("FitQuest (3 rules)", "fitquest"), ("100 rules", "rules100")):
+        if slug == "rules100":
             _publish_document(_config_with_rules(100))
-        _invoke(pool, route, "bench-calls-warm", _event_batch("bench-calls-warm", hash(label), 1))  # config cached
+        _invoke(pool, route, f"bench-warm-{slug}", _event_batch(f"bench-warm-{slug}", 0, 1))  # config now cached
         for size in (1, 10, 50, 99):
-            user = f"bench-calls-{size}-{label}"
+            user = f"bench-calls-{slug}-{size}"
             _invoke(pool, route, user, _event_batch(user, 0, 1))  # a returning user
             with _counting() as calls:
                 _invoke(pool, route, user, _event_batch(user, 1, size))
-            rows.append((label, size, ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))))
+            counts = sorted((op, n) for op, n in calls.items() if op != "seconds")
+            rows.append((label, size, ", ".join(f"{n} {op}" for op, n in counts)))
     return rows
 
 
-def _config_with_rules(count: int) -> dict[str, Any]:
+def _config_with_rules(count: int, matching: bool = True) -> dict[str, Any]:
     path = REPO / "examples/fitquest/engagement.yaml"
     document, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     document["rules"] = [
-        {"id": f"rule-{i}", "on": "workout_completed", "when": f"event.minutes >= {i % 60} && event.kind != 'yoga'",
+        {"id": f"rule-{i}", "on": "workout_completed", "when": f"event.minutes >= {i % 60 if matching else 601} && event.kind != 'yoga'",
          "award": {"xp": f"event.minutes * {1 + i % 3}", "coins": 1}, "limit": {"per": "day", "max": 50}}
         for i in range(count)
     ]  # fmt: skip
@@ -174,8 +188,8 @@ def _publish_document(document: dict[str, Any]) -> None:
     forget_cached_config()
 
 
-def _rule_evaluation_us(rule_count: int, events: int) -> dict[str, float]:
-    config = validate_config_data(_config_with_rules(rule_count))
+def _rule_evaluation_us(rule_count: int, events: int, matching: bool = True) -> dict[str, float]:
+    config = validate_config_data(_config_with_rules(rule_count, matching))
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     batch = [(i, Event(f"e{i}", "workout_completed", now - timedelta(seconds=i), {"minutes": 10 + i % 50, "kind": "run"}))
              for i in range(events)]  # fmt: skip
@@ -198,6 +212,14 @@ spec.loader.exec_module(module)
 elapsed = (time.perf_counter() - started) * 1000
 print(elapsed, "firebase_admin" in sys.modules)
 """
+# The third-party imports any handler of this design needs, whoever writes it: the floor under Engage's own.
+_FLOOR_PROBE = """
+import time
+started = time.perf_counter()
+import pynamodb.models, pynamodb.transactions, pydantic, ulid
+import aws_lambda_powertools.event_handler, aws_lambda_powertools.logging, aws_lambda_powertools.metrics
+print((time.perf_counter() - started) * 1000, False)
+"""
 _PROBE_ENV = {"USERS_TABLE": "users", "LEDGER_TABLE": "ledger", "CONFIG_TABLE": "config", "ENGAGE_APP_ID": "app",
               "AWS_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "engage"}  # fmt: skip
 
@@ -219,15 +241,14 @@ def _cold_import_ms(function: str, python: Path, runs: int = 7) -> dict[str, Any
     """Median import time of a handler module in a fresh interpreter, and where the time goes."""
     env = {**os.environ, **_PROBE_ENV, "PYTHONPATH": str(REPO / "layers/engage")}
     app = str(REPO / "functions" / function / "app.py")
+    probe = _FLOOR_PROBE if function == "floor" else _IMPORT_PROBE
     samples, firebase = [], False
     for _ in range(runs):
-        out = subprocess.run(
-            [str(python), "-c", _IMPORT_PROBE, app], capture_output=True, text=True, check=True, env=env
-        )
+        out = subprocess.run([str(python), "-c", probe, app], capture_output=True, text=True, check=True, env=env)
         elapsed, loaded = out.stdout.split()
         samples.append(float(elapsed))
         firebase |= loaded == "True"
-    traced = subprocess.run([str(python), "-X", "importtime", "-c", _IMPORT_PROBE, app],
+    traced = subprocess.run([str(python), "-X", "importtime", "-c", probe, app],
                             capture_output=True, text=True, check=True, env=env)  # fmt: skip
     shares: Counter = Counter()
     for line in traced.stderr.splitlines():  # "import time: self | cumulative | name"
@@ -252,12 +273,20 @@ def _p95(values: list[float]) -> float:
 
 
 def _report(
-    put: list[float], get: list[float], transact: list[float], one: list[float], fifty: list[float],
-    calls: list, rules: dict, imports: dict,
-) -> str:  # fmt: skip
+    put: list[float],
+    get: list[float],
+    transact: list[float],
+    one_split: tuple[list[float], list[float]],
+    fifty_split: tuple[list[float], list[float]],
+    calls: list,
+    rules: dict,
+    imports: dict,
+) -> str:
     median = statistics.median
+    (one, one_db), (fifty, fifty_db) = one_split, fifty_split
     ratio = median(one) / median(put)
-    floor = median(get) + median(transact)
+    own_one = median([t - d for t, d in zip(one, one_db, strict=True)])
+    own_fifty = median([t - d for t, d in zip(fifty, fifty_db, strict=True)])
     ok = lambda good: "✅ met" if good else "❌ missed"  # noqa: E731
     constant = len({row[2] for row in calls}) == 1
     lines = [
@@ -271,20 +300,24 @@ def _report(
         "",
         "## Ingest latency vs one raw PutItem",
         "",
-        "| measurement | requests | median ms | p95 ms |",
-        "|---|---:|---:|---:|",
-        f"| raw `PutItem` (boto3, same DynamoDB Local) | {len(put)} | {_ms(put, median):.2f} | {_ms(put, _p95):.2f} |",
-        f"| raw `GetItem`, consistent | {len(get)} | {_ms(get, median):.2f} | {_ms(get, _p95):.2f} |",
-        f"| raw `TransactWriteItems`, 2 puts | {len(transact)} | {_ms(transact, median):.2f} | {_ms(transact, _p95):.2f} |",
-        f"| `POST /v1/events`, 1 event | {len(one)} | {_ms(one, median):.2f} | {_ms(one, _p95):.2f} |",
-        f"| `POST /v1/events`, 50 events | {len(fifty)} | {_ms(fifty, median):.2f} | {_ms(fifty, _p95):.2f} |",
+        "| measurement | requests | median ms | p95 ms | of which in DynamoDB calls (median ms) |",
+        "|---|---:|---:|---:|---:|",
+        f"| raw `PutItem` (boto3, same DynamoDB Local) | {len(put)} | {_ms(put, median):.2f} | {_ms(put, _p95):.2f} | all |",
+        f"| raw `GetItem`, consistent | {len(get)} | {_ms(get, median):.2f} | {_ms(get, _p95):.2f} | all |",
+        f"| raw `TransactWriteItems`, 2 puts | {len(transact)} | {_ms(transact, median):.2f} | "
+        f"{_ms(transact, _p95):.2f} | all |",
+        f"| `POST /v1/events`, 1 event | {len(one)} | {_ms(one, median):.2f} | {_ms(one, _p95):.2f} | "
+        f"{_ms(one_db, median):.2f} |",
+        f"| `POST /v1/events`, 50 events | {len(fifty)} | {_ms(fifty, median):.2f} | {_ms(fifty, _p95):.2f} | "
+        f"{_ms(fifty_db, median):.2f} |",
         "",
         f"1-event request / PutItem = **{ratio:.2f}×** (target ≤ {TARGET_RATIO}×: {ok(ratio <= TARGET_RATIO)}). "
-        f"The two calls an ingest must make (a consistent GetItem and a 2-item transaction) alone take "
-        f"{floor * 1000:.2f} ms = {floor / median(put):.2f}× a PutItem here, so Engage's own work per 1-event request "
-        f"(routing, validation, rules, serialisation) is {(median(one) - floor) * 1000:.2f} ms. "
-        f"A 50-event request costs {median(fifty) / median(one):.1f}× a 1-event request "
-        f"({median(fifty) / 50 * 1000:.2f} ms per event).",
+        f"Of a 1-event request, {own_one * 1000:.2f} ms is Engage's own work (Powertools routing, pydantic "
+        f"validation, rules, PynamoDB serialisation) and the rest is the two DynamoDB calls it must make. Those "
+        f"two alone, as raw calls on a plain table, take {(median(get) + median(transact)) / median(put):.2f}× a "
+        "PutItem here: the target leaves Engage little room on DynamoDB Local, whose transactions cost more than "
+        f"a put. A 50-event request costs {median(fifty) / median(one):.1f}× a 1-event request "
+        f"({median(fifty) / 50 * 1000:.2f} ms per event; own work {own_fifty * 1000:.2f} ms).",
         "",
         "## DynamoDB calls per request",
         "",
@@ -301,9 +334,16 @@ def _report(
         "",
         "## Rule evaluation",
         "",
-        f"A config with 100 rules, all on `workout_completed`, each with a CEL `when`, a CEL award and a daily limit: "
-        f"**{rules['per_event']:.0f} µs per event** ({rules['per_rule']:.2f} µs per rule), engine only, "
+        "A config with 100 rules, all on `workout_completed` (the worst case: rules on other event types cost "
+        "nothing, they are looked up by type), each with a CEL `when`, a CEL award and a daily limit; engine only, "
         "events applied in batches of 50.",
+        "",
+        "| rules | µs per event | µs per rule |",
+        "|---|---:|---:|",
+        f"| all 100 match (each awards 2 currencies: 200 `points_awarded` facts per event) | "
+        f"{rules['all match']['per_event']:.0f} | {rules['all match']['per_rule']:.2f} |",
+        f"| none match (100 `when` evaluations per event) | {rules['none match']['per_event']:.0f} | "
+        f"{rules['none match']['per_rule']:.2f} |",
         "",
         "## Cold import of each handler module",
         "",
@@ -313,14 +353,18 @@ def _report(
         "| handler | median ms | max ms | firebase-admin imported | where the time goes (share of import time) |",
         "|---|---:|---:|---|---|",
         *[
-            f"| `functions/{name}/app.py` | {r['median']:.0f} | {r['max']:.0f} | "
+            f"| {f'`functions/{name}/app.py`' if name != 'floor' else 'floor: only the libraries (botocore via PynamoDB, pydantic, Powertools)'} | {r['median']:.0f} | {r['max']:.0f} | "
             f"{'yes ❌' if r['firebase_admin'] else 'no ✅'} | "
             f"{', '.join(f'{pkg} {share:.0%}' for pkg, share in r['shares'])} |"
             for name, r in imports.items()
         ],
         "",
         f"Target ≤ {TARGET_IMPORT_MS:.0f} ms here: "
-        f"{ok(all(r['median'] <= TARGET_IMPORT_MS for r in imports.values()))}.",
+        f"{ok(all(r['median'] <= TARGET_IMPORT_MS for n, r in imports.items() if n != 'floor'))}. The floor row imports "
+        "only the third-party libraries a handler of this design needs, without any Engage code: it alone is "
+        f"{imports['floor']['median']:.0f} ms here, so Engage's own modules (config schema, CEL, engine, store, API "
+        f"models) add about {imports['ingest']['median'] - imports['floor']['median']:.0f} ms to the ingest handler. "
+        "The X-Ray SDK and pydantic-settings were removed from the layer for this reason (about 120 ms and 40 ms).",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,6 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -60,17 +59,6 @@ class UserItem(Model):
     updated_at = UTCDateTimeAttribute()
 
 
-class LedgerByTime(LocalSecondaryIndex):
-    """A user's ledger in the order it was written (history, "why did I get this?")."""
-
-    class Meta:
-        index_name = "ByTime"
-        projection = AllProjection()
-
-    user_id = UnicodeAttribute(hash_key=True)
-    ts = UnicodeAttribute(range_key=True)
-
-
 class LedgerItem(Model):
     """One row per applied event (sk 'evt#<event id>'): its dedupe marker and the facts it caused.
 
@@ -83,7 +71,9 @@ class LedgerItem(Model):
 
     user_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    ts = UnicodeAttribute()  # ULID of the write: time-ordered, unique
+    # ULID of the write: time-ordered and unique. History will read it through a GSI, added when needed
+    # (no LSI: it would slow every transaction and cap a user's ledger at 10 GB).
+    ts = UnicodeAttribute()
     kind = UnicodeAttribute(default="event")
     event_type = UnicodeAttribute()
     source = UnicodeAttribute()
@@ -92,7 +82,6 @@ class LedgerItem(Model):
     properties = MapAttribute(default=dict)
     facts = ListAttribute(default=list)
     expires_at = TTLAttribute(null=True)
-    by_time = LedgerByTime()
 
 
 class ConfigItem(Model):
