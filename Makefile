@@ -32,9 +32,11 @@ test: $(VENV)/.synced lint validate check-layer-requirements  ## lint, template 
 bench: $(VENV)/.synced  ## measure against DynamoDB Local and write docs/benchmarks.md
 	$(RUN)/engage bench --output docs/benchmarks.md
 
-lint: $(VENV)/.synced  ## ruff lint + format check
+lint: $(VENV)/.synced  ## ruff lint + format check, mypy on the layer and the handlers
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
+	$(RUN)/mypy layers/engage/engage
+	@for handler in functions/*/app.py; do $(RUN)/mypy $$handler || exit 1; done
 
 format: $(VENV)/.synced  ## apply ruff's formatting and safe fixes
 	$(RUN)/ruff check --fix .

@@ -79,8 +79,10 @@ def config_schema() -> None:
 
 def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str) -> None:
     """Set the settings the store needs for a local or deployed stage."""
-    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "-", "LEDGER_TABLE": "-"}
-    if stage == "local":
+    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "unused", "LEDGER_TABLE": "unused"}
+    if table:
+        env["CONFIG_TABLE"] = table
+    elif stage == "local":
         from .local.stack import state_file
 
         if not state_file().exists():
@@ -88,14 +90,12 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
             raise typer.Exit(1)
         state = json.loads(state_file().read_text())
         env.update(
-            CONFIG_TABLE=table or state["tables"]["ConfigTable"],
+            CONFIG_TABLE=state["tables"]["ConfigTable"],
             AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
             AWS_REGION="us-east-1",
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",
         )
-    elif table:
-        env["CONFIG_TABLE"] = table
     else:
         import boto3
 
@@ -180,3 +180,7 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

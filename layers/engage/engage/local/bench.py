@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,30 +128,38 @@ def _ingest_times(pool: HandlerPool, route: Any, events_per_request: int, reques
             elapsed = time.perf_counter() - started
         if i >= 10:
             totals.append(elapsed)
-            in_dynamodb.append(calls["seconds"])
+            in_dynamodb.append(calls.seconds)
     return totals, in_dynamodb
 
 
+@dataclass
+class _Calls:
+    """DynamoDB calls seen at botocore: how many of each operation, and the time spent in them."""
+
+    operations: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
 @contextmanager
-def _counting() -> Iterator[Counter]:
-    calls: Counter = Counter()
-    original = botocore.client.BaseClient._make_api_call
+def _counting() -> Iterator[_Calls]:
+    calls = _Calls()
+    original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def counting(self: Any, operation: str, params: dict[str, Any]) -> Any:
         if self.meta.service_model.service_name != "dynamodb":
             return original(self, operation, params)
-        calls[operation] += 1
+        calls.operations[operation] += 1
         started = time.perf_counter()
         try:
             return original(self, operation, params)
         finally:
-            calls["seconds"] += time.perf_counter() - started
+            calls.seconds += time.perf_counter() - started
 
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     try:
         yield calls
     finally:
-        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[attr-defined]
 
 
 def _calls_per_request(pool: HandlerPool, route: Any, running: Any) -> list[tuple[str, int, str]]:
@@ -164,8 +173,7 @@ def _calls_per_request(pool: HandlerPool, route: Any, running: Any) -> list[tupl
             _invoke(pool, route, user, _event_batch(user, 0, 1))  # a returning user
             with _counting() as calls:
                 _invoke(pool, route, user, _event_batch(user, 1, size))
-            counts = sorted((op, n) for op, n in calls.items() if op != "seconds")
-            rows.append((label, size, ", ".join(f"{n} {op}" for op, n in counts)))
+            rows.append((label, size, ", ".join(f"{n} {op}" for op, n in sorted(calls.operations.items()))))
     return rows
 
 
@@ -250,12 +258,12 @@ def _cold_import_ms(function: str, python: Path, runs: int = 7) -> dict[str, Any
         firebase |= loaded == "True"
     traced = subprocess.run([str(python), "-X", "importtime", "-c", probe, app],
                             capture_output=True, text=True, check=True, env=env)  # fmt: skip
-    shares: Counter = Counter()
+    shares: Counter[str] = Counter()
     for line in traced.stderr.splitlines():  # "import time: self | cumulative | name"
         if line.startswith("import time:") and "|" in line and not line.endswith("imported package"):
             own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
             if own.isdigit():
-                shares[name.split(".")[0]] += int(own) / 1000
+                shares[name.split(".")[0]] += int(own)  # µs
     total = sum(shares.values())
     top = [(name, ms / total) for name, ms in shares.most_common(6)]
     return {"median": statistics.median(samples), "max": max(samples), "firebase_admin": firebase, "shares": top}

@@ -96,7 +96,9 @@ def start(
 
 def create_tables(template: Template, endpoint: str, prefix: str) -> dict[str, str]:
     """Create every AWS::DynamoDB::Table of the template (keys, indexes, stream, TTL) on `endpoint`."""
-    client = boto3.client("dynamodb", endpoint_url=endpoint, **_client_credentials())
+    client = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
+    )
     names = table_names(template, prefix)
     for logical_id, name in names.items():
         client.create_table(**template.table_request(logical_id, name))
@@ -148,7 +150,3 @@ def _forget_cached_settings() -> None:
     from ..settings import get_settings
 
     get_settings.cache_clear()
-
-
-def _client_credentials() -> dict[str, str]:
-    return {"region_name": REGION, "aws_access_key_id": "local", "aws_secret_access_key": "local"}

@@ -37,11 +37,23 @@ def publish(app: str, document: dict[str, Any], source_text: str | None = None, 
     now = datetime.now(UTC)
     latest = next(ConfigItem.query(app, ConfigItem.version.startswith("v"), scan_index_forward=False, limit=1), None)
     version = f"v{(int(latest.version[1:]) if latest else 0) + 1:06d}"
-    fields = dict(document=payload, source_text=source_text, sha256=digest, published_at=now, published_by=by)
+
+    def item(sort_key: str, active_version: str | None = None) -> ConfigItem:
+        return ConfigItem(
+            app,
+            sort_key,
+            document=payload,
+            source_text=source_text,
+            sha256=digest,
+            published_at=now,
+            published_by=by,
+            active_version=active_version,
+        )
+
     with TransactWrite(connection=connection(), client_request_token=str(ULID())) as transaction:
         # Two publishers racing for the same version number: one wins, the other gets an error to retry.
-        transaction.save(ConfigItem(app, version, **fields), condition=ConfigItem.version.does_not_exist())
-        transaction.save(ConfigItem(app, ACTIVE, active_version=version, **fields))
+        transaction.save(item(version), condition=ConfigItem.version.does_not_exist())
+        transaction.save(item(ACTIVE, active_version=version))
     return version
 
 

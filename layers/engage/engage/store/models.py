@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from pynamodb.attributes import (
     ListAttribute,
@@ -47,10 +48,10 @@ class UserItem(Model):
 
     user_id = UnicodeAttribute(hash_key=True)
     version = VersionAttribute()
-    balances = MapAttribute(default=dict)
-    earned = MapAttribute(default=dict)
+    balances = MapAttribute[str, Any](default=dict)
+    earned = MapAttribute[str, Any](default=dict)
     level = NumberAttribute(default=0)
-    counters = MapAttribute(default=dict)
+    counters = MapAttribute[str, Any](default=dict)
     timezone = UnicodeAttribute(null=True)
     locale = UnicodeAttribute(null=True)
     app_version = UnicodeAttribute(null=True)
@@ -79,8 +80,8 @@ class LedgerItem(Model):
     source = UnicodeAttribute()
     occurred_at = UTCDateTimeAttribute()
     received_at = UTCDateTimeAttribute()
-    properties = MapAttribute(default=dict)
-    facts = ListAttribute(default=list)
+    properties = MapAttribute[str, Any](default=dict)
+    facts = ListAttribute[Any](default=list)
     expires_at = TTLAttribute(null=True)
 
 

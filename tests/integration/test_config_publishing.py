@@ -1,0 +1,118 @@
+"""The product owner's loop: validate, publish, and the Lambdas follow within 60 s, no redeploy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import engage.services.config as config_service
+from engage.api.models import EventsRequest
+from engage.services.ingest import ingest_client_events
+from engage.settings import get_settings
+from engage.store import config_store
+
+from ..conftest import FITQUEST, REPO
+
+
+def engage_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engage.cli", *args], capture_output=True, text=True, cwd=REPO, env=os.environ.copy()
+    )
+
+
+@pytest.fixture
+def restore_fitquest():
+    yield
+    config_store.publish("fitquest", _fitquest_document())
+    config_service.forget_cached_config()
+
+
+def _fitquest_document() -> dict:
+    from engage.config.loader import parse_yaml
+
+    return parse_yaml(FITQUEST.read_text(), str(FITQUEST))[0]
+
+
+def test_validate_accepts_the_reference_config():
+    result = engage_cli("config", "validate", str(FITQUEST))
+    assert result.returncode == 0, result.stderr
+    assert "fitquest" in result.stdout
+
+
+def test_validate_lists_every_problem_with_its_line(tmp_path):
+    bad = tmp_path / "engagement.yaml"
+    bad.write_text(
+        FITQUEST.read_text().replace("award: {xp: 5}", "award: {gems: 5}").replace("on: app_opened", "on: app_open")
+    )
+
+    result = engage_cli("config", "validate", str(bad))
+
+    assert result.returncode == 1
+    assert "rules[1].on: unknown event 'app_open'" in result.stderr
+    assert "rules[1].award.gems: unknown currency 'gems'" in result.stderr
+    assert "line 39, rules[1].on" in result.stderr and "Fix:" in result.stderr
+
+
+def test_publish_refuses_an_invalid_file_and_changes_nothing(tmp_path):
+    before = config_store.read_active("fitquest").version
+    bad = tmp_path / "engagement.yaml"
+    bad.write_text(FITQUEST.read_text().replace("thresholds: [0, 100,", "thresholds: [5, 100,"))
+
+    result = engage_cli("config", "publish", str(bad), "--table", get_settings().config_table)
+
+    assert result.returncode == 1 and "levels.thresholds" in result.stderr
+    assert config_store.read_active("fitquest").version == before
+
+
+def test_published_rules_reach_the_lambdas_once_their_cache_expires(tmp_path, monkeypatch, restore_fitquest):
+    # Given a Lambda that has the current config cached
+    config_service.forget_cached_config()
+    clock = [1000.0]
+    monkeypatch.setattr(config_service.time, "monotonic", lambda: clock[0])
+    old = config_service.active_config().version
+
+    # When the product owner publishes triple XP with the CLI
+    tripled = tmp_path / "engagement.yaml"
+    tripled.write_text(FITQUEST.read_text().replace('xp: "event.minutes * 2"', 'xp: "event.minutes * 3"'))
+    result = engage_cli("config", "publish", str(tripled), "--table", get_settings().config_table)
+    assert result.returncode == 0, result.stderr
+
+    # Then the Lambda keeps serving the cached version for up to 60 s, then the new one
+    clock[0] += 59
+    assert config_service.active_config().version == old
+    clock[0] += 2
+    assert config_service.active_config().version > old
+    workout = {"id": "triple-1", "type": "workout_completed", "occurred_at": datetime.now(UTC).isoformat(),
+               "properties": {"minutes": 10, "kind": "run"}}  # fmt: skip
+    answer = ingest_client_events(EventsRequest.model_validate({"events": [workout]}), {"sub": "triple-xp-user"})
+    assert answer.progress.gained["xp"] == 30
+
+
+def test_versions_are_kept_newest_first():
+    versions = config_store.list_versions("fitquest")
+    assert [v.version for v in versions] == sorted((v.version for v in versions), reverse=True)
+    assert versions[0].version == config_store.read_active("fitquest").version
+
+
+def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch):
+    # moto stands in for CloudFormation here; DynamoDB Local is not involved.
+    from engage.cli import _point_at_stage
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID"):  # restored after the test
+        monkeypatch.setenv(written, os.environ[written])
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudformation.create_stack(
+            StackName="engage-staging",
+            TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}, '
+            '"Outputs": {"ConfigTableName": {"Value": "engage-staging-ConfigTable-ABC123"}}}',
+        )
+        _point_at_stage("staging", table=None, stack_name=None, app_id="fitquest")
+        assert os.environ["CONFIG_TABLE"] == "engage-staging-ConfigTable-ABC123"
