@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Iterator
 
-import botocore.client
 import pytest
+
+from engage.local.bench import DynamoDBCalls, count_dynamodb_calls
 
 _users = itertools.count()
 
@@ -22,15 +22,7 @@ def user_id(request) -> str:
 
 
 @pytest.fixture
-def dynamodb_calls(monkeypatch) -> Iterator[Counter]:
-    """Counts DynamoDB API calls by operation name (GetItem, TransactWriteItems, …) made during the test."""
-    calls: Counter = Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self, operation_name, api_params):
-        if self.meta.service_model.service_name == "dynamodb":
-            calls[operation_name] += 1
-        return original(self, operation_name, api_params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
-    yield calls
+def dynamodb_calls() -> Iterator[DynamoDBCalls]:
+    """DynamoDB API calls by operation name (GetItem, TransactWriteItems, …) made during the test."""
+    with count_dynamodb_calls() as calls:
+        yield calls

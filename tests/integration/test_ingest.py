@@ -174,12 +174,12 @@ def test_request_costs_one_read_and_one_transaction_whatever_its_size(user_id, d
     now = datetime.now(UTC)
     send(f"{user_id}-warm", [workout(f"{user_id}-warm", now)])  # config is read once per 60 s, not per request
     for size in (1, 50):
-        dynamodb_calls.clear()
+        dynamodb_calls.operations.clear()
         events = [workout(f"{user_id}-{size}-{i}", now - timedelta(seconds=i)) for i in range(size)]
 
         send(f"{user_id}-{size}", events)
 
-        assert dict(dynamodb_calls) == {"GetItem": 1, "TransactWriteItems": 1}
+        assert dict(dynamodb_calls.operations) == {"GetItem": 1, "TransactWriteItems": 1}
 
 
 def test_hundred_events_of_one_user_fit_dynamodbs_transaction_limit(user_id, dynamodb_calls):
@@ -190,7 +190,7 @@ def test_hundred_events_of_one_user_fit_dynamodbs_transaction_limit(user_id, dyn
     answer = send(user_id, events)
 
     assert answer.accepted == 100
-    assert dynamodb_calls["TransactWriteItems"] == 2  # 1 user item + 99 rows, then the 100th
+    assert dynamodb_calls.operations["TransactWriteItems"] == 2  # 1 user item + 99 rows, then the 100th
     assert len(list(LedgerItem.query(user_id))) == 100
     assert send(user_id, events).duplicates == 100
 

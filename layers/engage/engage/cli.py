@@ -121,9 +121,10 @@ def local_up(
     console.print(
         f"[green]✓[/] local stack on [bold]{running.api_url}[/] (DynamoDB Local at {running.dynamodb.endpoint})"
     )
-    console.print("  token:      TOKEN=$(engage local token demo-user --name 'Demo User')")
+    console.print("  token:      TOKEN=$(.venv/bin/engage local token demo-user --name 'Demo User')")
     console.print(f'  app route:  curl -H "authorization: Bearer $TOKEN" {running.api_url}/v1/me')
     console.print(f"  server key: x-engage-server-key: {running.server_key}")
+    console.print(f"  functions' logs and metrics: {local_stack.function_log()}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -159,6 +160,7 @@ def demo(
         running = local_stack.start(config_path=config)
     with running:
         console.print(f"[green]✓[/] local stack on {running.api_url}, tables created from template.yaml")
+        console.print(f"  the functions' logs and metrics go to {local_stack.function_log()}")
         run_demo(running, session, console)
 
 

@@ -122,7 +122,7 @@ def _ingest_times(pool: HandlerPool, route: Any, events_per_request: int, reques
     for i in range(requests + 10):
         user = f"bench-{events_per_request}-{i % 25}"  # returning users: the GetItem finds an item
         events = _event_batch(user, i, events_per_request)
-        with _counting() as calls:
+        with count_dynamodb_calls() as calls:
             started = time.perf_counter()
             _invoke(pool, route, user, events)
             elapsed = time.perf_counter() - started
@@ -133,7 +133,7 @@ def _ingest_times(pool: HandlerPool, route: Any, events_per_request: int, reques
 
 
 @dataclass
-class _Calls:
+class DynamoDBCalls:
     """DynamoDB calls seen at botocore: how many of each operation, and the time spent in them."""
 
     operations: Counter = field(default_factory=Counter)
@@ -141,8 +141,9 @@ class _Calls:
 
 
 @contextmanager
-def _counting() -> Iterator[_Calls]:
-    calls = _Calls()
+def count_dynamodb_calls() -> Iterator[DynamoDBCalls]:
+    """Count (and time) every DynamoDB call botocore makes in this process while the block runs."""
+    calls = DynamoDBCalls()
     original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def counting(self: Any, operation: str, params: dict[str, Any]) -> Any:
@@ -171,7 +172,7 @@ def _calls_per_request(pool: HandlerPool, route: Any, running: Any) -> list[tupl
         for size in (1, 10, 50, 99):
             user = f"bench-calls-{slug}-{size}"
             _invoke(pool, route, user, _event_batch(user, 0, 1))  # a returning user
-            with _counting() as calls:
+            with count_dynamodb_calls() as calls:
                 _invoke(pool, route, user, _event_batch(user, 1, size))
             rows.append((label, size, ", ".join(f"{n} {op}" for op, n in sorted(calls.operations.items()))))
     return rows

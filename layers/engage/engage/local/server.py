@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 import itertools
 import json
 import queue
@@ -18,11 +19,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import jwt
@@ -52,6 +56,42 @@ class LambdaContext:
         return max(int((self.deadline - time.monotonic()) * 1000), 0)
 
 
+class _FunctionOutput(io.TextIOBase):
+    """Where handlers' stdout goes, like Lambda sends it to CloudWatch: to a log file, not to the caller.
+
+    Installed once as sys.stdout; writes from a thread that is running a handler go to the log file, every
+    other write goes to the real stdout (the demo's own output, the CLI).
+    """
+
+    _active = threading.local()
+
+    def __init__(self, log_path: Path, terminal: TextIO) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the process
+        self._terminal = terminal
+
+    @classmethod
+    def install(cls, log_path: Path) -> None:
+        if not isinstance(sys.stdout, cls):
+            sys.stdout = cls(log_path, sys.stdout)
+
+    @classmethod
+    @contextmanager
+    def capturing(cls) -> Iterator[None]:
+        cls._active.on = True
+        try:
+            yield
+        finally:
+            cls._active.on = False
+
+    def write(self, text: str) -> int:
+        target = self._log if getattr(self._active, "on", False) else self._terminal
+        return target.write(text)
+
+    def flush(self) -> None:
+        self._terminal.flush()
+
+
 class HandlerPool:
     """Loaded copies of one function's handler module; each serves one request at a time."""
 
@@ -68,7 +108,8 @@ class HandlerPool:
             module = self._load()
         try:
             handler = getattr(module, self.function.handler.rsplit(".", 1)[1])
-            return handler(event, context)
+            with _FunctionOutput.capturing():
+                return handler(event, context)
         finally:
             self._idle.put(module)
 
@@ -86,7 +127,9 @@ class HandlerPool:
 class LocalApi:
     """Routes from template.yaml to in-process handlers; `serve()` puts it on 127.0.0.1."""
 
-    def __init__(self, template: Template, server_key: str) -> None:
+    def __init__(self, template: Template, server_key: str, log_path: Path | None = None) -> None:
+        if log_path is not None:
+            _FunctionOutput.install(log_path)
         self.routes: list[Route] = template.routes
         self.server_key = server_key
         self._pools = {rid: HandlerPool(fn) for rid, fn in template.functions.items()}

@@ -36,6 +36,11 @@ def state_file() -> Path:
     return cache_root() / "local" / "stack.json"
 
 
+def function_log() -> Path:
+    """What the functions print (structured logs, EMF metrics), as CloudWatch Logs would hold it."""
+    return cache_root() / "local" / "functions.log"
+
+
 @dataclass
 class LocalStack:
     """A running local stack. `api_url` serves the routes; `server_key` opens the IAM routes."""
@@ -81,7 +86,7 @@ def start(
         if config_path is not None:
             publish_config_file(config_path)
         server_key = secrets.token_urlsafe(24)
-        api = LocalApi(template, server_key)
+        api = LocalApi(template, server_key, log_path=function_log() if record_state else None)
         api_url = api.serve(port)
     except BaseException:
         dynamodb.stop()

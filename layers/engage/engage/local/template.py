@@ -51,6 +51,7 @@ class Template:
     functions: dict[str, Function]
     routes: list[Route]
     parameters: dict[str, Any]
+    resources: dict[str, Any]  # the whole Resources section, intrinsics in long form
 
     def table_request(self, logical_id: str, name: str) -> dict[str, Any]:
         """CreateTable arguments for one table, as template.yaml declares it."""
@@ -121,7 +122,7 @@ def load_template(path: str | Path) -> Template:
             auth: Auth = "iam" if authorizer == "AWS_IAM" else "none" if authorizer == "NONE" else "jwt"
             routes.append(Route(ev["Method"].upper(), ev["Path"], rid, auth))
     parameters = {name: spec.get("Default") for name, spec in doc.get("Parameters", {}).items()}
-    return Template(path, tables, functions, routes, parameters)
+    return Template(path, tables, functions, routes, parameters, resources)
 
 
 def _default_authorizers(resources: dict[str, Any]) -> dict[str, str]:

@@ -1,0 +1,80 @@
+"""template.yaml is the one source of truth: routes, auth, least privilege and table settings hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engage.local.template import load_template
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template):
+    return template.resources
+
+
+def test_routes_and_their_authorizers(template):
+    routes = {(r.method, r.path): (r.function, r.auth) for r in template.routes}
+    assert routes == {
+        ("POST", "/v1/events"): ("IngestFunction", "jwt"),
+        ("POST", "/v1/server/events"): ("IngestFunction", "iam"),
+        ("GET", "/v1/me"): ("ApiFunction", "jwt"),
+    }
+
+
+def _statements(resources, function):
+    return [s for policy in resources[function]["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+def _grants(resources, function):
+    grants = set()
+    for statement in _statements(resources, function):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        table = statement["Resource"]["Fn::GetAtt"][0]
+        grants |= {(action, table) for action in actions}
+    return grants
+
+
+def test_each_function_may_do_only_what_its_code_does(resources):
+    assert _grants(resources, "IngestFunction") == {
+        ("dynamodb:GetItem", "UsersTable"),
+        ("dynamodb:PutItem", "UsersTable"),
+        ("dynamodb:PutItem", "LedgerTable"),
+        ("dynamodb:GetItem", "ConfigTable"),
+    }
+    assert _grants(resources, "ApiFunction") == {
+        ("dynamodb:GetItem", "UsersTable"),
+        ("dynamodb:GetItem", "ConfigTable"),
+    }
+
+
+def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
+    tables = {rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    assert set(tables) == {"UsersTable", "LedgerTable", "ConfigTable"}
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["DeletionPolicy"] == "Retain"
+    ledger = tables["LedgerTable"]["Properties"]
+    assert ledger["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
+    assert ledger["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_store_models_match_the_template_keys(template):
+    from engage.store.models import ConfigItem, LedgerItem, UserItem
+
+    for model, logical_id in ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (ConfigItem, "ConfigTable")):
+        keys = {k["AttributeName"]: k["KeyType"] for k in template.tables[logical_id]["KeySchema"]}
+        declared = {name: "HASH" if attr.is_hash_key else "RANGE" for name, attr in model.get_attributes().items()
+                    if attr.is_hash_key or attr.is_range_key}  # fmt: skip
+        assert declared == keys, logical_id
