@@ -12,7 +12,7 @@ from engage.api.models import EventsRequest, ServerEventsRequest
 from engage.services.ingest import ingest_client_events, ingest_server_events
 from engage.services.me import my_progress
 from engage.store.models import LedgerItem
-from engage.store.progress import load_user
+from engage.store.progress import ledger_key, load_user
 
 
 def workout(event_id: str, at: datetime, minutes: int = 30, kind: str = "run") -> dict:
@@ -199,8 +199,8 @@ def test_ledger_rows_name_rule_and_event_and_expire_only_without_facts(user_id):
     now = datetime.now(UTC)
     send(user_id, [workout(f"{user_id}-paid", now), workout(f"{user_id}-short", now, minutes=5)])
 
-    paid = LedgerItem.get(user_id, f"evt#{user_id}-paid")
-    short = LedgerItem.get(user_id, f"evt#{user_id}-short")
+    paid = LedgerItem.get(user_id, ledger_key("client", f"{user_id}-paid"))
+    short = LedgerItem.get(user_id, ledger_key("client", f"{user_id}-short"))
 
     assert {(f["type"], f["rule"], f["event_id"]) for f in paid.facts} == {
         ("points_awarded", "workout-xp", f"{user_id}-paid")
@@ -248,3 +248,66 @@ def test_server_events_group_by_user_and_accept_server_only_types(user_id):
 def test_unknown_time_zone_in_context_is_refused(bad_zone):
     with pytest.raises(ValueError, match="unknown time zone"):
         EventsRequest.model_validate({"events": [{}], "context": {"timezone": bad_zone}})
+
+
+def test_an_app_cannot_claim_the_id_of_a_backend_event(user_id):
+    # Given the app sends an event with the id the backend will give a purchase
+    now = datetime.now(UTC).isoformat()
+    send(user_id, [{"id": "order-7", "type": "app_opened", "occurred_at": now}])
+
+    # When the backend reports that purchase
+    purchase = {"id": "order-7", "user_id": user_id, "type": "purchase_completed", "occurred_at": now,
+                "properties": {"sku": "pro", "amount": 20}}  # fmt: skip
+    answer = ingest_server_events(ServerEventsRequest.model_validate({"events": [purchase]}))
+
+    # Then it is applied: app and backend ids live apart
+    assert answer.accepted == 1
+    assert load_user(user_id).balances["coins"] == 20
+
+
+@pytest.mark.parametrize(
+    ("properties", "code", "problem"),
+    [
+        ({"": 1}, "invalid_event", "properties"),
+        ({"bad name": 1}, "invalid_event", "properties"),
+        ({"minutes": float("nan"), "kind": "run"}, "invalid_event", "finite"),
+        ({"extra": 1e300, "minutes": 20, "kind": "run"}, "invalid_event", "properties.extra"),
+        ({"blob": "x" * 1000, **{f"p{i}": "y" * 1000 for i in range(20)}}, "invalid_event", "bytes"),
+        # 10**40 has too many digits for DynamoDB as an integer; as the double 1e40 it is over minutes' max
+        ({"minutes": 10**40, "kind": "run"}, "bad_property", "above the maximum"),
+    ],
+    ids=["empty-name", "space-in-name", "nan", "out-of-range", "too-large", "too-many-digits"],
+)
+def test_values_dynamodb_cannot_store_are_rejected_per_event_not_a_500(user_id, properties, code, problem):
+    now = datetime.now(UTC)
+    bad = {
+        "id": f"{user_id}-bad",
+        "type": "workout_completed",
+        "occurred_at": now.isoformat(),
+        "properties": properties,
+    }
+
+    answer = send(user_id, [bad, workout(f"{user_id}-ok", now)])
+
+    assert [(r.status, r.code) for r in answer.results] == [("rejected", code), ("accepted", None)]
+    assert problem in answer.results[0].reason
+
+
+def test_a_non_object_entry_is_one_rejected_event(user_id):
+    answer = send(user_id, [None, workout(f"{user_id}-ok", datetime.now(UTC))])  # type: ignore[list-item]
+
+    assert [(r.index, r.status, r.code) for r in answer.results] == [
+        (0, "rejected", "invalid_event"),
+        (1, "accepted", None),
+    ]
+
+
+def test_number_properties_are_doubles_in_expressions_whatever_the_json(user_id, monkeypatch):
+    # 10 and 10.0 are the same amount: int(event.amount) must see the same value for both.
+    now = datetime.now(UTC).isoformat()
+    events = [{"id": f"{user_id}-{n}", "user_id": user_id, "type": "purchase_completed", "occurred_at": now,
+               "properties": {"sku": "a", "amount": amount}} for n, amount in enumerate((10, 10.0, 10.9))]  # fmt: skip
+
+    answer = ingest_server_events(ServerEventsRequest.model_validate({"events": events}))
+
+    assert [r.awards for r in answer.results] == [{"coins": 10}] * 3

@@ -468,3 +468,17 @@ def test_every_rejection_has_a_fix_hint(fitquest_text, change):
     issues = issues_of_text(text)
     assert len(issues) == 1
     assert "Fix:" in issues[0].message, issues[0].message
+
+
+def test_an_expression_mixing_int_and_double_is_caught_at_validation(fitquest_text):
+    # amount is a number (a double in CEL): `* 2` (an int) fails on every real event, so it fails here first.
+    text = edit(fitquest_text, 'award: {coins: "int(event.amount)"}', 'award: {coins: "event.amount * 2"}')
+    issues = issues_of_text(text)
+    assert [issue.where for issue in issues] == ["rules[2].award.coins"]
+    assert "mixes types" in issues[0].message and "Fix:" in issues[0].message
+    assert issues[0].line == line_of(text, 'award: {coins: "event.amount * 2"}')
+
+
+def test_the_same_expression_with_explicit_conversions_is_accepted(fitquest_text):
+    text = edit(fitquest_text, 'award: {coins: "int(event.amount)"}', 'award: {coins: "int(event.amount * 2.0)"}')
+    assert parse_config_text(text).rules[2].award["coins"].source == "int(event.amount * 2.0)"

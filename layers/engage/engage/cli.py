@@ -100,7 +100,13 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
         import boto3
 
         name = stack_name or f"engage-{stage}"
-        outputs = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])
+        region = boto3.session.Session().region_name
+        if not region:
+            errors.print("no AWS region is configured. Fix: set AWS_REGION or a region in your AWS profile")
+            raise typer.Exit(1)
+        env["AWS_REGION"] = region  # the table lives where the stack does
+        cloudformation = boto3.client("cloudformation", region_name=region)
+        outputs = cloudformation.describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])
         found = {o["OutputKey"]: o["OutputValue"] for o in outputs}
         if "ConfigTableName" not in found:
             errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")

@@ -19,7 +19,7 @@ class Settings(BaseModel):
     ledger_table: str = Field(alias="LEDGER_TABLE", min_length=3)
     config_table: str = Field(alias="CONFIG_TABLE", min_length=3)
     app_id: str = Field(alias="ENGAGE_APP_ID", min_length=1)
-    region: str = Field("us-east-1", alias="AWS_REGION")
+    region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda sets it; elsewhere AWS_DEFAULT_REGION serves
     # How long a Lambda keeps the active config before reading it again.
     config_cache_seconds: float = Field(60.0, ge=0, le=60, alias="ENGAGE_CONFIG_CACHE_SECONDS")
 
@@ -31,8 +31,10 @@ class SettingsMissing(RuntimeError):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; a missing variable fails here, naming it."""
+    env = dict(os.environ)
+    env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", ""))
     try:
-        return Settings.model_validate(dict(os.environ))
+        return Settings.model_validate(env)
     except ValidationError as exc:
         problems = "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in exc.errors())
         raise SettingsMissing(f"invalid or missing environment: {problems}") from None

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_serializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_serializer
 
 from ..config.types import Locale, TimeZoneName
 
 MAX_EVENTS_PER_REQUEST = 100
+# Each event is stored in its ledger row: this keeps 99 of them well inside a 4 MB transaction.
+MAX_PROPERTIES_BYTES = 16_384
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-PropertyValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool | None
+PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# DynamoDB stores numbers of up to 38 digits between 1e-130 and 1e126; NaN and infinity not at all.
+PropertyValue = (
+    Annotated[str, StringConstraints(max_length=1024)]
+    | Annotated[int, Field(gt=-(10**38), lt=10**38)]
+    | Annotated[float, Field(allow_inf_nan=False, gt=-1e125, lt=1e125)]
+    | bool
+    | None
+)
 
 
 class _Body(BaseModel):
@@ -33,7 +44,15 @@ class EventIn(_Body):
     id: EventId
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     occurred_at: AwareDatetime = Field(description="ISO 8601 with offset, e.g. 2026-11-22T07:30:00Z")
-    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=50)
+    properties: dict[PropertyName, PropertyValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("properties")
+    @classmethod
+    def _fits_a_ledger_row(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(properties))
+        if size > MAX_PROPERTIES_BYTES:
+            raise ValueError(f"properties take {size} bytes; at most {MAX_PROPERTIES_BYTES} are kept per event")
+        return properties
 
 
 class ServerEventIn(EventIn):
@@ -43,14 +62,14 @@ class ServerEventIn(EventIn):
 class EventsRequest(_Body):
     """POST /v1/events. Events are parsed one by one, so one bad event does not sink the batch."""
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+    events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
     context: ClientContext | None = None
 
 
 class ServerEventsRequest(_Body):
     """POST /v1/server/events: like /v1/events, with a user_id on each event."""
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+    events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
 
 
 class EventResultOut(BaseModel):

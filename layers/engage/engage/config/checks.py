@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .expressions import Expr
-from .schema import EngagementConfig, EventFilter, PropertyFilter
+from .expressions import Expr, ExpressionError
+from .schema import EngagementConfig, EventFilter, PropertyFilter, PropertySpec
 
 # What each kind of expression can read (see docs/config.md).
-RULE_SCOPE = {"event", "local", "user"}
-FILTER_SCOPE = {"event", "local", "user"}
+EVENT_SCOPE = {"event", "local", "user"}  # rules, and the event filters of badges, streaks and quests
 TRIGGER_SCOPE = {"fact", "user", "streak", "leaderboard", "badge", "level", "quest"}
 FACT_TYPES = {
     "points_awarded", "level_up", "badge_awarded", "streak_extended", "streak_frozen", "streak_broken",
@@ -59,11 +58,11 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
         at = ("rules", i)
         yield from _event(cfg, (*at, "on"), rule.on)
         if rule.when is not None:
-            yield from _expression(cfg, (*at, "when"), rule.when, RULE_SCOPE, rule.on)
+            yield from _expression(cfg, (*at, "when"), rule.when, EVENT_SCOPE, rule.on)
         for currency, amount in rule.award.items():
             yield from _currency(cfg, (*at, "award", currency), currency)
             if isinstance(amount, Expr):
-                yield from _expression(cfg, (*at, "award", currency), amount, RULE_SCOPE, rule.on)
+                yield from _expression(cfg, (*at, "award", currency), amount, EVENT_SCOPE, rule.on)
 
     if cfg.levels is not None:
         yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
@@ -76,7 +75,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
     for i, streak in enumerate(cfg.streaks):
         yield from _event(cfg, ("streaks", i, "on"), streak.on)
         if streak.when is not None:
-            yield from _expression(cfg, ("streaks", i, "when"), streak.when, FILTER_SCOPE, streak.on)
+            yield from _expression(cfg, ("streaks", i, "when"), streak.when, EVENT_SCOPE, streak.on)
 
     for i, quest in enumerate(cfg.quests):
         yield from _duplicates(("quests", i, "steps"), [step.id for step in quest.steps])
@@ -154,7 +153,7 @@ def _filter(cfg: EngagementConfig, path: tuple, flt: EventFilter, owner: object)
             f"events.{flt.event}.properties or use one of {_choices(cfg.events[flt.event].properties)}",
         )
     if flt.when is not None:
-        yield from _expression(cfg, (*path, kind, "when"), flt.when, FILTER_SCOPE, flt.event)
+        yield from _expression(cfg, (*path, kind, "when"), flt.when, EVENT_SCOPE, flt.event)
 
 
 def _expression(cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str], event: str | None) -> Iterator[Issue]:
@@ -165,9 +164,42 @@ def _expression(cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str],
         )
     if event is not None and event in cfg.events:
         declared = cfg.events[event].properties
-        for name in sorted(expr.event_properties() - set(declared)):
+        undeclared = sorted(expr.event_properties() - set(declared))
+        for name in undeclared:
             yield Issue(
                 path,
                 f"{expr.source!r} reads event.{name}, but event {event!r} declares no property {name!r}. "
                 f"Fix: declare it under events.{event}.properties or use one of {_choices(declared)}",
             )
+        if not unknown and not undeclared:
+            yield from _type_check(path, expr, declared)
+
+
+# CEL never converts between int and double: `event.amount * 2` fails when amount is a number (a double).
+_TYPE_ERRORS = ("Unsupported operation", "No such overload")
+
+
+def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec]) -> Iterator[Issue]:
+    """Evaluate once on sample values of the declared types: a type mismatch fails on every real event too."""
+    sample = {
+        "event": {name: _sample_value(spec) for name, spec in declared.items()},
+        "local": {"date": "2026-01-05", "weekday": 1, "hour": 12, "minute": 0},
+        "user": {"level": 1, "balances": {}, "earned": {}},
+    }
+    try:
+        expr.evaluate(sample)
+    except ExpressionError as exc:
+        if any(marker in str(exc) for marker in _TYPE_ERRORS):
+            detail = str(exc).split(" failed: ", 1)[-1].split(".", 1)[0]
+            yield Issue(
+                path,
+                f"{expr.source!r} mixes types ({detail}); integer properties are ints and number properties are "
+                "doubles in CEL. Fix: convert explicitly, e.g. int(event.amount), double(event.minutes) or 2.0",
+            )
+
+
+def _sample_value(spec: PropertySpec) -> object:
+    if spec.enum:
+        return spec.enum[0]
+    low = spec.min if spec.min is not None else 1
+    return {"string": "text", "integer": int(low), "number": float(low), "boolean": True}[spec.type]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints, WithJsonSchema
 
@@ -31,14 +32,18 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    # Only real zones: not directories ("America"), nor the system's aliases ("localtime", "posixrules").
+    return frozenset(available_timezones() - {"localtime", "posixrules", "Factory"})
+
+
 def check_timezone(value: str) -> str:
     """An IANA zone name such as 'Europe/Berlin'."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    if value not in _zone_names():
         raise ValueError(
             f"unknown time zone {value!r}. Fix: use an IANA zone name such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
-        ) from None
+        )
     return value
 
 

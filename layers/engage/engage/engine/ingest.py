@@ -121,8 +121,12 @@ def _with_checked_properties(event: Event, spec: EventSpec) -> Event:
         problem = _property_problem(event.properties[name], prop)
         if problem:
             raise _Rejected("bad_property", f"property {name!r} = {event.properties[name]!r} {problem}")
+        # One CEL type per declared property, whatever the JSON looked like: 12.0 is the integer 12, and a
+        # number property is always a double (so `event.amount * 0.5` works for 10 as for 10.5).
         if prop.type == "integer":
-            properties[name] = int(properties[name])  # 12.0 from a JSON encoder is 12
+            properties[name] = int(properties[name])
+        elif prop.type == "number":
+            properties[name] = float(properties[name])
     return Event(event.id, event.type, event.occurred_at, properties)
 
 

@@ -87,6 +87,7 @@ class DynamoDBLocal:
 
     port: int
     process: subprocess.Popen = field(repr=False)
+    log: Path = field(repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -99,11 +100,14 @@ class DynamoDBLocal:
         if java is None:
             raise RuntimeError("Java 17+ is needed to run DynamoDB Local; install a JRE and retry")
         port = port or free_port()
-        process = subprocess.Popen(
-            [java, "-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-inMemory", "-port", str(port)],
-            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        instance = cls(port, process)
+        log = cache_root() / "local" / f"dynamodb-local-{port}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as output:  # a file, not a pipe: nobody reads it while the server runs
+            process = subprocess.Popen(
+                [java, "-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-inMemory", "-port", str(port)],
+                cwd=home, stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        instance = cls(port, process, log)
         instance._wait_ready(timeout)
         return instance
 
@@ -111,7 +115,7 @@ class DynamoDBLocal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"DynamoDB Local exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"DynamoDB Local exited: {self.log.read_text(errors='replace')[-2000:]}")
             try:
                 urllib.request.urlopen(self.endpoint, timeout=1)
                 return
@@ -130,3 +134,4 @@ class DynamoDBLocal:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.log.unlink(missing_ok=True)

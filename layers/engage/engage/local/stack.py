@@ -96,6 +96,7 @@ def start(
         state_file().parent.mkdir(parents=True, exist_ok=True)
         state = {"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint, "tables": tables}
         state_file().write_text(json.dumps(state))
+        state_file().chmod(0o600)  # holds the server key
     return stack
 
 
@@ -127,7 +128,7 @@ def apply_environment(template: Template, endpoint: str, tables: dict[str, str])
             resolved = resolve(value, refs)
             if resolved is not None:
                 env[key] = resolved
-    env.update({"POWERTOOLS_LOG_LEVEL": _AWS_ENV["POWERTOOLS_LOG_LEVEL"]})
+    env["POWERTOOLS_LOG_LEVEL"] = _AWS_ENV["POWERTOOLS_LOG_LEVEL"]  # quieter than the template's INFO
     os.environ.update(env)
     _forget_cached_settings()
     return env

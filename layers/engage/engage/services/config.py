@@ -40,15 +40,22 @@ def active_config() -> ActiveConfig:
     except ConfigInvalid as exc:
         logger.error("active config no longer validates", extra={"report": exc.report()})
         if cached:
-            return cached
+            return _keep(cached)
         raise ConfigUnavailable(f"the active config does not validate: {exc.report()}") from None
     except Exception:
         if cached:  # keep serving the last good config through a passing DynamoDB error
             logger.exception("config read failed; serving the cached version", extra={"version": cached.version})
-            return cached
+            return _keep(cached)
         raise
     _cache[settings.app_id] = fresh
     return fresh
+
+
+def _keep(cached: ActiveConfig) -> ActiveConfig:
+    """Serve the last good config for another cache period rather than retrying the read on every request."""
+    kept = ActiveConfig(cached.config, cached.version, time.monotonic())
+    _cache[get_settings().app_id] = kept
+    return kept
 
 
 def forget_cached_config() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..api.models import (
 )
 from ..config import EngagementConfig
 from ..config.checks import format_path
-from ..engine import Event, EventResult, Profile, UserState, apply_batch
+from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import metrics
 from ..store.progress import MAX_ROWS_PER_TRANSACTION, CommitConflict, commit, load_user
@@ -38,6 +39,13 @@ from .errors import Busy, Unauthorized
 from .views import level_out
 
 MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    index: int  # position in the request
+    event: Event
+    user_id: str | None  # only on the server route
 
 
 def ingest_client_events(
@@ -58,39 +66,47 @@ def ingest_client_events(
         display_name=str(claims["name"])[:100] if claims.get("name") else None,
     )
     applied, before, after = _apply_for_user(config, user_id, parsed, "client", profile, now)
-    results += applied
-    return IngestResponse(**_counts(results), results=_sorted(results), progress=_delta(config, before, after, applied))
+    results = _sorted(results + applied)
+    _count(results)
+    return IngestResponse(**_counts(results), results=results, progress=_delta(config, before, after, applied))
 
 
 def ingest_server_events(request: ServerEventsRequest, now: datetime | None = None) -> ServerIngestResponse:
-    """POST /v1/server/events: trusted backend events, each naming its user; one transaction per user."""
+    """POST /v1/server/events: trusted backend events, each naming its user; one transaction per user.
+
+    If one user's writes fail (busy), the request fails as a whole: users before it are committed, and the
+    backend's retry reports their events as duplicates, so nothing is applied twice or lost.
+    """
     config = active_config().config
     now = now or datetime.now(UTC)
     parsed, results = _parse(request.events, ServerEventIn)
-    by_user: dict[str, list[tuple[int, Event]]] = {}
-    for index, event, user_id in parsed:
-        by_user.setdefault(user_id, []).append((index, event, user_id))  # type: ignore[arg-type]
+    by_user: dict[str, list[_Parsed]] = {}
+    for item in parsed:
+        by_user.setdefault(item.user_id or "", []).append(item)
     progress: dict[str, ProgressDelta] = {}
     for user_id, events in by_user.items():
-        applied, before, after = _apply_for_user(config, user_id, events, "server", None, now)  # type: ignore[arg-type]
+        applied, before, after = _apply_for_user(config, user_id, events, "server", None, now)
         results += [result.model_copy(update={"user_id": user_id}) for result in applied]
         progress[user_id] = _delta(config, before, after, applied)
-    return ServerIngestResponse(**_counts(results), results=_sorted(results), progress=progress)
+    results = _sorted(results)
+    _count(results)
+    return ServerIngestResponse(**_counts(results), results=results, progress=progress)
 
 
-def _parse(raw_events: Sequence[dict[str, Any]], model: type[EventIn]) -> tuple[list, list[EventResultOut]]:
-    """Structurally valid events as (index, Event, user_id); the others as rejected results naming the field."""
-    parsed: list = []
+def _parse(raw_events: Sequence[Any], model: type[EventIn]) -> tuple[list[_Parsed], list[EventResultOut]]:
+    """Structurally valid events, and the others as rejected results naming the field."""
+    parsed: list[_Parsed] = []
     rejected: list[EventResultOut] = []
     for index, raw in enumerate(raw_events):
         try:
             item = model.model_validate(raw)
         except ValidationError as exc:
-            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            fields = raw if isinstance(raw, dict) else {}
             rejected.append(
                 EventResultOut(
                     index=index,
-                    id=raw_id if isinstance(raw_id, str) else None,
+                    id=_text(fields.get("id")),
+                    user_id=_text(fields.get("user_id")),
                     status="rejected",
                     code="invalid_event",
                     reason=_describe(exc),
@@ -98,8 +114,12 @@ def _parse(raw_events: Sequence[dict[str, Any]], model: type[EventIn]) -> tuple[
             )
             continue
         event = Event(item.id, item.type, item.occurred_at.astimezone(UTC), dict(item.properties))
-        parsed.append((index, event, getattr(item, "user_id", None)))
+        parsed.append(_Parsed(index, event, getattr(item, "user_id", None)))
     return parsed, rejected
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -112,43 +132,67 @@ def _describe(exc: ValidationError) -> str:
 def _apply_for_user(
     config: EngagementConfig,
     user_id: str,
-    events: Sequence[tuple[int, Event, Any]],
+    events: Sequence[_Parsed],
     source: Source,
     profile: Profile | None,
     now: datetime,
 ) -> tuple[list[EventResultOut], UserState, UserState]:
-    indexed = [(index, event) for index, event, _ in events]
-    first = state = load_user(user_id)
+    """Apply one user's events exactly once; returns their results and the user's state before and after."""
+    indexed = [(item.index, item.event) for item in events]
+    before = state = load_user(user_id)
     known_duplicates: set[str] = set()
     results: list[EventResult] = []
+    # One transaction holds 99 events (plus the user item): a request of 100 events of one user needs two.
     for start in range(0, max(len(indexed), 1), MAX_ROWS_PER_TRANSACTION):
         chunk = indexed[start : start + MAX_ROWS_PER_TRANSACTION]
-        for attempt in range(MAX_ATTEMPTS):
-            outcome = apply_batch(
-                config, state, chunk, source=source, now=now, already_applied=known_duplicates, profile=profile
-            )
-            if not outcome.changed:
-                break
-            try:
-                commit(outcome, source, now)
-            except CommitConflict as conflict:
-                known_duplicates |= conflict.duplicate_ids
-                if conflict.user_changed:
-                    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # spread out racing writers
-                    state = load_user(user_id)
-                    if start == 0:
-                        first = state
-                continue
-            state = outcome.after
-            state.version = outcome.before.version + 1
-            break
-        else:
-            raise Busy("too many concurrent writes for this user; retry the request (its events are safe to resend)")
+        outcome = _commit_chunk(config, state, chunk, source, profile, now, known_duplicates)
+        if start == 0:
+            before = outcome.before  # the state this request started from (re-read if it had to retry)
+        state = outcome.after
+        known_duplicates |= {applied.event.id for applied in outcome.applied}
         results += outcome.results
-    metrics.add_metric("EventsAccepted", "Count", sum(r.status == "accepted" for r in results))
-    metrics.add_metric("EventsDuplicate", "Count", sum(r.status == "duplicate" for r in results))
-    metrics.add_metric("EventsRejected", "Count", sum(r.status == "rejected" for r in results))
-    return [_result_out(result) for result in results], first, state
+    return [_result_out(result) for result in results], before, state
+
+
+def _commit_chunk(
+    config: EngagementConfig,
+    state: UserState,
+    chunk: list[tuple[int, Event]],
+    source: Source,
+    profile: Profile | None,
+    now: datetime,
+    known_duplicates: set[str],
+) -> Outcome:
+    """Apply and commit one transaction's worth of events, retrying on conflicts a bounded number of times.
+
+    `known_duplicates` grows with the events a cancelled transaction reported as already applied.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        outcome = apply_batch(
+            config, state, chunk, source=source, now=now, already_applied=known_duplicates, profile=profile
+        )
+        if not outcome.changed:
+            return outcome
+        try:
+            commit(outcome, source, now)
+        except CommitConflict as conflict:
+            known_duplicates |= conflict.duplicate_ids
+            if conflict.user_changed:
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # spread out racing writers
+                state = load_user(state.user_id)
+            continue
+        outcome.after.version = outcome.before.version + 1
+        return outcome
+    raise Busy("too many concurrent writes for this user; retry the request (its events are safe to resend)")
+
+
+def _count(results: Sequence[EventResultOut]) -> None:
+    for name, status in (
+        ("EventsAccepted", "accepted"),
+        ("EventsDuplicate", "duplicate"),
+        ("EventsRejected", "rejected"),
+    ):
+        metrics.add_metric(name, "Count", sum(result.status == status for result in results))
 
 
 def _result_out(result: EventResult) -> EventResultOut:

@@ -61,7 +61,7 @@ class UserItem(Model):
 
 
 class LedgerItem(Model):
-    """One row per applied event (sk 'evt#<event id>'): its dedupe marker and the facts it caused.
+    """One row per applied event (sk 'evt#<source>#<event id>'): its dedupe marker and the facts it caused.
 
     Rows whose event caused facts are kept as history; rows without facts expire after the dedupe
     window. The table's stream carries new rows to the notifier.
@@ -75,7 +75,6 @@ class LedgerItem(Model):
     # ULID of the write: time-ordered and unique. History will read it through a GSI, added when needed
     # (no LSI: it would slow every transaction and cap a user's ledger at 10 GB).
     ts = UnicodeAttribute()
-    kind = UnicodeAttribute(default="event")
     event_type = UnicodeAttribute()
     source = UnicodeAttribute()
     occurred_at = UTCDateTimeAttribute()

@@ -20,7 +20,11 @@ MAX_ROWS_PER_TRANSACTION = 99
 
 
 class CommitConflict(Exception):
-    """The transaction was cancelled: another write changed the user, or some events were already applied."""
+    """The transaction was cancelled: another write changed the user, or some events were already applied.
+
+    `user_changed` means: read the user again and retry (a version mismatch, a concurrent transaction on the
+    same items, or throttling). `duplicate_ids` are events whose ledger row already exists.
+    """
 
     def __init__(self, user_changed: bool, duplicate_ids: set[str]) -> None:
         super().__init__(f"user_changed={user_changed} duplicates={sorted(duplicate_ids)}")
@@ -64,13 +68,18 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
         raise _conflict(exc, outcome.applied) from exc
 
 
+# Cancellation reasons that a fresh read and a retry resolve (DynamoDB's names for them).
+_RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+
+
 def _conflict(exc: TransactWriteError, applied: Sequence[Applied]) -> Exception:
-    reasons = exc.cancellation_reasons or []
-    failed = [reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons]
-    if not any(failed):
-        return exc  # throttling, validation …: not ours to resolve here
+    codes = [reason.code if reason is not None else None for reason in exc.cancellation_reasons or []]
+    failed = [code == "ConditionalCheckFailed" for code in codes]
+    retryable = any(code in _RETRYABLE for code in codes)
+    if not (any(failed) or retryable):
+        return exc  # a validation error or worse: not resolved by retrying
     duplicates = {applied[i - 1].event.id for i, hit in enumerate(failed) if hit and i > 0}
-    return CommitConflict(user_changed=failed[0], duplicate_ids=duplicates)
+    return CommitConflict(user_changed=failed[0] or retryable, duplicate_ids=duplicates)
 
 
 def _user_item(before: UserState, after: UserState, now: datetime) -> UserItem:
@@ -98,7 +107,7 @@ def _ledger_row(user_id: str, applied: Applied, source: Source, now: datetime) -
     event = applied.event
     return LedgerItem(
         user_id,
-        f"evt#{event.id}",
+        ledger_key(source, event.id),
         ts=str(ULID.from_datetime(now)),
         event_type=event.type,
         source=source,
@@ -108,6 +117,12 @@ def _ledger_row(user_id: str, applied: Applied, source: Source, now: datetime) -
         facts=[fact.as_dict() for fact in applied.facts],
         expires_at=None if applied.facts else now + DEDUPE_RETENTION,
     )
+
+
+def ledger_key(source: Source, event_id: str) -> str:
+    """The ledger row (and dedupe marker) of an event. App and backend ids live apart, so an app cannot
+    claim the id of a backend event (say, a purchase) before the backend sends it."""
+    return f"evt#{source}#{event_id}"
 
 
 def _ints(attribute: Any) -> dict[str, int]:
