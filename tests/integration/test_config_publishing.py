@@ -105,10 +105,12 @@ def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch):
     from engage.cli import _point_at_stage
 
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
-    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID"):  # restored after the test
+    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):  # restored after
         monkeypatch.setenv(written, os.environ[written])
+    monkeypatch.delenv("AWS_REGION")  # as on a developer's machine: the region comes from the profile
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with mock_aws():
-        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
         cloudformation.create_stack(
             StackName="engage-staging",
             TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}, '
@@ -116,3 +118,4 @@ def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch):
         )
         _point_at_stage("staging", table=None, stack_name=None, app_id="fitquest")
         assert os.environ["CONFIG_TABLE"] == "engage-staging-ConfigTable-ABC123"
+        assert os.environ["AWS_REGION"] == "eu-west-1"  # the store writes where the stack is

@@ -536,8 +536,8 @@ def test_engine_and_config_load_no_aws_yaml_or_cli_modules():
 
 
 # ---------------------------------------------------------------- numbers at the edges (found by review)
-# All three inputs get through the HTTP layer: json.loads and pydantic both accept NaN, and a JSON integer
-# of any length becomes a Python int (api.models.PropertyValue is str | int | float | bool | None).
+# The HTTP layer refuses these before the engine sees them (tests/integration/test_ingest.py); the engine
+# still never lets one event sink a batch, whoever calls it.
 
 
 def test_huge_integer_property_is_rejected_without_sinking_the_batch(fitquest):

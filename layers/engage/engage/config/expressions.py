@@ -44,7 +44,7 @@ cel = _cel_core()
 
 # Macros bind their own loop variables (`[..].exists(k, k == 1)`): those names are not scope variables.
 _MACRO_VARIABLE = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
-_EVENT_PROPERTY = re.compile(r"\bevent\.([A-Za-z_][A-Za-z0-9_]*)")
+_EVENT_PROPERTY = re.compile(r"\bevent(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*[\"']([^\"']+)[\"']\s*\])")
 
 
 class ExpressionError(ValueError):
@@ -72,7 +72,7 @@ class Expr:
 
     def event_properties(self) -> set[str]:
         """Names read as `event.<name>`: checked against the event's declared properties."""
-        return set(_EVENT_PROPERTY.findall(self.source))
+        return {dotted or indexed for dotted, indexed in _EVENT_PROPERTY.findall(self.source)}
 
     def __repr__(self) -> str:
         return f"Expr({self.source!r})"

@@ -153,6 +153,7 @@ def publish_config_file(path: str | Path) -> str:
 
 
 def _forget_cached_settings() -> None:
+    """Re-read settings (the app id may change); table names are bound when the store is first imported."""
     from ..settings import get_settings
 
     get_settings.cache_clear()
