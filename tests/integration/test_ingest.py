@@ -9,10 +9,28 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engage.api.models import EventsRequest, ServerEventsRequest
+from engage.config.loader import parse_yaml
+from engage.services.config import forget_cached_config
 from engage.services.ingest import ingest_client_events, ingest_server_events
 from engage.services.me import my_progress
+from engage.store import config_store
 from engage.store.models import LedgerItem
 from engage.store.progress import ledger_key, load_user
+
+from ..conftest import FITQUEST
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _rules_only(stack):
+    """These tests are about exactly-once, limits and levels. Badges, streaks and quests add awards of their
+    own (some only on weekends), so this module runs on the FitQuest config without them."""
+    document, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    rules_only = {k: v for k, v in document.items() if k not in ("badges", "streaks", "quests", "notifications")}
+    config_store.publish("fitquest", rules_only)
+    forget_cached_config()
+    yield
+    config_store.publish("fitquest", document)
+    forget_cached_config()
 
 
 def workout(event_id: str, at: datetime, minutes: int = 30, kind: str = "run") -> dict:

@@ -33,6 +33,13 @@ def fitquest() -> EngagementConfig:
 
 
 @pytest.fixture(scope="session")
+def fitquest_rules_only(fitquest: EngagementConfig) -> EngagementConfig:
+    """The reference config without badges, streaks and quests: for tests about rules, limits and levels."""
+    data = fitquest.model_dump(mode="json", exclude={"badges", "streaks", "quests", "leaderboards", "notifications"})
+    return validate_config_data(data)
+
+
+@pytest.fixture(scope="session")
 def _fitquest_json(fitquest: EngagementConfig) -> dict[str, Any]:
     return fitquest.model_dump(mode="json", exclude_unset=True)
 

@@ -13,6 +13,14 @@ import pytest
 
 from engage.engine import FUTURE_TOLERANCE, Event, Fact, Outcome, Profile, UserState, apply_batch
 
+
+@pytest.fixture(scope="session")
+def fitquest(fitquest_rules_only):
+    """These tests are about rules, limits and levels; badges, streaks and quests add awards of their own
+    (tests/unit/test_progression.py, test_streaks.py), so they are left out here."""
+    return fitquest_rules_only
+
+
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday; Auckland is on NZDT (UTC+13)
 _ids = count(1)
 

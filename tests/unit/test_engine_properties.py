@@ -7,11 +7,20 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engage.engine import Event, Fact, Outcome, Profile, UserState, apply_batch
 from engage.engine.levels import level_index
+
+
+@pytest.fixture(scope="session")
+def fitquest(fitquest_rules_only):
+    """These tests are about rules, limits and levels; badges, streaks and quests add awards of their own
+    (tests/unit/test_progression.py, test_streaks.py), so they are left out here."""
+    return fitquest_rules_only
+
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 WEEK = 7 * 24 * 3600

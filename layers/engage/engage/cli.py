@@ -164,10 +164,11 @@ def demo(
 
     with console.status("starting DynamoDB Local and the local API…"):
         running = local_stack.start(config_path=config)
+    wide = Console(width=max(console.width, 140))  # the summary table is wide; pipes default to 80 columns
     with running:
-        console.print(f"[green]✓[/] local stack on {running.api_url}, tables created from template.yaml")
-        console.print(f"  the functions' logs and metrics go to {local_stack.function_log()}")
-        run_demo(running, session, console)
+        wide.print(f"[green]✓[/] local stack on {running.api_url}, tables created from template.yaml")
+        wide.print(f"  the functions' logs and metrics go to {local_stack.function_log()}")
+        run_demo(running, session, wide)
 
 
 @app.command("bench")

@@ -108,6 +108,9 @@ class ProgressDelta(BaseModel):
     gained: dict[str, int] = Field(description="points gained per currency by this request")
     balances: dict[str, int]
     level: LevelChange | None = None
+    badges: list[dict[str, Any]] = Field([], description="badge_awarded facts of this request, in order")
+    streaks: list[dict[str, Any]] = Field([], description="streak_extended/frozen/broken/milestone facts")
+    quests: list[dict[str, Any]] = Field([], description="quest_step_completed/completed/expired facts")
 
 
 class IngestResponse(BaseModel):
@@ -132,6 +135,47 @@ class CurrencyOut(BaseModel):
     earned: int
 
 
+class BadgeOut(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    earned: bool
+    tier: str | None = Field(None, description="the highest tier earned, for tiered badges")
+    tiers_earned: int
+    tiers_total: int
+    value: float = Field(description="progress so far: count, sum or distinct values")
+    next_goal: int | None = Field(None, description="value at which the next tier (or the badge) is earned")
+    next_tier: str | None = None
+    secret: bool
+
+
+class StreakOut(BaseModel):
+    id: str
+    name: str
+    period: str
+    length: int
+    longest: int
+    freezes: int
+    done_this_period: bool
+    at_risk: bool
+
+
+class QuestStepOut(BaseModel):
+    id: str
+    value: float
+    goal: int
+    done: bool
+
+
+class QuestOut(BaseModel):
+    id: str
+    name: str
+    instance: str = Field(description="'once', or the local day/ISO week of a recurring quest")
+    state: Literal["active", "completed", "expired"]
+    steps: list[QuestStepOut]
+    ends_at: AwareDatetime | None = Field(None, description="when a started `within` quest expires")
+
+
 class MeResponse(BaseModel):
     user_id: str
     display_name: str | None
@@ -139,6 +183,9 @@ class MeResponse(BaseModel):
     locale: str
     currencies: dict[str, CurrencyOut]
     level: LevelOut | None
+    badges: list[BadgeOut] = Field(description="earned badges, and locked ones with progress (secret ones once earned)")
+    streaks: list[StreakOut]
+    quests: list[QuestOut] = Field(description="the current run of every quest")
 
 
 class ErrorDetail(BaseModel):

@@ -337,12 +337,30 @@ class EngagementConfig(Strict):
     leaderboards: list[Leaderboard] = []
     notifications: Notifications | None = None
 
-    _rules_by_event: dict[str, list[Rule]] = PrivateAttr(default_factory=dict)
+    _by_event: dict[str, dict[str, list[Any]]] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, _context: Any) -> None:
-        for rule in self.rules:
-            self._rules_by_event.setdefault(rule.on, []).append(rule)
+        def index(kind: str, items: list[Any], event_of: Any) -> None:
+            for item in items:
+                for event in event_of(item):
+                    bucket = self._by_event.setdefault(event, {}).setdefault(kind, [])
+                    if item not in bucket:
+                        bucket.append(item)
+
+        index("rules", self.rules, lambda rule: [rule.on])
+        index("badges", self.badges, lambda badge: [badge.criteria.filter.event])
+        index("streaks", self.streaks, lambda streak: [streak.on])
+        index("quests", self.quests, lambda quest: [step.filter.event for step in quest.steps])
 
     def rules_for(self, event_type: str) -> list[Rule]:
         """The rules reacting to one event type, in config order (an O(1) lookup per event)."""
-        return self._rules_by_event.get(event_type, [])
+        return self._by_event.get(event_type, {}).get("rules", [])
+
+    def badges_for(self, event_type: str) -> list[Badge]:
+        return self._by_event.get(event_type, {}).get("badges", [])
+
+    def streaks_for(self, event_type: str) -> list[Streak]:
+        return self._by_event.get(event_type, {}).get("streaks", [])
+
+    def quests_for(self, event_type: str) -> list[Quest]:
+        return self._by_event.get(event_type, {}).get("quests", [])

@@ -13,10 +13,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..config.expressions import Expr, ExpressionError, Scope, make_scope
+from ..config.expressions import Scope, make_scope
 from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
+from .badges import apply_badges
+from .effects import EventContext, amount_of, credit, holds
 from .levels import level_index
 from .model import Applied, Event, EventResult, Fact, Outcome, Profile, Source, UserState
+from .quests import apply_quests
+from .streak_progress import apply_streaks
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # device clocks drift; beyond this an event is refused
 
@@ -156,30 +160,24 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
 
 def _apply_rules(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:
     local = local_time(config, state.profile, event.occurred_at)
-    scope = _scope(config, state, event, local)
+    ctx = EventContext(config, state, event, local, _scope(config, state, event, local), result)
     periods = {"day": period_key("day", local), "week": period_key("week", local)}
     for rule in config.rules_for(event.type):
-        if rule.when is not None and not _condition(rule, rule.when, scope, result):
+        if not holds(ctx, rule.when, f"rule {rule.id}"):
             continue
         counter = f"{rule.id}|{periods[rule.limit.per]}" if rule.limit else None
         if counter and state.counters.get(counter, 0) >= rule.limit.max:  # type: ignore[union-attr]
             continue
-        amounts = _amounts(rule, scope, result)
+        amounts = _amounts(ctx, rule)
         if not amounts:
             continue
         if counter:
             state.counters[counter] = state.counters.get(counter, 0) + 1
         for currency, amount in amounts.items():
-            state.balances[currency] = state.balances.get(currency, 0) + amount
-            state.earned[currency] = state.earned.get(currency, 0) + amount
-            result.awards[currency] = result.awards.get(currency, 0) + amount
-            result.facts.append(
-                Fact(
-                    "points_awarded",
-                    event.id,
-                    {"rule": rule.id, "currency": currency, "amount": amount, "balance": state.balances[currency]},
-                )
-            )
+            credit(ctx, currency, amount, rule=rule.id)
+    apply_badges(ctx)
+    apply_streaks(ctx)
+    apply_quests(ctx)
     _move_level(config, state, event, result)
 
 
@@ -198,35 +196,11 @@ def _scope(config: EngagementConfig, state: UserState, event: Event, local: date
     )
 
 
-def _condition(rule: Rule, expr: Expr, scope: Scope, result: EventResult) -> bool:
-    try:
-        value = expr.evaluate(scope)
-    except ExpressionError as exc:
-        # Usually an optional property the event did not carry: the rule simply does not apply.
-        result.warnings.append(f"rule {rule.id}: when {exc}")
-        return False
-    if not isinstance(value, bool):
-        result.warnings.append(f"rule {rule.id}: when {expr.source!r} gave {value!r}, not true/false")
-        return False
-    return value
-
-
-def _amounts(rule: Rule, scope: Scope, result: EventResult) -> dict[str, int]:
-    amounts: dict[str, int] = {}
-    for currency, amount in rule.award.items():
-        if isinstance(amount, Expr):
-            try:
-                value = amount.evaluate(scope)
-            except ExpressionError as exc:
-                result.warnings.append(f"rule {rule.id}: award {currency} {exc}")
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                result.warnings.append(f"rule {rule.id}: award {currency} gave {value!r}, not a finite number")
-                continue
-            amount = int(value)  # fractions are cut off: currencies are whole numbers
-        if amount > 0:
-            amounts[currency] = amount
-    return amounts
+def _amounts(ctx: EventContext, rule: Rule) -> dict[str, int]:
+    amounts = {
+        currency: amount_of(ctx, amount, f"rule {rule.id}: award {currency}") for currency, amount in rule.award.items()
+    }
+    return {currency: amount for currency, amount in amounts.items() if amount > 0}
 
 
 def _move_level(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:

@@ -41,6 +41,11 @@ class UserState:
     level: int = 0  # index into levels.thresholds
     counters: dict[str, int] = field(default_factory=dict)  # "rule-id|period" → times awarded
     profile: Profile = field(default_factory=Profile)
+    # Progress toward badges, streaks and quests, by id: plain JSON-able dicts (see badges.py, quests.py,
+    # streaks.py for their shapes), so the store can keep them without knowing them.
+    badges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    streaks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quests: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: datetime | None = None
 
 

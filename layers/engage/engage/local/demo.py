@@ -84,14 +84,10 @@ def _print_results(console: Console, status: int, answer: dict[str, Any], user_i
         return
     for result in answer["results"]:
         awards = ", ".join(f"+{amount} {currency}" for currency, amount in result["awards"].items())
-        levels = [f"level {f['level']} {f['name']}!" for f in result["facts"] if f["type"] == "level_up"]
+        news = [headline for fact in result["facts"] if (headline := _headline(fact))]
         colour = {"accepted": "green", "duplicate": "yellow", "rejected": "red"}[result["status"]]
-        detail = (
-            " ".join(filter(None, [awards or "(no award)", *levels]))
-            if result["status"] == "accepted"
-            else result["reason"]
-        )
-        console.print(f"   [{colour}]{result['status']:>9}[/] {result['id']}: {detail}")
+        detail = "; ".join([awards or "(no points)", *news]) if result["status"] == "accepted" else result["reason"]
+        console.print(f"   [{colour}]{result['status']:>9}[/] {result['id']}: {detail}", highlight=False)
     progress = answer["progress"]
     progress = progress.get(user_id, progress) if "gained" not in progress else progress
     level = progress.get("level")
@@ -103,18 +99,37 @@ def _print_results(console: Console, status: int, answer: dict[str, Any], user_i
         )
 
 
+def _headline(fact: dict[str, Any]) -> str | None:
+    """What the app would celebrate for one fact (points are shown as awards already)."""
+    match fact["type"]:
+        case "level_up":
+            return f"level {fact['level']} {fact['name']}!"
+        case "badge_awarded":
+            return f"badge {fact['name']}" + (f" ({fact['tier']})" if fact["tier"] else "") + "!"
+        case "streak_milestone":
+            return f"{fact['length']}-period streak!"
+        case "quest_completed":
+            return f"quest '{fact['name']}' done!"
+        case _:
+            return None
+
+
 def _print_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
     table = Table(title="What each demo user earned (GET /v1/me, read back from DynamoDB Local)")
-    for column in ("user", "zone", "level", "xp", "coins", "to next level"):
+    for column in ("user", "zone", "level", "xp", "coins", "badges", "streak", "quests done"):
         table.add_column(column)
     for me in summaries:
         level = me["level"]
+        badges = [b["name"] + (f" {b['tier']}" if b["tier"] else "") for b in me["badges"] if b["earned"]]
+        streak = next((s for s in me["streaks"]), None)
         table.add_row(
             me["display_name"] or me["user_id"],
             me["timezone"],
-            f"{level['number']} {level['name']}",
+            f"{level['number']} {level['name']} ({level['to_next']} to go)",
             str(me["currencies"]["xp"]["balance"]),
             str(me["currencies"]["coins"]["balance"]),
-            str(level["to_next"]),
+            ", ".join(badges) or "-",
+            f"{streak['length']} {streak['period']}" if streak else "-",
+            ", ".join(q["name"] for q in me["quests"] if q["state"] == "completed") or "-",
         )
     console.print(table)

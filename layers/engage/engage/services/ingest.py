@@ -223,7 +223,15 @@ def _delta(
             before=level_out(config, before.earned.get(currency, 0)),
             after=level_out(config, after.earned.get(currency, 0)),
         )
-    return ProgressDelta(gained=gained, balances=balances, level=level)
+    facts = [fact for result in results for fact in result.facts]
+    return ProgressDelta(
+        gained=gained,
+        balances=balances,
+        level=level,
+        badges=[fact for fact in facts if fact["type"] == "badge_awarded"],
+        streaks=[fact for fact in facts if fact["type"].startswith("streak_")],
+        quests=[fact for fact in facts if fact["type"].startswith("quest_")],
+    )
 
 
 def _counts(results: Sequence[EventResultOut]) -> dict[str, int]:

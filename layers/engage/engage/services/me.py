@@ -1,23 +1,31 @@
-"""GET /v1/me: the signed-in user's balances and level."""
+"""GET /v1/me: the signed-in user's balances, level, badges, streaks and quests."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from ..api.models import CurrencyOut, MeResponse
+from ..api.models import BadgeOut, CurrencyOut, MeResponse, QuestOut, QuestStepOut, StreakOut
+from ..config import EngagementConfig
+from ..engine.badges import thresholds
+from ..engine.ingest import local_time
+from ..engine.model import UserState
+from ..engine.quests import instance_of
+from ..engine.streaks import StreakState, period_index, streak_view
 from ..store.progress import load_user
 from .config import active_config
 from .errors import Unauthorized
 from .views import level_out
 
 
-def my_progress(claims: Mapping[str, Any]) -> MeResponse:
+def my_progress(claims: Mapping[str, Any], now: datetime | None = None) -> MeResponse:
     user_id = str(claims.get("sub") or "")
     if not user_id:
         raise Unauthorized("the token has no 'sub' claim")
     config = active_config().config
     state = load_user(user_id)
+    now = now or datetime.now(UTC)
     currencies = {
         currency_id: CurrencyOut(
             name=currency.name,
@@ -36,4 +44,96 @@ def my_progress(claims: Mapping[str, Any]) -> MeResponse:
         locale=state.profile.locale or config.default_locale,
         currencies=currencies,
         level=level,
+        badges=_badges(config, state, now),
+        streaks=_streaks(config, state, now),
+        quests=_quests(config, state, now),
     )
+
+
+def _badges(config: EngagementConfig, state: UserState, now: datetime) -> list[BadgeOut]:
+    shown = []
+    for badge in config.badges:
+        progress = state.badges.get(badge.id, {})
+        goals = thresholds(badge)
+        earned = progress.get("tiers", 0)
+        if badge.secret and not earned:
+            continue  # a secret stays secret until it is earned
+        value = _badge_value(progress, badge.criteria.within, now)
+        shown.append(
+            BadgeOut(
+                id=badge.id,
+                name=badge.name,
+                description=badge.description,
+                earned=earned > 0,
+                tier=badge.tiers[earned - 1].name if badge.tiers and earned else None,
+                tiers_earned=earned,
+                tiers_total=len(goals),
+                value=value,
+                next_goal=goals[earned] if earned < len(goals) else None,
+                next_tier=badge.tiers[earned].name if badge.tiers and earned < len(goals) else None,
+                secret=badge.secret,
+            )
+        )
+    return shown
+
+
+def _badge_value(progress: dict[str, Any], within: Any, now: datetime) -> float:
+    if "seen" in progress:
+        return len(progress["seen"])
+    if "window" in progress:  # what counts now: the events of the last `within`
+        start = now.timestamp() - within.total_seconds()
+        return sum(amount for at, amount in progress["window"] if at >= start)
+    return progress.get("value", 0)
+
+
+def _streaks(config: EngagementConfig, state: UserState, now: datetime) -> list[StreakOut]:
+    local = local_time(config, state.profile, now)
+    shown = []
+    for streak in config.streaks:
+        stored = state.streaks.get(streak.id)
+        view = streak_view(
+            streak, StreakState.from_dict(stored) if stored else None, period_index(streak.period, local)
+        )
+        shown.append(
+            StreakOut(
+                id=streak.id,
+                name=streak.name,
+                period=streak.period,
+                length=view.length,
+                longest=view.longest,
+                freezes=view.freezes,
+                done_this_period=view.done_this_period,
+                at_risk=view.at_risk,
+            )
+        )
+    return shown
+
+
+def _quests(config: EngagementConfig, state: UserState, now: datetime) -> list[QuestOut]:
+    local = local_time(config, state.profile, now)
+    shown = []
+    for quest in config.quests:
+        instance = instance_of(quest, local)
+        progress = state.quests.get(quest.id)
+        if progress is None or progress["instance"] != instance:
+            progress = {"instance": instance, "started": None, "steps": {}, "state": "active"}
+        ends_at = None
+        if quest.within is not None and progress["started"] is not None:
+            ends_at = datetime.fromtimestamp(progress["started"] + quest.within.total_seconds(), UTC)
+            if progress["state"] == "active" and ends_at < now:
+                progress = {**progress, "state": "expired"}  # reported as a fact with the next event
+        steps = [
+            QuestStepOut(
+                id=step.id,
+                value=progress["steps"].get(step.id, 0),
+                goal=step.gte,
+                done=progress["steps"].get(step.id, 0) >= step.gte,
+            )
+            for step in quest.steps
+        ]
+        shown.append(
+            QuestOut(
+                id=quest.id, name=quest.name, instance=instance, state=progress["state"], steps=steps, ends_at=ends_at
+            )
+        )
+    return shown

@@ -56,6 +56,9 @@ class UserItem(Model):
     locale = UnicodeAttribute(null=True)
     app_version = UnicodeAttribute(null=True)
     display_name = UnicodeAttribute(null=True)
+    # Badge, streak and quest progress as one JSON document: the engine owns its shape, and a JSON string
+    # keeps fractional sums exact and costs no per-attribute type mapping.
+    progress = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 

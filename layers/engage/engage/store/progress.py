@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from ulid import ULID
 from ..engine.model import Applied, Outcome, Profile, Source, UserState
 from .models import LedgerItem, UserItem, connection
 
+_PROGRESS_PARTS = ("badges", "streaks", "quests")
 # Dedupe markers must outlive the longest late window (30d) with room to spare.
 DEDUPE_RETENTION = timedelta(days=35)
 # DynamoDB takes 100 items per transaction: the user item plus at most 99 ledger rows.
@@ -38,6 +40,7 @@ def load_user(user_id: str) -> UserState:
         item = UserItem.get(user_id, consistent_read=True)
     except DoesNotExist:
         return UserState(user_id=user_id)
+    progress = json.loads(item.progress) if item.progress else {}
     return UserState(
         user_id=user_id,
         version=int(item.version or 0),
@@ -47,6 +50,7 @@ def load_user(user_id: str) -> UserState:
         counters=_ints(item.counters),
         profile=Profile(item.timezone, item.locale, item.app_version, item.display_name),
         created_at=item.created_at,
+        **{part: progress.get(part, {}) for part in _PROGRESS_PARTS},
     )
 
 
@@ -93,6 +97,7 @@ def _user_item(before: UserState, after: UserState, now: datetime) -> UserItem:
         locale=after.profile.locale,
         app_version=after.profile.app_version,
         display_name=after.profile.display_name,
+        progress=json.dumps({part: getattr(after, part) for part in _PROGRESS_PARTS}, separators=(",", ":")),
         created_at=after.created_at or now,
         updated_at=now,
     )

@@ -1,0 +1,96 @@
+"""Badges: count, sum or distinct values of matching events, optionally within a rolling window; tiers in order.
+
+Progress of one badge in UserState.badges[id]:
+  {"value": number,                 # count or sum so far (without a window)
+   "seen": [values],                # distinct criteria: the values met so far (until the last tier is earned)
+   "window": [[epoch_s, amount]],   # `within` criteria: recent matching events, oldest first
+   "tiers": n}                      # how many thresholds were awarded (each exactly once, in order)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ..config.schema import Badge
+from .effects import EventContext, amount_of, credit, holds
+
+# A window keeps at most this many recent events: enough for any sensible "N events within T".
+MAX_WINDOW_ENTRIES = 500
+
+
+def thresholds(badge: Badge) -> list[int]:
+    """The values at which the badge (or each of its tiers, in order) is earned."""
+    return [tier.gte for tier in badge.tiers] if badge.tiers else [badge.criteria.gte or 1]
+
+
+def apply_badges(ctx: EventContext) -> None:
+    """Advance every badge this event counts toward and award each newly reached tier, in order."""
+    for badge in ctx.config.badges_for(ctx.event.type):
+        goals = thresholds(badge)
+        progress = ctx.state.badges.get(badge.id, {"value": 0, "tiers": 0})
+        if progress["tiers"] >= len(goals) or not holds(ctx, badge.criteria.filter.when, f"badge {badge.id}"):
+            continue
+        value = _advance(ctx, badge, progress)
+        if value is None:
+            continue
+        while progress["tiers"] < len(goals) and value >= goals[progress["tiers"]]:
+            _award(ctx, badge, progress["tiers"], value)
+            progress["tiers"] += 1
+        if progress["tiers"] >= len(goals):  # earned for good: keep the value, drop the detail
+            progress["value"] = value
+            progress.pop("seen", None)
+            progress.pop("window", None)
+        ctx.state.badges[badge.id] = progress
+
+
+def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float | None:
+    """Count the event into the badge's progress; its value now, or None if the event cannot count."""
+    criteria = badge.criteria
+    if criteria.count is not None:
+        amount: Any = 1
+    else:
+        amount = ctx.event.properties.get(criteria.filter.property)  # type: ignore[attr-defined]
+        if amount is None or (criteria.sum is not None and isinstance(amount, bool | str)):
+            return None
+    if criteria.distinct is not None:
+        seen = progress.setdefault("seen", [])
+        if amount not in seen:
+            seen.append(amount)
+        return len(seen)
+    if criteria.within is not None:
+        return _in_window(ctx, criteria.within, progress, amount)
+    progress["value"] = progress["value"] + amount
+    return progress["value"]
+
+
+def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], amount: float) -> float:
+    """The best total of any window of length `within` that holds this event.
+
+    Events land in their own place in time, so a late event can complete a window that ends at a later one.
+    """
+    moment = ctx.event.occurred_at.timestamp()
+    span = within.total_seconds()
+    window = sorted([*progress.get("window", []), [moment, amount]])
+    # Keep what a later (or late) event's window can still reach.
+    horizon = window[-1][0] - span - ctx.config.late_window.total_seconds()
+    progress["window"] = [entry for entry in window if entry[0] >= horizon][-MAX_WINDOW_ENTRIES:]
+    ends = [at for at, _ in progress["window"] if moment <= at <= moment + span]
+    return max(sum(value for at, value in progress["window"] if end - span <= at <= end) for end in ends)
+
+
+def _award(ctx: EventContext, badge: Badge, tier_index: int, value: float) -> None:
+    tier = badge.tiers[tier_index].name if badge.tiers else None
+    ctx.fact(
+        "badge_awarded",
+        badge=badge.id,
+        name=badge.name,
+        tier=tier,
+        tier_index=tier_index,
+        value=value,
+        secret=badge.secret,
+    )
+    for currency, amount in (badge.reward or {}).items():
+        paid = amount_of(ctx, amount, f"badge {badge.id}: reward {currency}")
+        if paid > 0:
+            credit(ctx, currency, paid, badge=badge.id, tier=tier)

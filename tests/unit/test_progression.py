@@ -1,0 +1,224 @@
+"""Badges and quests in the pure engine: tiers in order, windows, secrets, rewards, recurring quests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engage.config import load_config_file
+from engage.config.loader import parse_yaml, validate_config_data
+from engage.engine import Event, Profile, UserState, apply_batch
+
+from .conftest import REPO_ROOT
+
+FITQUEST = REPO_ROOT / "examples" / "fitquest" / "engagement.yaml"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
+_ids = itertools.count()
+
+
+def config(**changes):
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    data.update(changes)
+    return validate_config_data(data)
+
+
+def workout(at: datetime, minutes: int = 30, kind: str = "run") -> Event:
+    return Event(f"w{next(_ids)}", "workout_completed", at, {"minutes": minutes, "kind": kind})
+
+
+def run(cfg, events, state=None, timezone=None, now=NOW):
+    state = state or UserState("u", profile=Profile(timezone=timezone))
+    return apply_batch(cfg, state, list(enumerate(events)), source="client", now=now)
+
+
+def facts(outcome, type_):
+    return [fact.data for result in outcome.results for fact in result.facts if fact.type == type_]
+
+
+def test_first_workout_earns_the_first_badge_once():
+    cfg = load_config_file(FITQUEST)
+    first = run(cfg, [workout(NOW - timedelta(hours=2)), workout(NOW - timedelta(hours=1))])
+
+    assert [f["badge"] for f in facts(first, "badge_awarded")] == ["first-workout"]
+    again = run(cfg, [workout(NOW)], state=first.after)
+    assert facts(again, "badge_awarded") == []
+
+
+def test_one_large_event_skipping_a_tier_awards_both_in_order():
+    # Given tiers close together, so one workout crosses two of them
+    cfg = config(
+        badges=[
+            {
+                "id": "marathoner",
+                "name": "Marathoner",
+                "criteria": {"sum": {"event": "workout_completed", "property": "minutes"}},
+                "tiers": [
+                    {"name": "Bronze", "gte": 100},
+                    {"name": "Silver", "gte": 250},
+                    {"name": "Gold", "gte": 1000},
+                ],
+            }
+        ]
+    )
+
+    outcome = run(cfg, [workout(NOW, minutes=50), workout(NOW, minutes=300)])
+
+    awarded = facts(outcome, "badge_awarded")
+    assert [(f["tier"], f["tier_index"]) for f in awarded] == [("Bronze", 0), ("Silver", 1)]
+    assert outcome.after.badges["marathoner"] == {"value": 350, "tiers": 2}
+
+
+def test_distinct_values_earn_the_all_rounder():
+    cfg = load_config_file(FITQUEST)
+    kinds = ["run", "run", "ride", "yoga", "ride", "strength"]
+
+    outcome = run(cfg, [workout(NOW - timedelta(minutes=i), kind=kind) for i, kind in enumerate(kinds)])
+
+    earned_at = [r.id for r in outcome.results if any(f.data.get("badge") == "all-rounder" for f in r.facts)]
+    assert earned_at == [outcome.results[5].id]  # the fourth distinct kind
+    assert "seen" not in outcome.after.badges["all-rounder"]  # earned for good: no detail kept
+
+
+def test_weekend_warrior_needs_two_weekend_workouts_within_two_days_and_pays_its_reward():
+    cfg = load_config_file(FITQUEST)
+    berlin = ZoneInfo("Europe/Berlin")
+    saturday = datetime(2026, 11, 14, 10, tzinfo=berlin)
+    # Friday does not count (when: local.weekday >= 6); Saturday and Sunday do, within 2 days
+    outcome = run(
+        cfg,
+        [workout(saturday - timedelta(days=1)), workout(saturday), workout(saturday + timedelta(days=1))],
+        timezone="Europe/Berlin",
+    )
+
+    weekend = [f for f in facts(outcome, "badge_awarded") if f["badge"] == "weekend-warrior"]
+    assert len(weekend) == 1 and weekend[0]["secret"] is True
+    reward = [f for f in facts(outcome, "points_awarded") if f.get("badge") == "weekend-warrior"]
+    assert [(f["currency"], f["amount"]) for f in reward] == [("coins", 50)]
+    assert outcome.results[2].awards["coins"] == 5 + 10 + 50  # the rule, the daily goal (a new day), the badge
+
+
+def test_window_counts_only_events_close_in_time():
+    cfg = load_config_file(FITQUEST)
+    saturdays = [datetime(2026, 11, 7, 10, tzinfo=UTC), datetime(2026, 11, 14, 10, tzinfo=UTC)]
+
+    outcome = run(cfg, [workout(day) for day in saturdays])  # a week apart: never 2 within 2 days
+
+    assert not [f for f in facts(outcome, "badge_awarded") if f["badge"] == "weekend-warrior"]
+
+
+def test_a_late_event_lands_in_its_own_place_in_the_window():
+    cfg = load_config_file(FITQUEST)
+    sunday = datetime(2026, 11, 15, 10, tzinfo=UTC)
+    outcome = run(cfg, [workout(sunday), workout(sunday - timedelta(days=1))])  # Saturday's arrives late
+
+    assert [f["badge"] for f in facts(outcome, "badge_awarded")].count("weekend-warrior") == 1
+
+
+def test_quest_steps_in_any_order_complete_it_and_pay_the_reward():
+    cfg = load_config_file(FITQUEST)
+    events = [workout(NOW - timedelta(hours=3), kind="yoga"), workout(NOW - timedelta(hours=2)), workout(NOW)]
+
+    outcome = run(cfg, events)
+
+    assert [f["step"] for f in facts(outcome, "quest_step_completed") if f["quest"] == "first-week"] == [
+        "try-yoga",
+        "three-workouts",
+    ]
+    assert [f["quest"] for f in facts(outcome, "quest_completed")] == ["daily-goal", "first-week"]
+    quest_points = [f for f in facts(outcome, "points_awarded") if "quest" in f]
+    assert {(f["quest"], f["currency"], f["amount"]) for f in quest_points} == {
+        ("first-week", "xp", 100),
+        ("daily-goal", "coins", 10),
+    }
+
+
+def test_quest_expires_when_its_time_from_first_progress_runs_out():
+    cfg = load_config_file(FITQUEST)
+    week_ago = NOW - timedelta(days=7, hours=1)
+    started = run(cfg, [workout(week_ago)], now=week_ago)
+
+    outcome = run(cfg, [workout(NOW - timedelta(minutes=5))], state=started.after, now=NOW)
+
+    assert [f["quest"] for f in facts(outcome, "quest_expired")] == ["first-week"]
+    assert outcome.after.quests["first-week"]["state"] == "expired"
+    assert outcome.after.quests["first-week"]["steps"] == {"three-workouts": 1}
+
+
+def test_daily_quest_starts_afresh_at_the_users_local_midnight():
+    cfg = load_config_file(FITQUEST)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    midnight = datetime(2026, 11, 20, 0, 0, tzinfo=tokyo)
+
+    outcome = run(cfg, [workout(midnight - timedelta(minutes=5), minutes=20), workout(midnight, minutes=20)],
+                  timezone="Asia/Tokyo")  # fmt: skip
+
+    assert facts(outcome, "quest_completed") == []  # 20 minutes on each local day: neither reaches 30
+    assert outcome.after.quests["daily-goal"]["instance"] == "2026-11-20"
+    assert outcome.after.quests["daily-goal"]["steps"] == {"move-30": 20}
+
+
+def test_weekly_quest_resets_at_local_monday_midnight():
+    cfg = config(quests=[{"id": "weekly", "name": "Three a week", "recurrence": "weekly",
+                          "steps": [{"id": "three", "count": {"event": "workout_completed"}, "gte": 3}],
+                          "reward": {"coins": 25}}])  # fmt: skip
+    new_york = ZoneInfo("America/New_York")
+    monday = datetime(2026, 11, 16, 0, 0, tzinfo=new_york)  # Monday 00:00 local = 05:00 UTC
+    sunday_night = [workout(monday - timedelta(minutes=m)) for m in (30, 20)]
+
+    outcome = run(cfg, [*sunday_night, workout(monday + timedelta(minutes=1))], timezone="America/New_York")
+
+    assert facts(outcome, "quest_completed") == []  # two in the old week, one in the new
+    assert outcome.after.quests["weekly"]["instance"] == "2026-W47"
+    assert outcome.after.quests["weekly"]["steps"] == {"three": 1}
+
+
+def test_a_late_event_of_a_finished_daily_run_counts_for_nothing():
+    cfg = load_config_file(FITQUEST)
+    today = run(cfg, [workout(NOW, minutes=10)])
+
+    late = run(cfg, [workout(NOW - timedelta(days=1), minutes=60)], state=today.after)
+
+    assert facts(late, "quest_completed") == [] or all(
+        f["quest"] != "daily-goal" for f in facts(late, "quest_completed")
+    )
+    assert late.after.quests["daily-goal"] == today.after.quests["daily-goal"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 600), st.sampled_from(["run", "ride", "yoga", "strength"]), st.integers(0, 6 * 24 * 60)
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_badges_do_not_depend_on_arrival_order_and_are_never_awarded_twice(specs, rng):
+    # Count, sum and distinct badges (windows aside) see the same events whatever order they arrive in.
+    cfg = config(badges=[b for b in _fitquest_badges() if "within" not in b["criteria"]])
+    events = [workout(NOW - timedelta(minutes=offset), minutes=minutes, kind=kind) for minutes, kind, offset in specs]
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+
+    in_order, other_order = run(cfg, events), run(cfg, shuffled)
+
+    def earned(outcome):
+        return sorted((f["badge"], f["tier_index"]) for f in facts(outcome, "badge_awarded"))
+
+    assert earned(in_order) == earned(other_order)
+    assert len(earned(in_order)) == len(set(earned(in_order)))
+    assert {b: p["tiers"] for b, p in in_order.after.badges.items()} == {
+        b: p["tiers"] for b, p in other_order.after.badges.items()
+    }
+    assert all(value >= 0 for value in in_order.after.balances.values())
+
+
+def _fitquest_badges() -> list[dict]:
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    return data["badges"]
