@@ -1,11 +1,15 @@
-"""Lambda `api`: the app's reads, GET /v1/me."""
+"""Lambda `api`: the app's reads — GET /v1/me and GET /v1/me/history."""
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.api.http import jwt_claims, make_resolver
-from engage.api.models import MeResponse
+from engage.api.models import HistoryResponse, MeResponse
 from engage.observability import logger, metrics
+from engage.services.history import my_history
 from engage.services.me import my_progress
 
 app = make_resolver()
@@ -14,6 +18,14 @@ app = make_resolver()
 @app.get("/v1/me")
 def me() -> MeResponse:
     return my_progress(jwt_claims(app))
+
+
+@app.get("/v1/me/history")
+def history(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> HistoryResponse:
+    return my_history(jwt_claims(app), limit, cursor)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

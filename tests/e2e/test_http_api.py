@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -15,13 +14,6 @@ import pytest
 from engage.local import tokens
 from engage.local.demo import http
 from engage.local.server import SERVER_KEY_HEADER
-
-_n = itertools.count()
-
-
-@pytest.fixture
-def user(request) -> str:
-    return f"e2e-{request.node.name[:40]}-{next(_n)}"
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -198,3 +198,18 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     details: list[ErrorDetail] = []
+
+
+class HistoryEntryOut(BaseModel):
+    event_id: str
+    event_type: str
+    source: Literal["client", "server"]
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+    properties: dict[str, Any]
+    facts: list[dict[str, Any]] = Field(description="what this event caused: points (naming the rule), badges, …")
+
+
+class HistoryResponse(BaseModel):
+    entries: list[HistoryEntryOut] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")

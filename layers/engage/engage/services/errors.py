@@ -30,3 +30,8 @@ class Busy(ServiceError):
 
     status = 503
     code = "busy"
+
+
+class InvalidInput(ServiceError):
+    status = 400
+    code = "invalid_input"

@@ -15,6 +15,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -63,6 +64,17 @@ class UserItem(Model):
     updated_at = UTCDateTimeAttribute()
 
 
+class LedgerByTime(GlobalSecondaryIndex["LedgerItem"]):
+    """A user's ledger rows in the order they were written (GET /v1/me/history)."""
+
+    class Meta:
+        index_name = "ByTime"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    ts = UnicodeAttribute(range_key=True)
+
+
 class LedgerItem(Model):
     """One row per applied event (sk 'evt#<source>#<event id>'): its dedupe marker and the facts it caused.
 
@@ -75,9 +87,7 @@ class LedgerItem(Model):
 
     user_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    # ULID of the write: time-ordered and unique. History will read it through a GSI, added when needed
-    # (no LSI: it would slow every transaction and cap a user's ledger at 10 GB).
-    ts = UnicodeAttribute()
+    ts = UnicodeAttribute()  # ULID of the write: time-ordered and unique; the ByTime index sorts on it
     event_type = UnicodeAttribute()
     source = UnicodeAttribute()
     occurred_at = UTCDateTimeAttribute()
@@ -85,6 +95,7 @@ class LedgerItem(Model):
     properties = MapAttribute[str, Any](default=dict)
     facts = ListAttribute[Any](default=list)
     expires_at = TTLAttribute(null=True)
+    by_time = LedgerByTime()
 
 
 class ConfigItem(Model):

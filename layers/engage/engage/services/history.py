@@ -1,0 +1,24 @@
+"""GET /v1/me/history: the ledger behind the user's progress — "why did I get this?"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..api.models import HistoryEntryOut, HistoryResponse
+from ..store.history import BadCursor, history_page
+from .errors import InvalidInput, Unauthorized
+
+
+def my_history(claims: Mapping[str, Any], limit: int, cursor: str | None) -> HistoryResponse:
+    user_id = str(claims.get("sub") or "")
+    if not user_id:
+        raise Unauthorized("the token has no 'sub' claim")
+    try:
+        entries, next_cursor = history_page(user_id, limit, cursor)
+    except BadCursor as exc:
+        raise InvalidInput(str(exc)) from None
+    return HistoryResponse(
+        entries=[HistoryEntryOut(**entry.__dict__) for entry in entries],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,65 @@
+"""A user's ledger, newest first, a page at a time (the ByTime index)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .models import LedgerItem
+
+
+class BadCursor(ValueError):
+    """The cursor is not one this API handed out."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    event_id: str
+    event_type: str
+    source: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any]
+    facts: list[dict[str, Any]]
+
+
+def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[HistoryEntry], str | None]:
+    """Up to `limit` entries after `cursor` (None: the newest); the cursor of the next page, or None at the end."""
+    start = _decode(cursor, user_id) if cursor else None
+    rows = LedgerItem.by_time.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    entries = [
+        HistoryEntry(
+            event_id=row.sk.split("#", 2)[2],
+            event_type=row.event_type,
+            source=row.source,
+            occurred_at=row.occurred_at,
+            received_at=row.received_at,
+            properties=_plain(row.properties),
+            facts=[_plain(fact) for fact in row.facts],
+        )
+        for row in rows
+    ]
+    last = rows.last_evaluated_key
+    return entries, _encode(last) if last else None
+
+
+def _plain(value: Any) -> Any:
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def _encode(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, user_id: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none") from None
+    if not isinstance(key, dict) or key.get("user_id", {}).get("S") != user_id:
+        raise BadCursor("the cursor belongs to another listing. Fix: start again without a cursor")
+    return key
