@@ -1,15 +1,16 @@
-"""Lambda `api`: the app's reads — GET /v1/me and GET /v1/me/history."""
+"""Lambda `api`: the app's reads — GET /v1/me, /v1/me/history and /v1/leaderboards/{id}."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.api.http import jwt_claims, make_resolver
-from engage.api.models import HistoryResponse, MeResponse
+from engage.api.models import HistoryResponse, LeaderboardResponse, MeResponse
 from engage.observability import logger, metrics
 from engage.services.history import my_history
+from engage.services.leaderboards import leaderboard
 from engage.services.me import my_progress
 
 app = make_resolver()
@@ -26,6 +27,16 @@ def history(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> HistoryResponse:
     return my_history(jwt_claims(app), limit, cursor)
+
+
+@app.get("/v1/leaderboards/<board_id>")
+def board(
+    board_id: str,
+    period: Annotated[Literal["current", "previous"], Query()] = "current",
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    around: Annotated[Literal["me"] | None, Query()] = None,
+) -> LeaderboardResponse:
+    return leaderboard(jwt_claims(app), board_id, period, limit, around_me=around == "me")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

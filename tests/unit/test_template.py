@@ -28,6 +28,7 @@ def test_routes_and_their_authorizers(template):
         ("POST", "/v1/server/events"): ("IngestFunction", "iam"),
         ("GET", "/v1/me"): ("ApiFunction", "jwt"),
         ("GET", "/v1/me/history"): ("ApiFunction", "jwt"),
+        ("GET", "/v1/leaderboards/{id}"): ("ApiFunction", "jwt"),
     }
 
 
@@ -50,18 +51,21 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:GetItem", "UsersTable"),
         ("dynamodb:PutItem", "UsersTable"),
         ("dynamodb:PutItem", "LedgerTable"),
+        ("dynamodb:PutItem", "LeaderboardsTable"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
     assert _grants(resources, "ApiFunction") == {
         ("dynamodb:GetItem", "UsersTable"),
         ("dynamodb:Query", "${LedgerTable.Arn}/index/ByTime"),  # history reads the index, never the table
+        ("dynamodb:GetItem", "LeaderboardsTable"),
+        ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
 
 
 def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
     tables = {rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"UsersTable", "LedgerTable", "ConfigTable"}
+    assert set(tables) == {"UsersTable", "LedgerTable", "LeaderboardsTable", "ConfigTable"}
     for table in tables.values():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -74,9 +78,11 @@ def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
 
 
 def test_store_models_match_the_template_keys(template):
-    from engage.store.models import ConfigItem, LedgerItem, UserItem
+    from engage.store.models import ConfigItem, LeaderboardItem, LedgerItem, UserItem
 
-    for model, logical_id in ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (ConfigItem, "ConfigTable")):
+    pairs = ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (LeaderboardItem, "LeaderboardsTable"),
+             (ConfigItem, "ConfigTable"))  # fmt: skip
+    for model, logical_id in pairs:
         keys = {k["AttributeName"]: k["KeyType"] for k in template.tables[logical_id]["KeySchema"]}
         declared = {name: "HASH" if attr.is_hash_key else "RANGE" for name, attr in model.get_attributes().items()
                     if attr.is_hash_key or attr.is_range_key}  # fmt: skip

@@ -79,7 +79,7 @@ def config_schema() -> None:
 
 def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str) -> None:
     """Set the settings the store needs for a local or deployed stage."""
-    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "unused", "LEDGER_TABLE": "unused"}
+    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "unused", "LEDGER_TABLE": "unused", "LEADERBOARDS_TABLE": "unused"}
     if table:
         env["CONFIG_TABLE"] = table
     elif stage == "local":

@@ -104,6 +104,12 @@ class LevelChange(BaseModel):
     after: LevelOut
 
 
+class BoardScoreOut(BaseModel):
+    board: str
+    period: str
+    score: int = Field(description="the user's score on this board period after the request")
+
+
 class ProgressDelta(BaseModel):
     gained: dict[str, int] = Field(description="points gained per currency by this request")
     balances: dict[str, int]
@@ -111,6 +117,9 @@ class ProgressDelta(BaseModel):
     badges: list[dict[str, Any]] = Field([], description="badge_awarded facts of this request, in order")
     streaks: list[dict[str, Any]] = Field([], description="streak_extended/frozen/broken/milestone facts")
     quests: list[dict[str, Any]] = Field([], description="quest_step_completed/completed/expired facts")
+    leaderboards: list[BoardScoreOut] = Field(
+        [], description="boards whose score this request changed (ranks: GET /v1/leaderboards/{id})"
+    )
 
 
 class IngestResponse(BaseModel):
@@ -213,3 +222,27 @@ class HistoryEntryOut(BaseModel):
 class HistoryResponse(BaseModel):
     entries: list[HistoryEntryOut] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class RankOut(BaseModel):
+    rank: int = Field(description="1 is the top; with exact: false a lower bound (at least this far down)")
+    exact: bool
+    percentile: float | None = Field(description="share of the board ranked below the user; null while unknown")
+    as_of: AwareDatetime
+    score: int
+
+
+class BoardEntryOut(BaseModel):
+    rank: int
+    name: str | None = Field(description="display name; other users are never identified by id")
+    score: int
+    is_me: bool
+
+
+class LeaderboardResponse(BaseModel):
+    board: str
+    name: str
+    period: str = Field(description="e.g. 2026-W47, 2026-11-22, 2026-11 or all")
+    entries: list[BoardEntryOut] = Field(description="the top of the board; ties rank the earlier to reach it higher")
+    me: RankOut | None = Field(description="null if the user has no score in this period")
+    around: list[BoardEntryOut] = Field([], description="with ?around=me: up to 5 above and 5 below the user")

@@ -244,6 +244,9 @@ class Leaderboard(Strict):
     period: Literal["day", "week", "month", "all"]
     timezone: TimeZoneName = "UTC"
     rewards: list[BoardReward] = []
+    shards: int = Field(
+        10, ge=1, le=100, description="write shards: more spread a hot board's writes; top-N reads one query each"
+    )
 
 
 class QuietHours(Strict):

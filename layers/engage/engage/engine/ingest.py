@@ -17,6 +17,7 @@ from ..config.expressions import Scope, make_scope
 from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
 from .badges import apply_badges
 from .effects import EventContext, amount_of, credit, holds
+from .leaderboards import update_boards
 from .levels import level_index
 from .model import Applied, Event, EventResult, Fact, Outcome, Profile, Source, UserState
 from .quests import apply_quests
@@ -67,9 +68,15 @@ def apply_batch(
         _apply_rules(config, after, event, result)
         results.append(result)
         applied.append(Applied(event, tuple(result.facts)))
+    boards = []
     if applied:
         _prune_counters(config, after, now)
-    return Outcome(before=state, after=after, results=results, applied=applied)
+        gained: dict[str, int] = {}
+        for result in results:
+            for currency, amount in result.awards.items():
+                gained[currency] = gained.get(currency, 0) + amount
+        boards = update_boards(config, after, gained, now)
+    return Outcome(before=state, after=after, results=results, applied=applied, boards=boards)
 
 
 def local_time(config: EngagementConfig, profile: Profile, moment: datetime) -> datetime:

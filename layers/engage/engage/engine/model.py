@@ -46,6 +46,7 @@ class UserState:
     badges: dict[str, dict[str, Any]] = field(default_factory=dict)
     streaks: dict[str, dict[str, Any]] = field(default_factory=dict)
     quests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    boards: dict[str, dict[str, Any]] = field(default_factory=dict)  # board id → {"period", "score"}
     created_at: datetime | None = None
 
 
@@ -89,6 +90,7 @@ class Outcome:
     after: UserState
     results: list[EventResult]
     applied: list[Applied]
+    boards: list[Any] = field(default_factory=list)  # leaderboards.BoardScore rows to write
 
     @property
     def changed(self) -> bool:

@@ -35,3 +35,8 @@ class Busy(ServiceError):
 class InvalidInput(ServiceError):
     status = 400
     code = "invalid_input"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api.models import (
+    BoardScoreOut,
     EventIn,
     EventResultOut,
     EventsRequest,
@@ -33,7 +34,7 @@ from ..config.checks import format_path
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import metrics
-from ..store.progress import MAX_ROWS_PER_TRANSACTION, CommitConflict, commit, load_user
+from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
 from .errors import Busy, Unauthorized
 from .views import level_out
@@ -142,9 +143,11 @@ def _apply_for_user(
     before = state = load_user(user_id)
     known_duplicates: set[str] = set()
     results: list[EventResult] = []
-    # One transaction holds 99 events (plus the user item): a request of 100 events of one user needs two.
-    for start in range(0, max(len(indexed), 1), MAX_ROWS_PER_TRANSACTION):
-        chunk = indexed[start : start + MAX_ROWS_PER_TRANSACTION]
+    # One transaction holds the user item, a row per leaderboard and the rest events (99 with no boards):
+    # only a request with more events of one user than that needs a second transaction.
+    size = events_per_transaction(len(config.leaderboards))
+    for start in range(0, max(len(indexed), 1), size):
+        chunk = indexed[start : start + size]
         outcome = _commit_chunk(config, state, chunk, source, profile, now, known_duplicates)
         if start == 0:
             before = outcome.before  # the state this request started from (re-read if it had to retry)
@@ -224,6 +227,11 @@ def _delta(
             after=level_out(config, after.earned.get(currency, 0)),
         )
     facts = [fact for result in results for fact in result.facts]
+    boards = [
+        BoardScoreOut(board=board.id, period=entry["period"], score=entry["score"])
+        for board in config.leaderboards
+        if (entry := after.boards.get(board.id)) and entry != before.boards.get(board.id)
+    ]
     return ProgressDelta(
         gained=gained,
         balances=balances,
@@ -231,6 +239,7 @@ def _delta(
         badges=[fact for fact in facts if fact["type"] == "badge_awarded"],
         streaks=[fact for fact in facts if fact["type"].startswith("streak_")],
         quests=[fact for fact in facts if fact["type"].startswith("quest_")],
+        leaderboards=boards,
     )
 
 

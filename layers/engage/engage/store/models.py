@@ -98,6 +98,34 @@ class LedgerItem(Model):
     by_time = LedgerByTime()
 
 
+class LeaderboardByScore(GlobalSecondaryIndex["LeaderboardItem"]):
+    """One write shard of a board period, best first when read descending."""
+
+    class Meta:
+        index_name = "ByScore"
+        projection = AllProjection()
+
+    shard = UnicodeAttribute(hash_key=True)  # "<board>#<period>#<n>"
+    rank_key = UnicodeAttribute(range_key=True)
+
+
+class LeaderboardItem(Model):
+    """A user's score on one board period (pk '<board>#<period>')."""
+
+    class Meta(_Meta):
+        table_name = _settings.leaderboards_table
+
+    board = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    shard = UnicodeAttribute()
+    rank_key = UnicodeAttribute()
+    score = NumberAttribute()
+    reached_ms = NumberAttribute()
+    name = UnicodeAttribute(null=True)  # display name when the score was written
+    expires_at = TTLAttribute(null=True)
+    by_score = LeaderboardByScore()
+
+
 class ConfigItem(Model):
     """Published config versions (sk 'v000001', …) and the 'active' item holding a copy of the live one."""
 

@@ -11,14 +11,22 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
+from ..engine.leaderboards import BoardScore, rank_key, shard_of
 from ..engine.model import Applied, Outcome, Profile, Source, UserState
-from .models import LedgerItem, UserItem, connection
+from .models import LeaderboardItem, LedgerItem, UserItem, connection
 
-_PROGRESS_PARTS = ("badges", "streaks", "quests")
+_PROGRESS_PARTS = ("badges", "streaks", "quests", "boards")
+# Rows of past board periods stay readable (previous period, rewards) this long, then expire.
+BOARD_RETENTION = timedelta(days=400)
 # Dedupe markers must outlive the longest late window (30d) with room to spare.
 DEDUPE_RETENTION = timedelta(days=35)
-# DynamoDB takes 100 items per transaction: the user item plus at most 99 ledger rows.
-MAX_ROWS_PER_TRANSACTION = 99
+# DynamoDB takes 100 items per transaction: the user item, one row per leaderboard, the rest for events.
+TRANSACTION_ITEMS = 100
+
+
+def events_per_transaction(board_count: int) -> int:
+    """How many events one transaction can hold next to the user item and the leaderboard rows."""
+    return TRANSACTION_ITEMS - 1 - board_count
 
 
 class CommitConflict(Exception):
@@ -60,14 +68,17 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
     The user item is conditioned on the version that was read, each ledger row on not existing yet:
     a concurrent writer or a replayed event cancels the whole transaction (CommitConflict says which).
     """
-    if len(outcome.applied) > MAX_ROWS_PER_TRANSACTION:
-        raise ValueError(f"at most {MAX_ROWS_PER_TRANSACTION} events per transaction, got {len(outcome.applied)}")
+    if 1 + len(outcome.applied) + len(outcome.boards) > TRANSACTION_ITEMS:
+        raise ValueError(f"{len(outcome.applied)} events and {len(outcome.boards)} boards overflow one transaction")
     rows = [_ledger_row(outcome.after.user_id, applied, source, now) for applied in outcome.applied]
+    boards = [_board_row(outcome.after, score, now) for score in outcome.boards]
     try:
         with TransactWrite(connection=connection(), client_request_token=str(ULID())) as transaction:
             transaction.save(_user_item(outcome.before, outcome.after, now))
             for row in rows:
                 transaction.save(row, condition=LedgerItem.sk.does_not_exist())
+            for board in boards:  # unconditional: the user item's version already orders this user's writes
+                transaction.save(board)
     except TransactWriteError as exc:
         raise _conflict(exc, outcome.applied) from exc
 
@@ -121,6 +132,20 @@ def _ledger_row(user_id: str, applied: Applied, source: Source, now: datetime) -
         properties=event.properties,
         facts=[fact.as_dict() for fact in applied.facts],
         expires_at=None if applied.facts else now + DEDUPE_RETENTION,
+    )
+
+
+def _board_row(state: UserState, score: BoardScore, now: datetime) -> LeaderboardItem:
+    board = f"{score.board}#{score.period}"
+    return LeaderboardItem(
+        board,
+        state.user_id,
+        shard=f"{board}#{shard_of(state.user_id, score.shards)}",
+        rank_key=rank_key(score.score, score.reached_ms, state.user_id),
+        score=score.score,
+        reached_ms=score.reached_ms,
+        name=state.profile.display_name,
+        expires_at=None if score.period == "all" else now + BOARD_RETENTION,
     )
 
 

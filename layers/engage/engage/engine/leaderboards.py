@@ -1,0 +1,72 @@
+"""Leaderboards in the engine: a user's score on each board for the current period, and its sort key.
+
+The score is the metric currency earned in the board's period (in the board's time zone), counted when
+it is awarded. The store writes one row per board whose score changed, in the ingest transaction.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..config.schema import EngagementConfig, Leaderboard
+from .model import UserState
+
+_MAX_MS = 10**15 - 1  # beyond year 33000: room enough for "earlier ranks higher"
+
+
+@dataclass(frozen=True)
+class BoardScore:
+    """A user's new score on one board period, and when it was reached (ties: earlier ranks higher)."""
+
+    board: str
+    period: str
+    score: int
+    reached_ms: int
+    shards: int  # the board's write shards: the store spreads rows over them
+
+
+def board_period(board: Leaderboard, moment: datetime, back: int = 0) -> str:
+    """The board's period holding `moment` ('2026-W47', '2026-11-22', '2026-11', 'all'); `back` periods earlier."""
+    local = moment.astimezone(ZoneInfo(board.timezone))
+    if board.period == "all":
+        return "all"
+    if board.period == "day":
+        return (local - timedelta(days=back)).strftime("%Y-%m-%d")
+    if board.period == "week":
+        year, week, _ = (local - timedelta(weeks=back)).isocalendar()
+        return f"{year}-W{week:02d}"
+    month_index = local.year * 12 + local.month - 1 - back
+    return f"{month_index // 12}-{month_index % 12 + 1:02d}"
+
+
+def rank_key(score: int, reached_ms: int, user_id: str) -> str:
+    """Sorts descending as the board ranks: higher score first, then the earlier to reach it.
+
+    The user id ends the key so that no two rows tie exactly: every rank is well defined.
+    """
+    return f"{score:015d}#{_MAX_MS - reached_ms:015d}#{user_id}"
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """A stable shard for the user (the same on every Lambda, unlike Python's salted hash())."""
+    return zlib.crc32(user_id.encode()) % shards
+
+
+def update_boards(
+    config: EngagementConfig, state: UserState, gained: dict[str, int], now: datetime
+) -> list[BoardScore]:
+    """Add this batch's gains to the user's current-period score on every board they count for."""
+    scores = []
+    for board in config.leaderboards:
+        amount = gained.get(board.metric.currency, 0)
+        if amount <= 0:
+            continue
+        period = board_period(board, now)
+        entry = state.boards.get(board.id)
+        score = (entry["score"] if entry and entry["period"] == period else 0) + amount
+        state.boards[board.id] = {"period": period, "score": score}
+        scores.append(BoardScore(board.id, period, score, int(now.timestamp() * 1000), board.shards))
+    return scores

@@ -1,0 +1,70 @@
+"""Reading a leaderboard period: merged top-N across write shards, one user's row, ranks around it."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DoesNotExist
+
+from .models import LeaderboardItem
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    user_id: str
+    name: str | None
+    score: int
+    rank_key: str
+
+
+def _row(item: LeaderboardItem) -> BoardRow:
+    return BoardRow(item.user_id, item.name, int(item.score), item.rank_key)
+
+
+def _shards(board: str, shards: int) -> list[str]:
+    return [f"{board}#{n}" for n in range(shards)]
+
+
+def top(board: str, shards: int, limit: int) -> list[BoardRow]:
+    """The best `limit` rows of a board period: the best `limit` of each shard, merged (one query per shard)."""
+    per_shard = [
+        [_row(item) for item in LeaderboardItem.by_score.query(shard, scan_index_forward=False, limit=limit)]
+        for shard in _shards(board, shards)
+    ]
+    merged = heapq.merge(*per_shard, key=lambda row: row.rank_key, reverse=True)
+    return list(merged)[:limit]
+
+
+def find(board: str, user_id: str) -> BoardRow | None:
+    try:
+        return _row(LeaderboardItem.get(board, user_id))
+    except DoesNotExist:
+        return None
+
+
+def count_ahead(board: str, shards: int, key: str, cap: int) -> tuple[int, bool]:
+    """How many rows rank above `key`, counted exactly up to `cap` per shard; False once a shard hits the cap."""
+    total, complete = 0, True
+    for shard in _shards(board, shards):
+        ahead = LeaderboardItem.by_score.count(shard, LeaderboardItem.rank_key > key, limit=cap)
+        total += ahead
+        complete = complete and ahead < cap
+    return total, complete
+
+
+def neighbours(board: str, shards: int, key: str, k: int) -> tuple[list[BoardRow], list[BoardRow]]:
+    """The k rows just above `key` (nearest first) and the k just below it (nearest first)."""
+    above: list[BoardRow] = []
+    below: list[BoardRow] = []
+    for shard in _shards(board, shards):
+        above += [_row(i) for i in LeaderboardItem.by_score.query(shard, LeaderboardItem.rank_key > key, limit=k)]
+        below += [
+            _row(i)
+            for i in LeaderboardItem.by_score.query(
+                shard, LeaderboardItem.rank_key < key, scan_index_forward=False, limit=k
+            )
+        ]
+    above.sort(key=lambda row: row.rank_key)
+    below.sort(key=lambda row: row.rank_key, reverse=True)
+    return above[:k], below[:k]
