@@ -97,3 +97,25 @@ def test_other_users_are_shown_by_name_never_by_id(board_users):
 
     dumped = view.model_dump_json()
     assert f"{board_users}-linus" not in dumped and f"Linus {board_users}" in dumped
+
+
+def test_closing_a_week_rewards_each_winner_exactly_once(board_users):
+    from engage.services.errors import InvalidInput
+    from engage.services.leaderboards import close_period
+    from engage.store.progress import load_user
+
+    next_week = MONDAY + timedelta(days=7, hours=1)
+    linus = f"{board_users}-linus"
+    coins_before = load_user(linus).balances["coins"]
+
+    first = close_period("weekly-xp", now=next_week)
+    again = close_period("weekly-xp", now=next_week)
+
+    ranks = {g.user_id: g for g in first}
+    assert ranks[linus].newly and all(not g.newly for g in again)
+    top = next(g for g in first if g.rank == 1)
+    assert load_user(top.user_id).balances["coins"] >= 100  # rank 1 wins 100 coins, ranks 2–10 win 20
+    expected = 100 if ranks[linus].rank == 1 else 20 if ranks[linus].rank <= 10 else 0
+    assert load_user(linus).balances["coins"] == coins_before + expected
+    with pytest.raises(InvalidInput, match="has not ended"):
+        close_period("weekly-xp", period="2026-W25", now=next_week)

@@ -52,12 +52,14 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:PutItem", "UsersTable"),
         ("dynamodb:PutItem", "LedgerTable"),
         ("dynamodb:PutItem", "LeaderboardsTable"),
+        ("dynamodb:UpdateItem", "LeaderboardsTable"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
     assert _grants(resources, "ApiFunction") == {
         ("dynamodb:GetItem", "UsersTable"),
         ("dynamodb:Query", "${LedgerTable.Arn}/index/ByTime"),  # history reads the index, never the table
         ("dynamodb:GetItem", "LeaderboardsTable"),
+        ("dynamodb:Query", "LeaderboardsTable"),
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
         ("dynamodb:GetItem", "ConfigTable"),
     }

@@ -18,8 +18,10 @@ from .config import ConfigInvalid
 app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
 config_app = typer.Typer(no_args_is_help=True, help="Validate and publish engagement.yaml.")
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local stack (DynamoDB Local + HTTP API).")
+board_app = typer.Typer(no_args_is_help=True, help="Leaderboard operations.")
 app.add_typer(config_app, name="config")
 app.add_typer(local_app, name="local")
+app.add_typer(board_app, name="leaderboard")
 console = Console()
 errors = Console(stderr=True)
 
@@ -77,9 +79,44 @@ def config_schema() -> None:
     console.print_json(json.dumps(EngagementConfig.model_json_schema()))
 
 
-def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str) -> None:
-    """Set the settings the store needs for a local or deployed stage."""
-    env = {"ENGAGE_APP_ID": app_id, "USERS_TABLE": "unused", "LEDGER_TABLE": "unused", "LEADERBOARDS_TABLE": "unused"}
+# Environment variable ← the local stack's logical table id, and ← the deployed stack's output.
+_TABLES = {
+    "USERS_TABLE": ("UsersTable", "UsersTableName"),
+    "LEDGER_TABLE": ("LedgerTable", "LedgerTableName"),
+    "LEADERBOARDS_TABLE": ("LeaderboardsTable", "LeaderboardsTableName"),
+    "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
+}
+
+
+@board_app.command("close")
+def board_close(
+    board: str,
+    period: Annotated[
+        str | None, typer.Option(help="e.g. 2026-W47 (default: the period before the current one)")
+    ] = None,
+    stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
+) -> None:
+    """Reward a finished period's winners (each exactly once; safe to run again)."""
+    _point_at_stage(stage, None, stack_name, app_id=None)
+    from .services.errors import ServiceError
+    from .services.leaderboards import close_period
+
+    try:
+        granted = close_period(board, period)
+    except ServiceError as exc:
+        errors.print(exc.message)
+        raise typer.Exit(1) from None
+    for winner in granted:
+        console.print(f"#{winner.rank} {winner.user_id}: {'rewarded' if winner.newly else 'already rewarded'}")
+    console.print(f"[green]✓[/] {board}: {sum(w.newly for w in granted)} rewarded, {len(granted)} winners")
+
+
+def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str | None) -> None:
+    """Set the settings the store needs for a local or deployed stage (every table; the app if given)."""
+    env = {name: "unused" for name in _TABLES}
+    if app_id:
+        env["ENGAGE_APP_ID"] = app_id
     if table:
         env["CONFIG_TABLE"] = table
     elif stage == "local":
@@ -89,8 +126,9 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
             errors.print("no local stack is running. Fix: start one with `engage local up` in another terminal")
             raise typer.Exit(1)
         state = json.loads(state_file().read_text())
+        env.update({name: state["tables"][logical] for name, (logical, _) in _TABLES.items()})
         env.update(
-            CONFIG_TABLE=state["tables"]["ConfigTable"],
+            ENGAGE_APP_ID=app_id or state.get("app_id", "fitquest"),
             AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
             AWS_REGION="us-east-1",
             AWS_ACCESS_KEY_ID="local",
@@ -106,12 +144,15 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
             raise typer.Exit(1)
         env["AWS_REGION"] = region  # the table lives where the stack does
         cloudformation = boto3.client("cloudformation", region_name=region)
-        outputs = cloudformation.describe_stacks(StackName=name)["Stacks"][0].get("Outputs", [])
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+        outputs = stack.get("Outputs", [])
         found = {o["OutputKey"]: o["OutputValue"] for o in outputs}
         if "ConfigTableName" not in found:
             errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")
             raise typer.Exit(1)
-        env["CONFIG_TABLE"] = found["ConfigTableName"]
+        env.update({var: found[output] for var, (_, output) in _TABLES.items() if output in found})
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        env.setdefault("ENGAGE_APP_ID", parameters.get("AppId", "fitquest"))
     os.environ.update(env)
 
 

@@ -225,9 +225,9 @@ class HistoryResponse(BaseModel):
 
 
 class RankOut(BaseModel):
-    rank: int = Field(description="1 is the top; with exact: false a lower bound (at least this far down)")
-    exact: bool
-    percentile: float | None = Field(description="share of the board ranked below the user; null while unknown")
+    rank: int = Field(description="1 is the top")
+    exact: bool = Field(description="false: estimated from the board's score histogram (far from the top)")
+    percentile: float | None = Field(description="% of the board ranked below the user")
     as_of: AwareDatetime
     score: int
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config.expressions import Expr, ExpressionError, Scope
 from ..config.schema import EngagementConfig
+from .levels import level_index
 from .model import Event, EventResult, Fact, UserState
 
 
@@ -68,3 +69,15 @@ def credit(ctx: EventContext, currency: str, amount: int, **cause: Any) -> None:
     state.earned[currency] = state.earned.get(currency, 0) + amount
     ctx.result.awards[currency] = ctx.result.awards.get(currency, 0) + amount
     ctx.fact("points_awarded", **cause, currency=currency, amount=amount, balance=state.balances[currency])
+
+
+def move_level(ctx: EventContext) -> None:
+    """Raise the level to what the lifetime total reaches: one level_up fact per level crossed, in order."""
+    levels = ctx.config.levels
+    if levels is None:
+        return
+    total = ctx.state.earned.get(levels.currency, 0)
+    reached = level_index(levels, total)
+    for index in range(ctx.state.level + 1, reached + 1):
+        ctx.fact("level_up", level=index + 1, name=levels.name_of(index), currency=levels.currency, total=total)
+    ctx.state.level = max(ctx.state.level, reached)

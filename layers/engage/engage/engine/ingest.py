@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo
 from ..config.expressions import Scope, make_scope
 from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
 from .badges import apply_badges
-from .effects import EventContext, amount_of, credit, holds
+from .effects import EventContext, amount_of, credit, holds, move_level
 from .leaderboards import update_boards
-from .levels import level_index
-from .model import Applied, Event, EventResult, Fact, Outcome, Profile, Source, UserState
+from .model import Applied, Event, EventResult, Outcome, Profile, Source, UserState
 from .quests import apply_quests
 from .streak_progress import apply_streaks
 
@@ -185,7 +184,7 @@ def _apply_rules(config: EngagementConfig, state: UserState, event: Event, resul
     apply_badges(ctx)
     apply_streaks(ctx)
     apply_quests(ctx)
-    _move_level(config, state, event, result)
+    move_level(ctx)
 
 
 def _scope(config: EngagementConfig, state: UserState, event: Event, local: datetime) -> Scope:
@@ -208,23 +207,6 @@ def _amounts(ctx: EventContext, rule: Rule) -> dict[str, int]:
         currency: amount_of(ctx, amount, f"rule {rule.id}: award {currency}") for currency, amount in rule.award.items()
     }
     return {currency: amount for currency, amount in amounts.items() if amount > 0}
-
-
-def _move_level(config: EngagementConfig, state: UserState, event: Event, result: EventResult) -> None:
-    levels = config.levels
-    if levels is None:
-        return
-    total = state.earned.get(levels.currency, 0)
-    reached = level_index(levels, total)
-    for index in range(state.level + 1, reached + 1):  # one fact per level crossed
-        result.facts.append(
-            Fact(
-                "level_up",
-                event.id,
-                {"level": index + 1, "name": levels.name_of(index), "currency": levels.currency, "total": total},
-            )
-        )
-    state.level = max(state.level, reached)
 
 
 def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -> None:

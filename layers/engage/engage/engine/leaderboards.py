@@ -6,6 +6,7 @@ it is awarded. The store writes one row per board whose score changed, in the in
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ class BoardScore:
     score: int
     reached_ms: int
     shards: int  # the board's write shards: the store spreads rows over them
+    previous: int | None  # the score before, in this period (None: first score of the period)
 
 
 def board_period(board: Leaderboard, moment: datetime, back: int = 0) -> str:
@@ -66,7 +68,35 @@ def update_boards(
             continue
         period = board_period(board, now)
         entry = state.boards.get(board.id)
-        score = (entry["score"] if entry and entry["period"] == period else 0) + amount
+        previous = entry["score"] if entry and entry["period"] == period else None
+        score = (previous or 0) + amount
         state.boards[board.id] = {"period": period, "score": score}
-        scores.append(BoardScore(board.id, period, score, int(now.timestamp() * 1000), board.shards))
+        scores.append(BoardScore(board.id, period, score, int(now.timestamp() * 1000), board.shards, previous))
     return scores
+
+
+# Score histogram buckets: four per doubling, so a bucket spans at most ~19% of its scores. Ranks below the
+# exactly counted top are estimated from it, assuming scores spread evenly within a bucket.
+_PER_DOUBLING = 4
+
+
+def bucket_of(score: int) -> int:
+    """The histogram bucket of a score: 0 for 0, then 1, 2, … on a quarter-octave scale."""
+    return 0 if score <= 0 else int(math.log2(score) * _PER_DOUBLING) + 1
+
+
+def bucket_range(bucket: int) -> tuple[float, float]:
+    """The scores [low, high) a bucket holds."""
+    if bucket == 0:
+        return 0.0, 1.0
+    return 2 ** ((bucket - 1) / _PER_DOUBLING), 2 ** (bucket / _PER_DOUBLING)
+
+
+def estimate_ahead(histogram: dict[int, int], score: int) -> tuple[float, int]:
+    """(users estimated to rank above `score`, users on the board) from a histogram of bucket → count."""
+    mine = bucket_of(score)
+    ahead = float(sum(count for bucket, count in histogram.items() if bucket > mine))
+    low, high = bucket_range(mine)
+    share_above = (high - score) / (high - low) if high > low else 0.0
+    ahead += max(histogram.get(mine, 0) - 1, 0) * min(max(share_above, 0.0), 1.0)
+    return ahead, sum(histogram.values())

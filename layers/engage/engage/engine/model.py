@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Source = Literal["client", "server"]
+Source = Literal["client", "server", "system"]  # system: Engage itself (e.g. leaderboard rewards)
 Status = Literal["accepted", "duplicate", "rejected"]
 
 

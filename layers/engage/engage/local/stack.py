@@ -94,7 +94,10 @@ def start(
     stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, record_state)
     if record_state:
         state_file().parent.mkdir(parents=True, exist_ok=True)
-        state = {"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint, "tables": tables}
+        from ..settings import get_settings
+
+        state = {"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint,
+                 "tables": tables, "app_id": get_settings().app_id}  # fmt: skip
         state_file().write_text(json.dumps(state))
         state_file().chmod(0o600)  # holds the server key
     return stack

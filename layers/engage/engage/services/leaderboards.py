@@ -1,21 +1,30 @@
 """GET /v1/leaderboards/{id}: the top of a board period, and where the user stands — saying how exactly.
 
-Ranks are exact while counting the rows ahead is cheap: at most EXACT_COUNT_CAP rows read per write shard.
-Past that the rank is a lower bound (exact: false). Other users appear by display name only, never by id.
+A rank is exact where that is cheap: when the board's score histogram (one query) puts fewer than
+EXACT_COUNT_CAP users ahead, the rows ahead are counted (at most that many read per write shard). Below
+that it is estimated from the histogram (exact: false). The percentile comes from the histogram's total.
+Other users appear by display name only, never by id.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..api.models import BoardEntryOut, LeaderboardResponse, RankOut
+from ..config import EngagementConfig
 from ..config.schema import Leaderboard
-from ..engine.leaderboards import board_period
+from ..engine.leaderboards import board_period, estimate_ahead
+from ..engine.rewards import grant
 from ..store import leaderboards as store
+from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
-from .errors import NotFound, Unauthorized
+from .errors import Busy, InvalidInput, NotFound, Unauthorized
+from .ingest import MAX_ATTEMPTS
 
 EXACT_COUNT_CAP = 1000
 
@@ -54,9 +63,19 @@ def leaderboard(
 
 
 def my_rank(board: Leaderboard, key: str, me: store.BoardRow, now: datetime) -> RankOut:
-    """The user's rank: exact when every shard's count of rows ahead stays under the cap."""
-    ahead, exact = store.count_ahead(key, board.shards, me.rank_key, EXACT_COUNT_CAP)
-    return RankOut(rank=ahead + 1, exact=exact, percentile=None, as_of=now, score=me.score)
+    """The user's rank, counted exactly near the top and estimated from the histogram below it."""
+    estimated, total = estimate_ahead(store.histogram(key), me.score)
+    if estimated < EXACT_COUNT_CAP:
+        counted, complete = store.count_ahead(key, board.shards, me.rank_key, EXACT_COUNT_CAP)
+        if complete:
+            return _rank(counted + 1, True, total, now, me.score)
+    return _rank(round(estimated) + 1, False, total, now, me.score)
+
+
+def _rank(rank: int, exact: bool, total: int, now: datetime, score: int) -> RankOut:
+    total = max(total, rank)  # the histogram may lag a concurrent first score by a moment
+    percentile = round(100.0 * (total - rank) / total, 1) if total else None
+    return RankOut(rank=rank, exact=exact, percentile=percentile, as_of=now, score=score)
 
 
 def _board(board_id: str) -> Leaderboard:
@@ -70,3 +89,50 @@ def _board(board_id: str) -> Leaderboard:
 
 def _entry(rank: int, row: store.BoardRow, user_id: str) -> BoardEntryOut:
     return BoardEntryOut(rank=rank, name=row.name, score=row.score, is_me=row.user_id == user_id)
+
+
+@dataclass(frozen=True)
+class Granted:
+    user_id: str
+    rank: int
+    newly: bool  # False: this winner had already been rewarded for the period
+
+
+def close_period(board_id: str, period: str | None = None, now: datetime | None = None) -> list[Granted]:
+    """Reward a finished period's winners, each exactly once however often this runs.
+
+    The scheduler calls it after each period; the CLI (`engage leaderboard close`) and tests call it directly.
+    """
+    config = active_config().config
+    board = _board(board_id)
+    now = now or datetime.now(UTC)
+    period = period or board_period(board, now, back=1)
+    if board.period == "all" or period >= board_period(board, now):
+        raise InvalidInput(f"period {period!r} of {board.id!r} has not ended; only finished periods are closed")
+    tiers = sorted(board.rewards, key=lambda reward: reward.rank_lte)
+    if not tiers:
+        return []
+    winners = store.top(f"{board.id}#{period}", board.shards, tiers[-1].rank_lte)
+    granted = []
+    for rank, row in enumerate(winners, start=1):
+        reward = next(tier for tier in tiers if rank <= tier.rank_lte)
+        grant_id = f"leaderboard-{board.id}-{period}"
+        newly = _grant_once(config, row.user_id, grant_id, reward.award, now, board=board.id, period=period, rank=rank)
+        granted.append(Granted(row.user_id, rank, newly))
+    return granted
+
+
+def _grant_once(
+    config: EngagementConfig, user_id: str, grant_id: str, award: dict[str, Any], now: datetime, **fact: Any
+) -> bool:
+    for attempt in range(MAX_ATTEMPTS):
+        outcome = grant(config, load_user(user_id), grant_id, award, "leaderboard_reward", now, **fact)
+        try:
+            commit(outcome, "system", now)
+        except CommitConflict as conflict:
+            if grant_id in conflict.duplicate_ids:
+                return False  # its ledger row exists: granted by an earlier run
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+            continue
+        return True
+    raise Busy(f"could not reward {user_id} for {grant_id}: too many concurrent writes; run the close again")

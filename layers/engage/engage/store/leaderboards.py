@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist
 
-from .models import LeaderboardItem
+from .models import HistogramItem, LeaderboardItem, connection
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,23 @@ def neighbours(board: str, shards: int, key: str, k: int) -> tuple[list[BoardRow
     above.sort(key=lambda row: row.rank_key)
     below.sort(key=lambda row: row.rank_key, reverse=True)
     return above[:k], below[:k]
+
+
+def histogram(board: str) -> dict[int, int]:
+    """The board period's score histogram, bucket → users, summed over its shards (one query)."""
+    # A raw query: the bucket attributes are not declared on the model (their names are open-ended).
+    response = connection().dispatch(
+        "Query",
+        {
+            "TableName": HistogramItem.Meta.table_name,
+            "KeyConditionExpression": "#board = :board",
+            "ExpressionAttributeNames": {"#board": "board"},
+            "ExpressionAttributeValues": {":board": {"S": f"{board}#histogram"}},
+        },
+    )
+    totals: dict[int, int] = {}
+    for item in response.get("Items", []):
+        for name, value in item.items():
+            if name.startswith("b") and name[1:].isdigit():
+                totals[int(name[1:])] = totals.get(int(name[1:]), 0) + int(value["N"])
+    return {bucket: count for bucket, count in totals.items() if count > 0}

@@ -126,6 +126,20 @@ class LeaderboardItem(Model):
     by_score = LeaderboardByScore()
 
 
+class HistogramItem(Model):
+    """Score histogram of one write shard of a board period (pk '<board>#<period>#histogram', sk the shard).
+
+    Buckets are top-level number attributes b0, b1, … (DynamoDB's ADD works on top-level attributes only);
+    the ingest transaction moves a user from the old bucket to the new one.
+    """
+
+    class Meta(_Meta):
+        table_name = _settings.leaderboards_table
+
+    board = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)  # the shard number, as text (the table's sort key)
+
+
 class ConfigItem(Model):
     """Published config versions (sk 'v000001', …) and the 'active' item holding a copy of the live one."""
 
