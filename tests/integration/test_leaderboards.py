@@ -119,3 +119,13 @@ def test_closing_a_week_rewards_each_winner_exactly_once(board_users):
     assert load_user(linus).balances["coins"] == coins_before + expected
     with pytest.raises(InvalidInput, match="has not ended"):
         close_period("weekly-xp", period="2026-W25", now=next_week)
+
+
+def test_a_small_gain_inside_the_same_histogram_bucket_still_commits(board_users):
+    # 200 → 205 XP (the daily app-open bonus) stays in one histogram bucket: the row changes, the histogram not.
+    linus = f"{board_users}-linus"
+    at = MONDAY + timedelta(hours=4)
+    event = {"id": f"{linus}-open", "type": "app_opened", "occurred_at": at.isoformat()}
+    ingest_client_events(EventsRequest.model_validate({"events": [event]}), {"sub": linus}, now=at)
+
+    assert LeaderboardItem.get("weekly-xp#2026-W24", linus).score == 205

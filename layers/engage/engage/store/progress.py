@@ -82,7 +82,9 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
             for board, score in zip(boards, outcome.boards, strict=True):
                 # Unconditional: the user item's version already orders this user's writes.
                 transaction.save(board)
-                transaction.update(*_histogram_move(outcome.after.user_id, score))
+                move = _histogram_move(outcome.after.user_id, score)
+                if move:
+                    transaction.update(*move)
     except TransactWriteError as exc:
         raise _conflict(exc, outcome.applied) from exc
 
@@ -153,13 +155,16 @@ def _board_row(state: UserState, score: BoardScore, now: datetime) -> Leaderboar
     )
 
 
-def _histogram_move(user_id: str, score: BoardScore) -> tuple[HistogramItem, list[Any]]:
-    """Move the user from the bucket of their previous score to the bucket of the new one."""
-    shard = shard_of(user_id, score.shards)
-    item = HistogramItem(f"{score.board}#{score.period}#histogram", str(shard))
-    actions = [Path(f"b{bucket_of(score.score)}").add(Value(1, attribute=NumberAttribute()))]
-    if score.previous is not None:
-        actions.append(Path(f"b{bucket_of(score.previous)}").add(Value(-1, attribute=NumberAttribute())))
+def _histogram_move(user_id: str, score: BoardScore) -> tuple[HistogramItem, list[Any]] | None:
+    """Move the user from the bucket of their previous score to the bucket of the new one (None: same bucket)."""
+    new = bucket_of(score.score)
+    old = bucket_of(score.previous) if score.previous is not None else None
+    if old == new:
+        return None
+    item = HistogramItem(f"{score.board}#{score.period}#histogram", str(shard_of(user_id, score.shards)))
+    actions = [Path(f"b{new}").add(Value(1, attribute=NumberAttribute()))]
+    if old is not None:
+        actions.append(Path(f"b{old}").add(Value(-1, attribute=NumberAttribute())))
     return item, actions
 
 
