@@ -57,12 +57,14 @@ def test_readme_events_example_round_trips(stack):
 
 def test_readme_server_and_me_examples_round_trip(stack):
     body = {"events": _fresh(SERVER_REQUEST["events"], "readme-server")}
+    user = {"authorization": f"Bearer {tokens.mint('user-123')}"}
+    workout = _fresh([{"id": "w", "type": "workout_completed", "properties": {"minutes": 40, "kind": "run"}}], "readme")
 
     status, answer = http("POST", f"{stack.api_url}/v1/server/events", body, {SERVER_KEY_HEADER: stack.server_key})
-    me_status, me = http(
-        "GET", f"{stack.api_url}/v1/me", headers={"authorization": f"Bearer {tokens.mint('user-123')}"}
-    )
+    posted = http("POST", f"{stack.api_url}/v1/events", {"events": workout}, user)  # XP: a rank on the weekly board
+    me_status, me = http("GET", f"{stack.api_url}/v1/me", headers=user)
 
     assert status == 200 and answer["accepted"] == 1
+    assert posted[0] == 200 and posted[1]["accepted"] == 1
     assert me_status == 200
     _same_shape(me, ME_RESPONSE)

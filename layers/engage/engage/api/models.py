@@ -185,6 +185,14 @@ class QuestOut(BaseModel):
     ends_at: AwareDatetime | None = Field(None, description="when a started `within` quest expires")
 
 
+class RankOut(BaseModel):
+    rank: int = Field(description="1 is the top")
+    exact: bool = Field(description="false: estimated from the board's score histogram (far from the top)")
+    percentile: float | None = Field(description="% of the board ranked below the user")
+    as_of: AwareDatetime
+    score: int
+
+
 class MeResponse(BaseModel):
     user_id: str
     display_name: str | None
@@ -195,6 +203,9 @@ class MeResponse(BaseModel):
     badges: list[BadgeOut] = Field(description="earned badges, and locked ones with progress (secret ones once earned)")
     streaks: list[StreakOut]
     quests: list[QuestOut] = Field(description="the current run of every quest")
+    ranks: dict[str, RankOut] = Field(
+        description="board id → the user's rank in its current period (boards where the user has no score yet are left out)"
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -222,14 +233,6 @@ class HistoryEntryOut(BaseModel):
 class HistoryResponse(BaseModel):
     entries: list[HistoryEntryOut] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
-
-
-class RankOut(BaseModel):
-    rank: int = Field(description="1 is the top")
-    exact: bool = Field(description="false: estimated from the board's score histogram (far from the top)")
-    percentile: float | None = Field(description="% of the board ranked below the user")
-    as_of: AwareDatetime
-    score: int
 
 
 class BoardEntryOut(BaseModel):

@@ -1,4 +1,4 @@
-"""GET /v1/me: the signed-in user's balances, level, badges, streaks and quests."""
+"""GET /v1/me: the signed-in user's balances, level, badges, streaks, quests and ranks."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..api.models import BadgeOut, CurrencyOut, MeResponse, QuestOut, QuestStepOut, StreakOut
+from ..api.models import BadgeOut, CurrencyOut, MeResponse, QuestOut, QuestStepOut, RankOut, StreakOut
 from ..config import EngagementConfig
 from ..engine.badges import thresholds
 from ..engine.ingest import local_time
+from ..engine.leaderboards import board_period
 from ..engine.model import UserState
 from ..engine.quests import instance_of
 from ..engine.streaks import StreakState, period_index, streak_view
+from ..store.leaderboards import find
 from ..store.progress import load_user
 from .config import active_config
 from .errors import Unauthorized
+from .leaderboards import my_rank
 from .views import level_out
 
 
@@ -47,6 +50,7 @@ def my_progress(claims: Mapping[str, Any], now: datetime | None = None) -> MeRes
         badges=_badges(config, state, now),
         streaks=_streaks(config, state, now),
         quests=_quests(config, state, now),
+        ranks=_ranks(config, state, now),
     )
 
 
@@ -137,3 +141,17 @@ def _quests(config: EngagementConfig, state: UserState, now: datetime) -> list[Q
             )
         )
     return shown
+
+
+def _ranks(config: EngagementConfig, state: UserState, now: datetime) -> dict[str, RankOut]:
+    """The user's rank on each board they have a score on this period (a few reads per board)."""
+    ranks = {}
+    for board in config.leaderboards:
+        entry = state.boards.get(board.id)
+        if not entry or entry["period"] != board_period(board, now):
+            continue
+        key = f"{board.id}#{entry['period']}"
+        row = find(key, state.user_id)
+        if row is not None:
+            ranks[board.id] = my_rank(board, key, row, now)
+    return ranks
