@@ -31,6 +31,7 @@ from ..config import validate_config_data
 from ..config.loader import parse_yaml
 from ..engine import Event, UserState, apply_batch
 from . import stack as local_stack
+from .bench_boards import leaderboard_costs
 from .dynamodb_local import PACKAGE, PACKAGE_VERSION, cache_root
 from .server import HandlerPool, LambdaContext, http_api_event
 
@@ -54,6 +55,8 @@ def run_benchmarks(console: Console) -> str:
         fifty, fifty_db = _ingest_times(ingest, route, events_per_request=50, requests=60)
         console.print("counting DynamoDB calls …")
         calls = _calls_per_request(ingest, route, running)
+        console.print("seeding a leaderboard of 100,000 users and reading it …")
+        boards = leaderboard_costs(users=100_000)
     finally:
         running.stop()
     console.print("timing rule evaluation …")
@@ -64,7 +67,7 @@ def run_benchmarks(console: Console) -> str:
     console.print("timing cold imports in a virtualenv holding only the layer's requirements …")
     python = layer_python()
     imports = {name: _cold_import_ms(name, python) for name in ("ingest", "api", "floor")}
-    return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports)
+    return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports) + boards
 
 
 # ---------------------------------------------------------------- measurements
@@ -138,6 +141,12 @@ class DynamoDBCalls:
 
     operations: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    capacity: float = 0.0  # capacity units DynamoDB reports as consumed (reads and writes)
+
+
+_REPORTS_CAPACITY = {
+    "GetItem", "PutItem", "UpdateItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactWriteItems",
+}  # fmt: skip
 
 
 @contextmanager
@@ -150,11 +159,17 @@ def count_dynamodb_calls() -> Iterator[DynamoDBCalls]:
         if self.meta.service_model.service_name != "dynamodb":
             return original(self, operation, params)
         calls.operations[operation] += 1
+        if operation in _REPORTS_CAPACITY:
+            params = {**params, "ReturnConsumedCapacity": "TOTAL"}
         started = time.perf_counter()
         try:
-            return original(self, operation, params)
+            response = original(self, operation, params)
         finally:
             calls.seconds += time.perf_counter() - started
+        consumed = response.get("ConsumedCapacity") or []
+        for entry in consumed if isinstance(consumed, list) else [consumed]:
+            calls.capacity += float(entry.get("CapacityUnits", 0))
+        return response
 
     botocore.client.BaseClient._make_api_call = counting  # type: ignore[attr-defined]
     try:
