@@ -18,6 +18,7 @@ app = make_resolver()
 
 @app.get("/v1/me")
 def me() -> MeResponse:
+    metrics.add_metric(name="ProgressRead", unit="Count", value=1)
     return my_progress(jwt_claims(app))
 
 
@@ -26,6 +27,7 @@ def history(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> HistoryResponse:
+    metrics.add_metric(name="HistoryRead", unit="Count", value=1)
     return my_history(jwt_claims(app), limit, cursor)
 
 
@@ -36,6 +38,7 @@ def board(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     around: Annotated[Literal["me"] | None, Query()] = None,
 ) -> LeaderboardResponse:
+    metrics.add_metric(name="LeaderboardRead", unit="Count", value=1)
     return leaderboard(jwt_claims(app), board_id, period, limit, around_me=around == "me")
 
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from ..config.checks import format_path
-from ..observability import logger
+from ..observability import logger, metrics
 from ..services.errors import Forbidden, ServiceError
 from .models import ErrorDetail, ErrorResponse
 
@@ -64,6 +64,7 @@ def _error(
     details: list[ErrorDetail] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    metrics.add_metric(name=f"Http{status // 100}xx", unit="Count", value=1)  # refused requests, by class
     body = ErrorResponse(error=code, message=message, details=details or [])
     return Response(
         status_code=status,

@@ -21,13 +21,13 @@ from .template import Template, load_template, resolve
 
 REGION = "us-east-1"
 # Values a real deployment gets from AWS itself; locally they point everything at DynamoDB Local.
+# (Metrics stay on: Powertools never clears them while disabled, and they go to the functions' log here.)
 _AWS_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 
@@ -36,9 +36,9 @@ def state_file() -> Path:
     return cache_root() / "local" / "stack.json"
 
 
-def function_log() -> Path:
+def function_log(prefix: str = "engage-local") -> Path:
     """What the functions print (structured logs, EMF metrics), as CloudWatch Logs would hold it."""
-    return cache_root() / "local" / "functions.log"
+    return cache_root() / "local" / ("functions.log" if prefix == "engage-local" else f"functions-{prefix}.log")
 
 
 @dataclass
@@ -52,12 +52,15 @@ class LocalStack:
     server_key: str
     tables: dict[str, str]  # logical id → table name
     recorded: bool = True
+    prefix: str = "engage-local"
 
     def stop(self) -> None:
         self.api.shutdown()
         self.dynamodb.stop()
         if self.recorded:
             state_file().unlink(missing_ok=True)
+        else:  # a throwaway stack (tests, benchmarks): its log goes with it
+            function_log(self.prefix).unlink(missing_ok=True)
 
     def __enter__(self) -> LocalStack:
         return self
@@ -86,12 +89,12 @@ def start(
         if config_path is not None:
             publish_config_file(config_path)
         server_key = secrets.token_urlsafe(24)
-        api = LocalApi(template, server_key, log_path=function_log() if record_state else None)
+        api = LocalApi(template, server_key, log_path=function_log(prefix))
         api_url = api.serve(port)
     except BaseException:
         dynamodb.stop()
         raise
-    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, record_state)
+    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, record_state, prefix)
     if record_state:
         state_file().parent.mkdir(parents=True, exist_ok=True)
         from ..settings import get_settings
