@@ -223,7 +223,7 @@ class ErrorResponse(BaseModel):
 class HistoryEntryOut(BaseModel):
     event_id: str
     event_type: str
-    source: Literal["client", "server"]
+    source: Literal["client", "server", "system"] = Field(description="system: Engage itself (rewards, rank_lost)")
     occurred_at: AwareDatetime
     received_at: AwareDatetime
     properties: dict[str, Any]

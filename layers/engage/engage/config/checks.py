@@ -69,8 +69,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
 
     for i, badge in enumerate(cfg.badges):
         yield from _filter(cfg, ("badges", i, "criteria"), badge.criteria.filter, badge.criteria)
-        for currency in badge.reward or {}:
-            yield from _currency(cfg, ("badges", i, "reward", currency), currency)
+        yield from _award(cfg, ("badges", i, "reward"), badge.reward or {}, EVENT_SCOPE, badge.criteria.filter.event)
 
     for i, streak in enumerate(cfg.streaks):
         yield from _event(cfg, ("streaks", i, "on"), streak.on)
@@ -81,14 +80,15 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
         yield from _duplicates(("quests", i, "steps"), [step.id for step in quest.steps])
         for j, step in enumerate(quest.steps):
             yield from _filter(cfg, ("quests", i, "steps", j), step.filter, step)
-        for currency in quest.reward or {}:
-            yield from _currency(cfg, ("quests", i, "reward", currency), currency)
+        events = {step.filter.event for step in quest.steps}
+        event = events.pop() if len(events) == 1 else None  # a reward over several event types reads no event
+        scope = EVENT_SCOPE if event else {"user", "local"}
+        yield from _award(cfg, ("quests", i, "reward"), quest.reward or {}, scope, event)
 
     for i, board in enumerate(cfg.leaderboards):
         yield from _currency(cfg, ("leaderboards", i, "metric", "currency"), board.metric.currency)
         for j, reward in enumerate(board.rewards):
-            for currency in reward.award:
-                yield from _currency(cfg, ("leaderboards", i, "rewards", j, "award", currency), currency)
+            yield from _award(cfg, ("leaderboards", i, "rewards", j, "award"), reward.award, {"user", "local"}, None)
 
     if cfg.notifications is not None:
         yield from _notifications(cfg)
@@ -118,6 +118,13 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
             )
         if trigger.when is not None:
             yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None)
+
+
+def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], event: str | None) -> Iterator[Issue]:
+    for currency, amount in award.items():
+        yield from _currency(cfg, (*path, currency), currency)
+        if isinstance(amount, Expr):
+            yield from _expression(cfg, (*path, currency), amount, scope, event)
 
 
 def _duplicates(section: tuple[str | int, ...], ids: list[str]) -> Iterator[Issue]:

@@ -1,8 +1,7 @@
 """The schema of engagement.yaml: what a product owner may write, checked field by field.
 
-Sections with behaviour today: app, default_timezone, default_locale, late_window, events, currencies,
-rules, levels. badges, streaks, quests, leaderboards and notifications are validated for shape and
-references now; the engine gives them behaviour in later releases.
+Every section has behaviour except notifications, which is validated for shape and references now and
+delivered in a later release (docs/config.md, docs/gamification.md).
 """
 
 from __future__ import annotations
@@ -153,6 +152,8 @@ class Criteria(Strict):
         kinds = [k for k in ("count", "sum", "distinct") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"found {kinds or 'no'} criteria kinds. Fix: give exactly one of count, sum, distinct")
+        if self.distinct is not None and self.within is not None:
+            raise ValueError("within works with count and sum, not distinct. Fix: remove within, or count instead")
         return self
 
     @property
@@ -337,7 +338,9 @@ class EngagementConfig(Strict):
     badges: list[Badge] = []
     streaks: list[Streak] = []
     quests: list[Quest] = []
-    leaderboards: list[Leaderboard] = []
+    leaderboards: list[Leaderboard] = Field(
+        [], max_length=20, description="at most 20: each board a user scores on takes a row in the ingest transaction"
+    )
     notifications: Notifications | None = None
 
     _by_event: dict[str, dict[str, list[Any]]] = PrivateAttr(default_factory=dict)

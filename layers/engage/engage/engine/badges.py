@@ -75,8 +75,9 @@ def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], a
     # Keep what a later (or late) event's window can still reach.
     horizon = window[-1][0] - span - ctx.config.late_window.total_seconds()
     progress["window"] = [entry for entry in window if entry[0] >= horizon][-MAX_WINDOW_ENTRIES:]
-    ends = [at for at, _ in progress["window"] if moment <= at <= moment + span]
-    return max(sum(value for at, value in progress["window"] if end - span <= at <= end) for end in ends)
+    kept = progress["window"] if [moment, amount] in progress["window"] else [*progress["window"], [moment, amount]]
+    ends = [at for at, _ in kept if moment <= at <= moment + span]  # never empty: the event's own time is one
+    return max(sum(value for at, value in kept if end - span <= at <= end) for end in ends)
 
 
 def _award(ctx: EventContext, badge: Badge, tier_index: int, value: float) -> None:

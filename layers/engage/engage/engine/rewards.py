@@ -31,7 +31,14 @@ def grant(
     event = Event(grant_id, fact_type, now, {})
     result = EventResult(0, grant_id, "accepted")
     user = {"level": after.level + 1, "balances": dict(after.balances), "earned": dict(after.earned)}
-    ctx = EventContext(config, after, event, local_time(config, after.profile, now), make_scope({"user": user}), result)
+    local = local_time(config, after.profile, now)
+    moment = {
+        "date": local.strftime("%Y-%m-%d"),
+        "weekday": local.isoweekday(),
+        "hour": local.hour,
+        "minute": local.minute,
+    }
+    ctx = EventContext(config, after, event, local, make_scope({"user": user, "local": moment}), result)
     ctx.fact(fact_type, **fact)
     for currency, amount in award.items():
         paid = amount_of(ctx, amount, f"{fact_type} {grant_id}: {currency}")

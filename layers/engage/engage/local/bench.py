@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -151,12 +152,16 @@ _REPORTS_CAPACITY = {
 
 @contextmanager
 def count_dynamodb_calls() -> Iterator[DynamoDBCalls]:
-    """Count (and time) every DynamoDB call botocore makes in this process while the block runs."""
+    """Count (and time) the DynamoDB calls botocore makes on this thread while the block runs.
+
+    Other threads (the local stack's stream pollers, HTTP server threads) are not counted.
+    """
     calls = DynamoDBCalls()
     original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+    owner = threading.get_ident()
 
     def counting(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name != "dynamodb":
+        if self.meta.service_model.service_name != "dynamodb" or threading.get_ident() != owner:
             return original(self, operation, params)
         calls.operations[operation] += 1
         if operation in _REPORTS_CAPACITY:

@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 
 from .dynamodb_local import DynamoDBLocal, cache_root
-from .server import LocalApi
+from .server import HandlerPool, LocalApi
+from .streams import StreamPoller, StreamPollers
 from .template import Template, load_template, resolve
 
 REGION = "us-east-1"
@@ -36,6 +37,11 @@ def state_file() -> Path:
     return cache_root() / "local" / "stack.json"
 
 
+def failed_batches(prefix: str = "engage-local") -> Path:
+    """Stream records a function failed on MAX_ATTEMPTS times (what Lambda would send to the on-failure queue)."""
+    return cache_root() / "local" / f"failed-batches-{prefix}.jsonl"
+
+
 def function_log(prefix: str = "engage-local") -> Path:
     """What the functions print (structured logs, EMF metrics), as CloudWatch Logs would hold it."""
     return cache_root() / "local" / ("functions.log" if prefix == "engage-local" else f"functions-{prefix}.log")
@@ -51,16 +57,19 @@ class LocalStack:
     api_url: str
     server_key: str
     tables: dict[str, str]  # logical id → table name
+    streams: StreamPollers
     recorded: bool = True
     prefix: str = "engage-local"
 
     def stop(self) -> None:
+        self.streams.stop()
         self.api.shutdown()
         self.dynamodb.stop()
         if self.recorded:
             state_file().unlink(missing_ok=True)
-        else:  # a throwaway stack (tests, benchmarks): its log goes with it
+        else:  # a throwaway stack (tests, benchmarks): its files go with it
             function_log(self.prefix).unlink(missing_ok=True)
+            failed_batches(self.prefix).unlink(missing_ok=True)
 
     def __enter__(self) -> LocalStack:
         return self
@@ -91,10 +100,23 @@ def start(
         server_key = secrets.token_urlsafe(24)
         api = LocalApi(template, server_key, log_path=function_log(prefix))
         api_url = api.serve(port)
+        streams = StreamPollers(
+            [
+                StreamPoller(
+                    dynamodb.endpoint,
+                    tables[source.table],
+                    HandlerPool(template.functions[source.function]),
+                    failed_batches(prefix),
+                    source.batch_size,
+                )
+                for source in template.streams
+            ]
+        )
+        streams.start()
     except BaseException:
         dynamodb.stop()
         raise
-    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, record_state, prefix)
+    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, streams, record_state, prefix)
     if record_state:
         state_file().parent.mkdir(parents=True, exist_ok=True)
         from ..settings import get_settings

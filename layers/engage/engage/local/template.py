@@ -37,6 +37,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A function fed by a table's DynamoDB stream (an event source mapping)."""
+
+    function: str  # logical id
+    table: str  # logical id of the table whose stream it reads
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
 class Function:
     logical_id: str
     code_uri: Path
@@ -50,6 +59,7 @@ class Template:
     tables: dict[str, dict[str, Any]]  # logical id → Properties of AWS::DynamoDB::Table
     functions: dict[str, Function]
     routes: list[Route]
+    streams: list[StreamSource]
     parameters: dict[str, Any]
     resources: dict[str, Any]  # the whole Resources section, intrinsics in long form
 
@@ -65,7 +75,7 @@ class Template:
         for key in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
             if key in props:
                 request[key] = props[key]
-        if "StreamSpecification" in props:
+        if "StreamSpecification" in props:  # DynamoDB Local has streams too: the local pollers read them
             request["StreamSpecification"] = {
                 "StreamEnabled": True,
                 "StreamViewType": props["StreamSpecification"]["StreamViewType"],
@@ -107,6 +117,7 @@ def load_template(path: str | Path) -> Template:
     tables = {rid: r["Properties"] for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
     functions: dict[str, Function] = {}
     routes: list[Route] = []
+    streams: list[StreamSource] = []
     for rid, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
@@ -114,6 +125,12 @@ def load_template(path: str | Path) -> Template:
         env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
         functions[rid] = Function(rid, path.parent / props["CodeUri"], props["Handler"], env)
         for event in props.get("Events", {}).values():
+            if event["Type"] == "DynamoDB":
+                stream = event["Properties"]["Stream"]
+                table = stream["Fn::GetAtt"][0] if isinstance(stream, dict) and "Fn::GetAtt" in stream else None
+                if table:
+                    streams.append(StreamSource(rid, table, int(event["Properties"].get("BatchSize", 100))))
+                continue
             if event["Type"] != "HttpApi":
                 continue
             ev = event["Properties"]
@@ -122,7 +139,7 @@ def load_template(path: str | Path) -> Template:
             auth: Auth = "iam" if authorizer == "AWS_IAM" else "none" if authorizer == "NONE" else "jwt"
             routes.append(Route(ev["Method"].upper(), ev["Path"], rid, auth))
     parameters = {name: spec.get("Default") for name, spec in doc.get("Parameters", {}).items()}
-    return Template(path, tables, functions, routes, parameters, resources)
+    return Template(path, tables, functions, routes, streams, parameters, resources)
 
 
 def _default_authorizers(resources: dict[str, Any]) -> dict[str, str]:

@@ -84,7 +84,7 @@ def _badges(config: EngagementConfig, state: UserState, now: datetime) -> list[B
 def _badge_value(progress: dict[str, Any], within: Any, now: datetime) -> float:
     if "seen" in progress:
         return len(progress["seen"])
-    if "window" in progress:  # what counts now: the events of the last `within`
+    if "window" in progress and within is not None:  # what counts now: the events of the last `within`
         start = now.timestamp() - within.total_seconds()
         return sum(amount for at, amount in progress["window"] if at >= start)
     return progress.get("value", 0)

@@ -16,10 +16,11 @@ class BoardRow:
     name: str | None
     score: int
     rank_key: str
+    reached_ms: int = 0  # when the score was reached
 
 
 def _row(item: LeaderboardItem) -> BoardRow:
-    return BoardRow(item.user_id, item.name, int(item.score), item.rank_key)
+    return BoardRow(item.user_id, item.name, int(item.score), item.rank_key, int(item.reached_ms))
 
 
 def _shards(board: str, shards: int) -> list[str]:
@@ -68,6 +69,23 @@ def neighbours(board: str, shards: int, key: str, k: int) -> tuple[list[BoardRow
     above.sort(key=lambda row: row.rank_key)
     below.sort(key=lambda row: row.rank_key, reverse=True)
     return above[:k], below[:k]
+
+
+def between(board: str, shards: int, low: str, high: str, limit: int) -> list[BoardRow]:
+    """Up to `limit` rows ranked strictly between two keys, best first (merged across shards)."""
+    if limit <= 0:
+        return []
+    per_shard = [
+        [
+            _row(item)
+            for item in LeaderboardItem.by_score.query(
+                shard, LeaderboardItem.rank_key.between(low, high), scan_index_forward=False, limit=limit + 2
+            )
+            if low < item.rank_key < high
+        ]
+        for shard in _shards(board, shards)
+    ]
+    return list(heapq.merge(*per_shard, key=lambda row: row.rank_key, reverse=True))[:limit]
 
 
 def histogram(board: str) -> dict[int, int]:

@@ -1,0 +1,75 @@
+"""rank_lost facts: when a user's score rises past others near the top of a board, tell each of them.
+
+Runs from the leaderboards table's stream (function `boards`), never in the ingest, so an ingest keeps
+its cost of one read and one transaction. Each fact is a conditional put to the passed user's ledger,
+keyed by who passed them and when, so a retried stream batch writes it once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import PutError
+from ulid import ULID
+
+from ..config.schema import Leaderboard
+from ..store import leaderboards as store
+from ..store.models import LedgerItem
+from .config import active_config
+from .leaderboards import my_rank
+
+# Only the top of a board hears about being passed; further down nobody notices, and it would cost reads.
+RANK_LOST_TOP = 100
+FACT_RETENTION = timedelta(days=35)
+
+
+def report_overtakes(old: dict[str, Any] | None, new: dict[str, Any] | None, now: datetime | None = None) -> int:
+    """Write a rank_lost fact for each user the new score passed within the top; returns how many."""
+    if not new or "rank_key" not in new:
+        return 0  # a histogram item, or a removal
+    if old and int(new["score"]) <= int(old["score"]):
+        return 0
+    board = _board(str(new["board"]).split("#", 1)[0])
+    if board is None:
+        return 0
+    now = now or datetime.now(UTC)
+    key = str(new["board"])
+    passer = store.BoardRow(str(new["user_id"]), new.get("name"), int(new["score"]), str(new["rank_key"]))
+    rank = my_rank(board, key, passer, now)
+    if not rank.exact or rank.rank >= RANK_LOST_TOP:
+        return 0
+    floor = str(old["rank_key"]) if old else "0"  # below every key ("0000…" sorts after "0")
+    between = store.between(key, board.shards, floor, passer.rank_key, RANK_LOST_TOP - rank.rank)
+    # The stream is read a moment later: a row that reached its score after this write was never passed by it.
+    passed = [row for row in between if row.user_id != passer.user_id and row.reached_ms < int(new["reached_ms"])]
+    return sum(_tell(row.user_id, key, passer, rank.rank + 1 + offset, now) for offset, row in enumerate(passed))
+
+
+def _board(board_id: str) -> Leaderboard | None:
+    return next((board for board in active_config().config.leaderboards if board.id == board_id), None)
+
+
+def _tell(user_id: str, key: str, passer: store.BoardRow, new_rank: int, now: datetime) -> int:
+    board, period = key.split("#", 1)
+    reached = passer.rank_key.split("#")[1]
+    fact = {"type": "rank_lost", "event_id": f"rank_lost#{key}#{passer.user_id}#{reached}", "board": board,
+            "period": period, "new_rank": new_rank, "passed_by": passer.name, "score": passer.score}  # fmt: skip
+    row = LedgerItem(
+        user_id,
+        f"fact#{fact['event_id']}",
+        ts=str(ULID.from_datetime(now)),
+        event_type="rank_lost",
+        source="system",
+        occurred_at=now,
+        received_at=now,
+        facts=[fact],
+        expires_at=now + FACT_RETENTION,
+    )
+    try:
+        row.save(condition=LedgerItem.sk.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return 0  # written by an earlier delivery of the same stream record
+        raise
+    return 1

@@ -1,0 +1,91 @@
+"""rank_lost facts: the leaderboards stream tells users near the top who passed them, once."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import engage.services.overtakes as overtakes
+from engage.api.models import EventsRequest
+from engage.services.ingest import ingest_client_events
+from engage.store.models import LedgerItem
+
+# A week of its own (2026-W30), so other tests' scores never mix in.
+MONDAY = datetime(2026, 7, 20, 9, 0, tzinfo=UTC)
+_n = itertools.count()
+
+
+def earn(user: str, minutes: int, at: datetime, name: str) -> None:
+    event = {"id": f"{user}-{next(_n)}", "type": "workout_completed", "occurred_at": at.isoformat(),
+             "properties": {"minutes": minutes, "kind": "run"}}  # fmt: skip
+    ingest_client_events(EventsRequest.model_validate({"events": [event]}), {"sub": user, "name": name}, now=at)
+
+
+def rank_lost(user: str) -> list[dict]:
+    return [fact for row in LedgerItem.query(user) for fact in row.facts if fact["type"] == "rank_lost"]
+
+
+def test_users_passed_near_the_top_are_told_once(stack):
+    prefix = f"ot{next(_n)}"
+    ada, grace, linus = f"{prefix}-ada", f"{prefix}-grace", f"{prefix}-linus"
+    earn(grace, 150, MONDAY, "Grace")  # 300 XP
+    earn(linus, 100, MONDAY + timedelta(minutes=1), "Linus")  # 200 XP
+    earn(ada, 50, MONDAY + timedelta(minutes=2), "Ada")  # 100 XP
+    stack.streams.drain()
+    assert rank_lost(grace) == [] and rank_lost(linus) == []
+
+    # When Ada jumps to 400 XP, past Linus and Grace
+    earn(ada, 150, MONDAY + timedelta(minutes=3), "Ada")
+    stack.streams.drain()
+
+    # Then each of them hears who passed them and where they stand now; Ada hears nothing
+    assert [(f["passed_by"], f["board"], f["period"]) for f in rank_lost(grace)] == [("Ada", "weekly-xp", "2026-W30")]
+    assert rank_lost(grace)[0]["new_rank"] < rank_lost(linus)[0]["new_rank"]
+    assert rank_lost(ada) == []
+
+    # And draining again (the stream holds nothing new) tells nobody twice
+    stack.streams.drain()
+    assert len(rank_lost(grace)) == 1 and len(rank_lost(linus)) == 1
+
+
+def test_the_same_record_delivered_twice_writes_one_fact(stack):
+    prefix = f"ot{next(_n)}"
+    new = {"board": "weekly-xp#2026-W31", "user_id": f"{prefix}-a", "name": "A", "score": 50,
+           "rank_key": "000000000000050#999999999999999#x"}  # fmt: skip
+    victim = {"board": "weekly-xp#2026-W31", "user_id": f"{prefix}-b", "name": "B", "score": 40}
+    from engage.engine.leaderboards import rank_key
+    from engage.store.models import LeaderboardItem
+
+    LeaderboardItem("weekly-xp#2026-W31", victim["user_id"], shard="weekly-xp#2026-W31#0",
+                    rank_key=rank_key(40, 1, victim["user_id"]), score=40, reached_ms=1, name="B").save()  # fmt: skip
+    new["rank_key"] = rank_key(50, 2, new["user_id"])
+    new["reached_ms"] = 2
+    LeaderboardItem("weekly-xp#2026-W31", new["user_id"], shard="weekly-xp#2026-W31#0", rank_key=new["rank_key"],
+                    score=50, reached_ms=2, name="A").save()  # fmt: skip
+    old = {**new, "score": 30, "rank_key": rank_key(30, 0, new["user_id"])}
+
+    first = overtakes.report_overtakes(old, new)
+    again = overtakes.report_overtakes(old, new)
+
+    assert (first, again) == (1, 0)
+    assert [f["new_rank"] for f in rank_lost(victim["user_id"])] == [2]
+
+
+def test_far_below_the_top_nobody_is_told(stack, monkeypatch):
+    monkeypatch.setattr(overtakes, "RANK_LOST_TOP", 1)  # as if everyone here were ranked below the top
+    prefix = f"ot{next(_n)}"
+    earn(f"{prefix}-b", 20, MONDAY + timedelta(days=14), "B")
+    earn(f"{prefix}-a", 10, MONDAY + timedelta(days=14, minutes=1), "A")
+    stack.streams.drain()
+    earn(f"{prefix}-a", 30, MONDAY + timedelta(days=14, minutes=2), "A")
+    stack.streams.drain()
+
+    assert rank_lost(f"{prefix}-b") == []
+
+
+def test_no_stream_batch_has_failed_so_far(stack):
+    from engage.local.stack import failed_batches
+
+    stack.streams.drain()
+    path = failed_batches(stack.prefix)
+    assert not path.exists() or path.read_text() == ""
