@@ -1,4 +1,4 @@
-"""Lambda `boards`: reads the leaderboards table's stream and tells users near the top who passed them."""
+"""Lambda `boards`: from the leaderboards table's stream, keeps score histograms and tells users who passed them."""
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -6,14 +6,14 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.observability import logger, metrics
-from engage.services.overtakes import report_overtakes
+from engage.services.overtakes import score_changed
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
     images = record.dynamodb
-    written = report_overtakes(images.old_image if images else None, images.new_image if images else None)
+    written = score_changed(images.old_image if images else None, images.new_image if images else None)
     metrics.add_metric(name="RankLostFacts", unit="Count", value=written)
 
 

@@ -28,13 +28,14 @@ def earn(user: str, minutes: int, at: datetime, name: str | None = None) -> None
 
 
 @pytest.fixture
-def board_users():
+def board_users(stack):
     prefix = f"lb{next(_run)}"
     # Ada and Grace tie on 120 XP; Ada got there first, so she ranks higher.
     earn(f"{prefix}-ada", 60, MONDAY, name=f"Ada {prefix}")
     earn(f"{prefix}-grace", 60, MONDAY + timedelta(hours=1), name=f"Grace {prefix}")
     earn(f"{prefix}-linus", 100, MONDAY + timedelta(hours=2), name=f"Linus {prefix}")  # 200 XP
     earn(f"{prefix}-alan", 20, MONDAY + timedelta(hours=3), name=f"Alan {prefix}")  # 40 XP
+    stack.streams.drain()  # the histograms follow the rows through the stream
     return prefix
 
 
@@ -129,3 +130,16 @@ def test_a_small_gain_inside_the_same_histogram_bucket_still_commits(board_users
     ingest_client_events(EventsRequest.model_validate({"events": [event]}), {"sub": linus}, now=at)
 
     assert LeaderboardItem.get("weekly-xp#2026-W24", linus).score == 205
+
+
+def test_histograms_follow_the_rows_through_the_stream(board_users, stack):
+    from collections import Counter
+
+    from engage.engine.leaderboards import bucket_of
+    from engage.store.leaderboards import stats
+
+    earn(f"{board_users}-alan", 200, MONDAY + timedelta(hours=6))  # a move from one bucket to another
+    stack.streams.drain()
+
+    rows = list(LeaderboardItem.query("weekly-xp#2026-W24"))
+    assert stats("weekly-xp#2026-W24", 10).histogram == dict(Counter(bucket_of(int(row.score)) for row in rows))

@@ -50,7 +50,7 @@ def test_users_passed_near_the_top_are_told_once(stack):
 
 def test_the_same_record_delivered_twice_writes_one_fact(stack):
     prefix = f"ot{next(_n)}"
-    new = {"board": "weekly-xp#2026-W31", "user_id": f"{prefix}-a", "name": "A", "score": 50,
+    new = {"board": "weekly-xp#2026-W31", "user_id": f"{prefix}-a", "name": "A", "score": 50, "shard": "weekly-xp#2026-W31#0",
            "rank_key": "000000000000050#999999999999999#x"}  # fmt: skip
     victim = {"board": "weekly-xp#2026-W31", "user_id": f"{prefix}-b", "name": "B", "score": 40}
     from engage.engine.leaderboards import rank_key
@@ -64,8 +64,8 @@ def test_the_same_record_delivered_twice_writes_one_fact(stack):
                     score=50, reached_ms=2, name="A").save()  # fmt: skip
     old = {**new, "score": 30, "rank_key": rank_key(30, 0, new["user_id"])}
 
-    first = overtakes.report_overtakes(old, new)
-    again = overtakes.report_overtakes(old, new)
+    first = overtakes.score_changed(old, new)
+    again = overtakes.score_changed(old, new)
 
     assert (first, again) == (1, 0)
     assert [f["new_rank"] for f in rank_lost(victim["user_id"])] == [2]

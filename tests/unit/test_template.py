@@ -52,7 +52,6 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:PutItem", "UsersTable"),
         ("dynamodb:PutItem", "LedgerTable"),
         ("dynamodb:PutItem", "LeaderboardsTable"),
-        ("dynamodb:UpdateItem", "LeaderboardsTable"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
     assert _grants(resources, "ApiFunction") == {

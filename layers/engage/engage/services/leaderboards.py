@@ -43,12 +43,13 @@ def leaderboard(
     board = _board(board_id)
     now = now or datetime.now(UTC)
     key = f"{board.id}#{board_period(board, now, back=1 if period == 'previous' else 0)}"
-    entries = [_entry(rank, row, user_id) for rank, row in enumerate(store.top(key, board.shards, limit), start=1)]
+    stats = store.stats(key, board.shards)
+    entries = [_entry(rank, row, user_id) for rank, row in enumerate(store.top(key, stats.shards, limit), start=1)]
     me = store.find(key, user_id)
-    rank = my_rank(board, key, me, now) if me else None
+    rank = my_rank(board, key, me, now, stats) if me else None
     around: list[BoardEntryOut] = []
     if around_me and me and rank:
-        above, below = store.neighbours(key, board.shards, me.rank_key, 5)
+        above, below = store.neighbours(key, stats.shards, me.rank_key, 5)
         around = [_entry(rank.rank - i - 1, row, user_id) for i, row in enumerate(above)][::-1]
         around += [_entry(rank.rank, me, user_id)]
         around += [_entry(rank.rank + i + 1, row, user_id) for i, row in enumerate(below)]
@@ -62,11 +63,14 @@ def leaderboard(
     )
 
 
-def my_rank(board: Leaderboard, key: str, me: store.BoardRow, now: datetime) -> RankOut:
+def my_rank(
+    board: Leaderboard, key: str, me: store.BoardRow, now: datetime, stats: store.BoardStats | None = None
+) -> RankOut:
     """The user's rank, counted exactly near the top and estimated from the histogram below it."""
-    estimated, total = estimate_ahead(store.histogram(key), me.score)
+    stats = stats or store.stats(key, board.shards)
+    estimated, total = estimate_ahead(stats.histogram, me.score)
     if estimated < EXACT_COUNT_CAP:
-        counted, complete = store.count_ahead(key, board.shards, me.rank_key, EXACT_COUNT_CAP)
+        counted, complete = store.count_ahead(key, stats.shards, me.rank_key, EXACT_COUNT_CAP)
         if complete:
             return _rank(counted + 1, True, total, now, me.score)
     return _rank(round(estimated) + 1, False, total, now, me.score)
@@ -112,7 +116,8 @@ def close_period(board_id: str, period: str | None = None, now: datetime | None 
     tiers = sorted(board.rewards, key=lambda reward: reward.rank_lte)
     if not tiers:
         return []
-    winners = store.top(f"{board.id}#{period}", board.shards, tiers[-1].rank_lte)
+    key = f"{board.id}#{period}"
+    winners = store.top(key, store.stats(key, board.shards).shards, tiers[-1].rank_lte)
     granted = []
     for rank, row in enumerate(winners, start=1):
         reward = next(tier for tier in tiers if rank <= tier.rank_lte)

@@ -1,8 +1,11 @@
-"""rank_lost facts: when a user's score rises past others near the top of a board, tell each of them.
+"""What follows a score change on a board, from the leaderboards table's stream (function `boards`).
 
-Runs from the leaderboards table's stream (function `boards`), never in the ingest, so an ingest keeps
-its cost of one read and one transaction. Each fact is a conditional put to the passed user's ledger,
-keyed by who passed them and when, so a retried stream batch writes it once.
+Kept out of the ingest, so an ingest costs one read and one transaction and never contends on shared items:
+- rank_lost facts: when a score rises past others near the top, each of them is told. Each fact is a
+  conditional put to the passed user's ledger, keyed by who passed them and when: written once.
+- the score histogram of the user's shard, which estimated ranks and percentiles are read from. It is moved
+  last, so a record that fails before is retried without having counted (a crash right after the move could
+  count it twice: the histogram is an estimate, and ranks near the top are counted exactly from the rows).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pynamodb.exceptions import PutError
 from ulid import ULID
 
 from ..config.schema import Leaderboard
+from ..engine.leaderboards import bucket_of
 from ..store import leaderboards as store
 from ..store.models import LedgerItem
 from .config import active_config
@@ -24,14 +28,23 @@ RANK_LOST_TOP = 100
 FACT_RETENTION = timedelta(days=35)
 
 
-def report_overtakes(old: dict[str, Any] | None, new: dict[str, Any] | None, now: datetime | None = None) -> int:
-    """Write a rank_lost fact for each user the new score passed within the top; returns how many."""
+def score_changed(old: dict[str, Any] | None, new: dict[str, Any] | None, now: datetime | None = None) -> int:
+    """Handle one stream record of the leaderboards table; returns how many rank_lost facts it wrote."""
     if not new or "rank_key" not in new:
         return 0  # a histogram item, or a removal
-    if old and int(new["score"]) <= int(old["score"]):
-        return 0
     board = _board(str(new["board"]).split("#", 1)[0])
-    if board is None:
+    written = report_overtakes(board, old, new, now) if board else 0
+    shard = int(str(new["shard"]).rsplit("#", 1)[1])
+    old_bucket = bucket_of(int(old["score"])) if old and "rank_key" in old else None
+    store.move_in_histogram(str(new["board"]), shard, old_bucket, bucket_of(int(new["score"])))
+    return written
+
+
+def report_overtakes(
+    board: Leaderboard, old: dict[str, Any] | None, new: dict[str, Any], now: datetime | None = None
+) -> int:
+    """Write a rank_lost fact for each user the new score passed within the top; returns how many."""
+    if old and int(new["score"]) <= int(old["score"]):
         return 0
     now = now or datetime.now(UTC)
     key = str(new["board"])
@@ -40,7 +53,8 @@ def report_overtakes(old: dict[str, Any] | None, new: dict[str, Any] | None, now
     if not rank.exact or rank.rank >= RANK_LOST_TOP:
         return 0
     floor = str(old["rank_key"]) if old else "0"  # below every key ("0000…" sorts after "0")
-    between = store.between(key, board.shards, floor, passer.rank_key, RANK_LOST_TOP - rank.rank)
+    shards = store.stats(key, board.shards).shards
+    between = store.between(key, shards, floor, passer.rank_key, RANK_LOST_TOP - rank.rank)
     # The stream is read a moment later: a row that reached its score after this write was never passed by it.
     passed = [row for row in between if row.user_id != passer.user_id and row.reached_ms < int(new["reached_ms"])]
     return sum(_tell(row.user_id, key, passer, rank.rank + 1 + offset, now) for offset, row in enumerate(passed))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action
 
 from .models import HistogramItem, LeaderboardItem, connection
 
@@ -25,6 +28,44 @@ def _row(item: LeaderboardItem) -> BoardRow:
 
 def _shards(board: str, shards: int) -> list[str]:
     return [f"{board}#{n}" for n in range(shards)]
+
+
+@dataclass(frozen=True)
+class BoardStats:
+    histogram: dict[int, int]  # score bucket → users, over all shards
+    shards: int  # shards holding rows this period: at least the configured count, more if it was lowered
+
+
+def stats(board: str, configured_shards: int) -> BoardStats:
+    """The period's histogram and the shards its rows are spread over (one query)."""
+    # A raw query: the bucket attributes are not declared on the model (their names are open-ended).
+    response = connection().dispatch(
+        "Query",
+        {
+            "TableName": HistogramItem.Meta.table_name,
+            "KeyConditionExpression": "#board = :board",
+            "ExpressionAttributeNames": {"#board": "board"},
+            "ExpressionAttributeValues": {":board": {"S": f"{board}#histogram"}},
+        },
+    )
+    totals: dict[int, int] = {}
+    shards = configured_shards
+    for item in response.get("Items", []):
+        shards = max(shards, int(item["user_id"]["S"]) + 1)
+        for name, value in item.items():
+            if name.startswith("b") and name[1:].isdigit():
+                totals[int(name[1:])] = totals.get(int(name[1:]), 0) + int(value["N"])
+    return BoardStats({bucket: count for bucket, count in totals.items() if count > 0}, shards)
+
+
+def move_in_histogram(board: str, shard: int, old_bucket: int | None, new_bucket: int) -> None:
+    """Count a user's score in its new bucket (and out of the old one): one atomic UpdateItem."""
+    if old_bucket == new_bucket:
+        return
+    actions: list[Action] = [Path(f"b{new_bucket}").add(Value(1, attribute=NumberAttribute()))]
+    if old_bucket is not None:
+        actions.append(Path(f"b{old_bucket}").add(Value(-1, attribute=NumberAttribute())))
+    HistogramItem(f"{board}#histogram", str(shard)).update(actions=actions)
 
 
 def top(board: str, shards: int, limit: int) -> list[BoardRow]:
@@ -86,23 +127,3 @@ def between(board: str, shards: int, low: str, high: str, limit: int) -> list[Bo
         for shard in _shards(board, shards)
     ]
     return list(heapq.merge(*per_shard, key=lambda row: row.rank_key, reverse=True))[:limit]
-
-
-def histogram(board: str) -> dict[int, int]:
-    """The board period's score histogram, bucket → users, summed over its shards (one query)."""
-    # A raw query: the bucket attributes are not declared on the model (their names are open-ended).
-    response = connection().dispatch(
-        "Query",
-        {
-            "TableName": HistogramItem.Meta.table_name,
-            "KeyConditionExpression": "#board = :board",
-            "ExpressionAttributeNames": {"#board": "board"},
-            "ExpressionAttributeValues": {":board": {"S": f"{board}#histogram"}},
-        },
-    )
-    totals: dict[int, int] = {}
-    for item in response.get("Items", []):
-        for name, value in item.items():
-            if name.startswith("b") and name[1:].isdigit():
-                totals[int(name[1:])] = totals.get(int(name[1:]), 0) + int(value["N"])
-    return {bucket: count for bucket, count in totals.items() if count > 0}

@@ -7,15 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
-from pynamodb.expressions.operand import Path, Value
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
-from ..engine.leaderboards import BoardScore, bucket_of, rank_key, shard_of
+from ..engine.leaderboards import BoardScore, rank_key, shard_of
 from ..engine.model import Applied, Outcome, Profile, Source, UserState
-from .models import HistogramItem, LeaderboardItem, LedgerItem, UserItem, connection
+from .models import LeaderboardItem, LedgerItem, UserItem, connection
 
 _PROGRESS_PARTS = ("badges", "streaks", "quests", "boards")
 # Rows of past board periods stay readable (previous period, rewards) this long, then expire.
@@ -27,8 +25,8 @@ TRANSACTION_ITEMS = 100
 
 
 def events_per_transaction(board_count: int) -> int:
-    """How many events one transaction holds next to the user item and each board's row and histogram."""
-    return TRANSACTION_ITEMS - 1 - 2 * board_count
+    """How many events one transaction holds next to the user item and a row per board (at most 20 boards)."""
+    return TRANSACTION_ITEMS - 1 - board_count
 
 
 class CommitConflict(Exception):
@@ -70,7 +68,7 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
     The user item is conditioned on the version that was read, each ledger row on not existing yet:
     a concurrent writer or a replayed event cancels the whole transaction (CommitConflict says which).
     """
-    if 1 + len(outcome.applied) + 2 * len(outcome.boards) > TRANSACTION_ITEMS:
+    if 1 + len(outcome.applied) + len(outcome.boards) > TRANSACTION_ITEMS:
         raise ValueError(f"{len(outcome.applied)} events and {len(outcome.boards)} boards overflow one transaction")
     rows = [_ledger_row(outcome.after.user_id, applied, source, now) for applied in outcome.applied]
     boards = [_board_row(outcome.after, score, now) for score in outcome.boards]
@@ -79,12 +77,8 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
             transaction.save(_user_item(outcome.before, outcome.after, now))
             for row in rows:
                 transaction.save(row, condition=LedgerItem.sk.does_not_exist())
-            for board, score in zip(boards, outcome.boards, strict=True):
-                # Unconditional: the user item's version already orders this user's writes.
+            for board in boards:  # unconditional: the user item's version already orders this user's writes
                 transaction.save(board)
-                move = _histogram_move(outcome.after.user_id, score)
-                if move:
-                    transaction.update(*move)
     except TransactWriteError as exc:
         raise _conflict(exc, outcome.applied) from exc
 
@@ -153,19 +147,6 @@ def _board_row(state: UserState, score: BoardScore, now: datetime) -> Leaderboar
         name=state.profile.display_name,
         expires_at=None if score.period == "all" else now + BOARD_RETENTION,
     )
-
-
-def _histogram_move(user_id: str, score: BoardScore) -> tuple[HistogramItem, list[Any]] | None:
-    """Move the user from the bucket of their previous score to the bucket of the new one (None: same bucket)."""
-    new = bucket_of(score.score)
-    old = bucket_of(score.previous) if score.previous is not None else None
-    if old == new:
-        return None
-    item = HistogramItem(f"{score.board}#{score.period}#histogram", str(shard_of(user_id, score.shards)))
-    actions = [Path(f"b{new}").add(Value(1, attribute=NumberAttribute()))]
-    if old is not None:
-        actions.append(Path(f"b{old}").add(Value(-1, attribute=NumberAttribute())))
-    return item, actions
 
 
 def ledger_key(source: Source, event_id: str) -> str:
