@@ -222,3 +222,27 @@ def test_badges_do_not_depend_on_arrival_order_and_are_never_awarded_twice(specs
 def _fitquest_badges() -> list[dict]:
     data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
     return data["badges"]
+
+
+def test_events_outside_a_quests_window_do_not_count_whatever_order_they_arrive_in():
+    cfg = config(quests=[{"id": "sprint", "name": "Two in two days", "within": "2d",
+                          "steps": [{"id": "two", "count": {"event": "workout_completed"}, "gte": 2}]}])  # fmt: skip
+    # The window opens with the first event processed; a late one from six days earlier does not count
+    outcome = run(cfg, [workout(NOW), workout(NOW - timedelta(days=6))])
+
+    assert facts(outcome, "quest_completed") == []
+    assert outcome.after.quests["sprint"]["steps"] == {"two": 1}
+
+
+def test_changing_a_quests_recurrence_starts_a_new_run():
+    once = config(
+        quests=[{"id": "q", "name": "Q", "steps": [{"id": "s", "count": {"event": "workout_completed"}, "gte": 5}]}]
+    )
+    daily = config(quests=[{"id": "q", "name": "Q", "recurrence": "daily",
+                            "steps": [{"id": "s", "count": {"event": "workout_completed"}, "gte": 5}]}])  # fmt: skip
+    before = run(once, [workout(NOW - timedelta(hours=1))])
+
+    after = run(daily, [workout(NOW)], state=before.after)
+
+    assert after.after.quests["q"]["instance"] == "2026-11-20"
+    assert after.after.quests["q"]["steps"] == {"s": 1}

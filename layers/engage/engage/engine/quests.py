@@ -6,7 +6,8 @@ Progress of one quest in UserState.quests[id]:
    "steps": {step_id: value},
    "state": "active" | "completed" | "expired"}
 A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly); a late event
-of an earlier run counts for nothing (that run is over).
+of an earlier run counts for nothing (that run is over). A `within` window opens at the first event that
+counts; events before it (arriving late) or after it do not count, and one after it expires the quest.
 """
 
 from __future__ import annotations
@@ -28,17 +29,29 @@ def instance_of(quest: Quest, local: datetime) -> str:
     return "once"
 
 
+def _newer_run(stored: str, current: str) -> bool:
+    """Whether `current` starts a new run after `stored` (a changed recurrence always does)."""
+
+    def kind(instance: str) -> str:
+        return "once" if instance == "once" else "week" if "-W" in instance else "day"
+
+    return kind(stored) != kind(current) or current > stored
+
+
 def apply_quests(ctx: EventContext) -> None:
     """Advance the steps this event counts for; complete (and reward) or expire quests as they finish."""
     for quest in ctx.config.quests_for(ctx.event.type):
         instance = instance_of(quest, ctx.local)
         progress = ctx.state.quests.get(quest.id)
-        if progress is None or (progress["instance"] != instance and instance > progress["instance"]):
+        if progress is None or _newer_run(progress["instance"], instance):
             progress = {"instance": instance, "started": None, "steps": {}, "state": "active"}
         if progress["instance"] != instance or progress["state"] != "active":
             continue  # a late event of a finished run, or this run is already completed/expired
         moment = ctx.event.occurred_at.timestamp()
-        deadline = progress["started"] + quest.within.total_seconds() if quest.within and progress["started"] else None
+        started = progress["started"]
+        if quest.within and started is not None and moment < started:
+            continue  # a late event from before the window opened does not count
+        deadline = started + quest.within.total_seconds() if quest.within and started is not None else None
         if deadline is not None and moment > deadline:
             progress["state"] = "expired"
             ctx.fact("quest_expired", quest=quest.id, name=quest.name, instance=instance)

@@ -89,12 +89,22 @@ def record_activity(
     state = state or StreakState()
     if period in state.active or _outside_window(state, period, keep_periods):
         return state, []
-    _, before = _replay(spec, state.anchor, state.active)
+    tally, before = _replay(spec, state.anchor, state.active)
     active = list(state.active)
     bisect.insort(active, period)
     _, after = _replay(spec, state.anchor, active)
     known = {fact.key for fact in before}
-    facts = [fact for fact in after if fact.key not in known]
+    # A late period can move where a milestone falls (joining two runs, say): a milestone of the run that was
+    # already current, at a length it had reached, was celebrated then and is no news now.
+    breaks = [fact.data["period"] for fact in after if fact.type == "streak_broken"]
+
+    def celebrated(fact: StreakFact) -> bool:
+        if fact.type != "streak_milestone" or tally.last is None or fact.data["length"] > tally.length:
+            return False
+        low, high = sorted((fact.data["period"], tally.last))
+        return not any(low < start <= high for start in breaks)  # same run as the last active period
+
+    facts = [fact for fact in after if fact.key not in known and not celebrated(fact)]
     cut = bisect.bisect_right(active, active[-1] - keep_periods)
     anchor = _replay(spec, state.anchor, active[:cut])[0] if cut else state.anchor
     return StreakState(anchor, tuple(active[cut:])), facts
