@@ -2,8 +2,8 @@
 
 Cost per user per request: one GetItem of the user and one TransactWriteItems. Extra round trips happen
 only when something forces them: a concurrent writer (re-read and retry), an event already applied by an
-earlier request (the transaction names it; retry without it), or more than 99 events of one user
-(DynamoDB's 100-item transaction limit, so a second transaction).
+earlier request (the transaction names it; retry without it), or more events of one user than a transaction
+holds (DynamoDB's 100 items, less the user item and a row per leaderboard: a second transaction).
 """
 
 from __future__ import annotations
