@@ -246,3 +246,22 @@ def test_changing_a_quests_recurrence_starts_a_new_run():
 
     assert after.after.quests["q"]["instance"] == "2026-11-20"
     assert after.after.quests["q"]["steps"] == {"s": 1}
+
+
+def test_progress_of_a_badge_removed_from_the_config_is_dropped():
+    full = load_config_file(FITQUEST)
+    before = run(full, [workout(NOW - timedelta(hours=1), kind="yoga")])
+    assert "all-rounder" in before.after.badges
+
+    without = config(badges=[b for b in _fitquest_badges() if b["id"] != "all-rounder"])
+    after = run(without, [workout(NOW)], state=before.after)
+
+    assert "all-rounder" not in after.after.badges and "first-workout" in after.after.badges
+
+
+def test_distinct_values_are_kept_as_short_digests():
+    cfg = load_config_file(FITQUEST)
+    outcome = run(cfg, [workout(NOW, kind="yoga"), workout(NOW, kind="ride")])
+
+    seen = outcome.after.badges["all-rounder"]["seen"]
+    assert len(seen) == 2 and all(len(digest) == 12 for digest in seen)

@@ -2,21 +2,23 @@
 
 Progress of one badge in UserState.badges[id]:
   {"value": number,                 # count or sum so far (without a window)
-   "seen": [values],                # distinct criteria: the values met so far (until the last tier is earned)
+   "seen": [digests],               # distinct criteria: short digests of the values met so far (until earned)
    "window": [[epoch_s, amount]],   # `within` criteria: recent matching events, oldest first
    "tiers": n}                      # how many thresholds were awarded (each exactly once, in order)
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 from ..config.schema import Badge
 from .effects import EventContext, amount_of, credit, holds
 
-# A window keeps at most this many recent events: enough for any sensible "N events within T".
-MAX_WINDOW_ENTRIES = 500
+# A window keeps at most this many recent events: enough for any sensible "N events within T", and it
+# keeps the user item (rewritten by every ingest) small.
+MAX_WINDOW_ENTRIES = 100
 
 
 def thresholds(badge: Badge) -> list[int]:
@@ -55,13 +57,18 @@ def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float
             return None
     if criteria.distinct is not None:
         seen = progress.setdefault("seen", [])
-        if amount not in seen:
-            seen.append(amount)
+        digest = _digest(amount)  # values may be long strings: a fixed-size digest keeps the item small
+        if digest not in seen:
+            seen.append(digest)
         return len(seen)
     if criteria.within is not None:
         return _in_window(ctx, criteria.within, progress, amount)
     progress["value"] = progress["value"] + amount
     return progress["value"]
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=6).hexdigest()
 
 
 def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], amount: float) -> float:

@@ -70,6 +70,7 @@ def apply_batch(
     boards = []
     if applied:
         _prune_counters(config, after, now)
+        _forget_removed(config, after)
         gained: dict[str, int] = {}
         for result in results:
             for currency, amount in result.awards.items():
@@ -213,6 +214,18 @@ def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -
     """Drop limit counters for periods no accepted event can fall into any more (keeps the item small)."""
     oldest = (now - config.late_window - timedelta(days=2)).date()
     state.counters = {key: n for key, n in state.counters.items() if _period_end(key.rsplit("|", 1)[1]) >= oldest}
+
+
+def _forget_removed(config: EngagementConfig, state: UserState) -> None:
+    """Drop progress of badges, streaks, quests and boards the config no longer has (keeps the item small)."""
+    for part, ids in (
+        (state.badges, {badge.id for badge in config.badges}),
+        (state.streaks, {streak.id for streak in config.streaks}),
+        (state.quests, {quest.id for quest in config.quests}),
+        (state.boards, {board.id for board in config.leaderboards}),
+    ):
+        for stale in set(part) - ids:
+            del part[stale]
 
 
 def _period_end(period: str) -> date:

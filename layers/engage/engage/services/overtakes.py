@@ -36,7 +36,9 @@ def score_changed(old: dict[str, Any] | None, new: dict[str, Any] | None, now: d
     written = report_overtakes(board, old, new, now) if board else 0
     shard = int(str(new["shard"]).rsplit("#", 1)[1])
     old_bucket = bucket_of(int(old["score"])) if old and "rank_key" in old else None
-    store.move_in_histogram(str(new["board"]), shard, old_bucket, bucket_of(int(new["score"])))
+    expires = new.get("expires_at")
+    expires_at = datetime.fromtimestamp(int(expires), UTC) if expires else None
+    store.move_in_histogram(str(new["board"]), shard, old_bucket, bucket_of(int(new["score"])), expires_at)
     return written
 
 

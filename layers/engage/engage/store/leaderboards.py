@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import DoesNotExist
@@ -58,11 +59,15 @@ def stats(board: str, configured_shards: int) -> BoardStats:
     return BoardStats({bucket: count for bucket, count in totals.items() if count > 0}, shards)
 
 
-def move_in_histogram(board: str, shard: int, old_bucket: int | None, new_bucket: int) -> None:
+def move_in_histogram(
+    board: str, shard: int, old_bucket: int | None, new_bucket: int, expires_at: datetime | None
+) -> None:
     """Count a user's score in its new bucket (and out of the old one): one atomic UpdateItem."""
     if old_bucket == new_bucket:
         return
     actions: list[Action] = [Path(f"b{new_bucket}").add(Value(1, attribute=NumberAttribute()))]
+    if expires_at is not None:  # histograms expire with the rows of their period
+        actions.append(Path("expires_at").set(Value(int(expires_at.timestamp()), attribute=NumberAttribute())))
     if old_bucket is not None:
         actions.append(Path(f"b{old_bucket}").add(Value(-1, attribute=NumberAttribute())))
     HistogramItem(f"{board}#histogram", str(shard)).update(actions=actions)
