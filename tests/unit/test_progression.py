@@ -265,3 +265,15 @@ def test_distinct_values_are_kept_as_short_digests():
 
     seen = outcome.after.badges["all-rounder"]["seen"]
     assert len(seen) == 2 and all(len(digest) == 12 for digest in seen)
+
+
+def test_distinct_values_within_a_window_count_only_values_close_in_time():
+    cfg = config(badges=[{"id": "variety", "name": "Variety", "criteria": {"distinct": {"event": "workout_completed",
+                          "property": "kind"}, "gte": 3, "within": "1d"}}])  # fmt: skip
+    spread = run(cfg, [workout(NOW - timedelta(days=d), kind=k) for d, k in ((4, "run"), (2, "ride"), (0, "yoga"))])
+    close = run(
+        cfg, [workout(NOW - timedelta(hours=h), kind=k) for h, k in ((5, "run"), (3, "run"), (2, "ride"), (1, "yoga"))]
+    )
+
+    assert facts(spread, "badge_awarded") == []
+    assert [f["badge"] for f in facts(close, "badge_awarded")] == ["variety"]

@@ -108,6 +108,9 @@ class BoardScoreOut(BaseModel):
     board: str
     period: str
     score: int = Field(description="the user's score on this board period after the request")
+    rank: int = Field(description="estimated rank after the request (GET /v1/leaderboards/{id} counts it exactly)")
+    rank_before: int | None = Field(description="estimated rank before; null if the user was not on the board yet")
+    as_of: AwareDatetime = Field(description="age of the histogram the estimates come from (at most a minute)")
 
 
 class ProgressDelta(BaseModel):

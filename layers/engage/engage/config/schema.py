@@ -152,8 +152,6 @@ class Criteria(Strict):
         kinds = [k for k in ("count", "sum", "distinct") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"found {kinds or 'no'} criteria kinds. Fix: give exactly one of count, sum, distinct")
-        if self.distinct is not None and self.within is not None:
-            raise ValueError("within works with count and sum, not distinct. Fix: remove within, or count instead")
         return self
 
     @property

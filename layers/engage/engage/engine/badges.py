@@ -3,7 +3,7 @@
 Progress of one badge in UserState.badges[id]:
   {"value": number,                 # count or sum so far (without a window)
    "seen": [digests],               # distinct criteria: short digests of the values met so far (until earned)
-   "window": [[epoch_s, amount]],   # `within` criteria: recent matching events, oldest first
+   "window": [[epoch_s, amount]],   # `within` criteria: recent matching events (distinct: value digests)
    "tiers": n}                      # how many thresholds were awarded (each exactly once, in order)
 """
 
@@ -56,13 +56,14 @@ def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float
         if amount is None or (criteria.sum is not None and isinstance(amount, bool | str)):
             return None
     if criteria.distinct is not None:
-        seen = progress.setdefault("seen", [])
-        digest = _digest(amount)  # values may be long strings: a fixed-size digest keeps the item small
-        if digest not in seen:
-            seen.append(digest)
-        return len(seen)
+        amount = _digest(amount)  # values may be long strings: a fixed-size digest keeps the item small
     if criteria.within is not None:
-        return _in_window(ctx, criteria.within, progress, amount)
+        return _in_window(ctx, criteria.within, progress, amount, distinct=criteria.distinct is not None)
+    if criteria.distinct is not None:
+        seen = progress.setdefault("seen", [])
+        if amount not in seen:
+            seen.append(amount)
+        return len(seen)
     progress["value"] = progress["value"] + amount
     return progress["value"]
 
@@ -71,8 +72,9 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=6).hexdigest()
 
 
-def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], amount: float) -> float:
-    """The best total of any window of length `within` that holds this event.
+def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], amount: Any, distinct: bool) -> float:
+    """The best value of any window of length `within` that holds this event: the sum of its amounts, or
+    (distinct) how many different values it holds.
 
     Events land in their own place in time, so a late event can complete a window that ends at a later one.
     """
@@ -84,7 +86,11 @@ def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], a
     progress["window"] = [entry for entry in window if entry[0] >= horizon][-MAX_WINDOW_ENTRIES:]
     kept = progress["window"] if [moment, amount] in progress["window"] else [*progress["window"], [moment, amount]]
     ends = [at for at, _ in kept if moment <= at <= moment + span]  # never empty: the event's own time is one
-    return max(sum(value for at, value in kept if end - span <= at <= end) for end in ends)
+
+    def measure(values: list[Any]) -> float:
+        return len(set(values)) if distinct else sum(values)
+
+    return max(measure([value for at, value in kept if end - span <= at <= end]) for end in ends)
 
 
 def _award(ctx: EventContext, badge: Badge, tier_index: int, value: float) -> None:

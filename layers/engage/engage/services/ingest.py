@@ -8,8 +8,6 @@ holds (DynamoDB's 100 items, less the user item and a row per leaderboard: a sec
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,9 +35,9 @@ from ..observability import metrics
 from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
 from .errors import Busy, Unauthorized
+from .leaderboards import cached_stats, estimated_rank
+from .retries import MAX_ATTEMPTS, back_off
 from .views import level_out
-
-MAX_ATTEMPTS = 6
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ def _commit_chunk(
         except CommitConflict as conflict:
             known_duplicates |= conflict.duplicate_ids
             if conflict.user_changed:
-                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # spread out racing writers
+                back_off(attempt)
                 state = load_user(state.user_id)
             continue
         outcome.after.version = outcome.before.version + 1
@@ -227,11 +225,23 @@ def _delta(
             after=level_out(config, after.earned.get(currency, 0)),
         )
     facts = [fact for result in results for fact in result.facts]
-    boards = [
-        BoardScoreOut(board=board.id, period=entry["period"], score=entry["score"])
-        for board in config.leaderboards
-        if (entry := after.boards.get(board.id)) and entry != before.boards.get(board.id)
-    ]
+    boards = []
+    for board in config.leaderboards:
+        entry, previous = after.boards.get(board.id), before.boards.get(board.id)
+        if not entry or entry == previous:
+            continue
+        stats, as_of = cached_stats(f"{board.id}#{entry['period']}", board.shards, datetime.now(UTC))
+        was_on_board = previous is not None and previous["period"] == entry["period"]
+        boards.append(
+            BoardScoreOut(
+                board=board.id,
+                period=entry["period"],
+                score=entry["score"],
+                rank=estimated_rank(stats, entry["score"]),
+                rank_before=estimated_rank(stats, previous["score"]) if was_on_board else None,  # type: ignore[index]
+                as_of=as_of,
+            )
+        )
     return ProgressDelta(
         gained=gained,
         balances=balances,

@@ -8,7 +8,6 @@ Other users appear by display name only, never by id.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ from ..config import EngagementConfig
 from ..config.schema import Leaderboard
 from ..engine.leaderboards import board_period, estimate_ahead
 from ..engine.rewards import grant
+from ..settings import get_settings
 from ..store import leaderboards as store
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
 from .errors import Busy, InvalidInput, NotFound, Unauthorized
-from .ingest import MAX_ATTEMPTS
+from .retries import MAX_ATTEMPTS, back_off
 
 EXACT_COUNT_CAP = 1000
 
@@ -61,6 +61,24 @@ def leaderboard(
         me=rank,
         around=around,
     )
+
+
+_stats_cache: dict[str, tuple[float, store.BoardStats, datetime]] = {}
+
+
+def cached_stats(key: str, shards: int, now: datetime) -> tuple[store.BoardStats, datetime]:
+    """A board period's histogram as of at most a minute ago (one query per minute per Lambda environment),
+    for the ingest's rank estimates, which must not add a read to every request."""
+    max_age = get_settings().config_cache_seconds
+    cached = _stats_cache.get(key)
+    if cached is None or time.monotonic() - cached[0] >= max_age:
+        cached = (time.monotonic(), store.stats(key, shards), now)
+        _stats_cache[key] = cached
+    return cached[1], cached[2]
+
+
+def estimated_rank(stats: store.BoardStats, score: int) -> int:
+    return round(estimate_ahead(stats.histogram, score)[0]) + 1
 
 
 def my_rank(
@@ -137,7 +155,7 @@ def _grant_once(
         except CommitConflict as conflict:
             if grant_id in conflict.duplicate_ids:
                 return False  # its ledger row exists: granted by an earlier run
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+            back_off(attempt)
             continue
         return True
     raise Busy(f"could not reward {user_id} for {grant_id}: too many concurrent writes; run the close again")
