@@ -1,14 +1,16 @@
-"""Lambda `api`: the app's reads — GET /v1/me, /v1/me/history and /v1/leaderboards/{id}."""
+"""Lambda `api`: the app's reads (me, history, leaderboards) and its devices."""
 
 from typing import Annotated, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.api.http import jwt_claims, make_resolver
-from engage.api.models import HistoryResponse, LeaderboardResponse, MeResponse
+from engage.api.models import DeviceIn, DeviceOut, HistoryResponse, LeaderboardResponse, MeResponse
 from engage.observability import logger, metrics
+from engage.services.devices import register_device, remove_device
 from engage.services.history import my_history
 from engage.services.leaderboards import leaderboard
 from engage.services.me import my_progress
@@ -40,6 +42,19 @@ def board(
 ) -> LeaderboardResponse:
     metrics.add_metric(name="LeaderboardRead", unit="Count", value=1)
     return leaderboard(jwt_claims(app), board_id, period, limit, around_me=around == "me")
+
+
+@app.post("/v1/me/devices")
+def add_device(body: DeviceIn) -> DeviceOut:
+    metrics.add_metric(name="DeviceRegistered", unit="Count", value=1)
+    return register_device(jwt_claims(app), body)
+
+
+@app.delete("/v1/me/devices/<device_id>")
+def delete_device(device_id: str) -> Response[None]:
+    remove_device(jwt_claims(app), device_id)
+    metrics.add_metric(name="DeviceRemoved", unit="Count", value=1)
+    return Response(status_code=204, body=None)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

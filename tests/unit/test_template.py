@@ -29,6 +29,8 @@ def test_routes_and_their_authorizers(template):
         ("GET", "/v1/me"): ("ApiFunction", "jwt"),
         ("GET", "/v1/me/history"): ("ApiFunction", "jwt"),
         ("GET", "/v1/leaderboards/{id}"): ("ApiFunction", "jwt"),
+        ("POST", "/v1/me/devices"): ("ApiFunction", "jwt"),
+        ("DELETE", "/v1/me/devices/{id}"): ("ApiFunction", "jwt"),
     }
 
 
@@ -60,13 +62,15 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:GetItem", "LeaderboardsTable"),
         ("dynamodb:Query", "LeaderboardsTable"),
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
+        ("dynamodb:UpdateItem", "DevicesTable"),
+        ("dynamodb:DeleteItem", "DevicesTable"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
 
 
 def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
     tables = {rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"UsersTable", "LedgerTable", "LeaderboardsTable", "ConfigTable"}
+    assert set(tables) == {"UsersTable", "LedgerTable", "LeaderboardsTable", "DevicesTable", "ConfigTable"}
     for table in tables.values():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -79,9 +83,9 @@ def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
 
 
 def test_store_models_match_the_template_keys(template):
-    from engage.store.models import ConfigItem, LeaderboardItem, LedgerItem, UserItem
+    from engage.store.models import ConfigItem, DeviceItem, LeaderboardItem, LedgerItem, UserItem
 
-    pairs = ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (LeaderboardItem, "LeaderboardsTable"),
+    pairs = ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (LeaderboardItem, "LeaderboardsTable"), (DeviceItem, "DevicesTable"),
              (ConfigItem, "ConfigTable"))  # fmt: skip
     for model, logical_id in pairs:
         keys = {k["AttributeName"]: k["KeyType"] for k in template.tables[logical_id]["KeySchema"]}

@@ -84,6 +84,7 @@ _TABLES = {
     "USERS_TABLE": ("UsersTable", "UsersTableName"),
     "LEDGER_TABLE": ("LedgerTable", "LedgerTableName"),
     "LEADERBOARDS_TABLE": ("LeaderboardsTable", "LeaderboardsTableName"),
+    "DEVICES_TABLE": ("DevicesTable", "DevicesTableName"),
     "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
 }
 

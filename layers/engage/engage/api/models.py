@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_serializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..config.types import Locale, TimeZoneName
 
@@ -252,3 +261,34 @@ class LeaderboardResponse(BaseModel):
     entries: list[BoardEntryOut] = Field(description="the top of the board; ties rank the earlier to reach it higher")
     me: RankOut | None = Field(description="null if the user has no score in this period")
     around: list[BoardEntryOut] = Field([], description="with ?around=me: up to 5 above and 5 below the user")
+
+
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+class DeviceIn(_Body):
+    """A device to push to: its FCM registration token, or its Firebase installation id (FID)."""
+
+    device_id: DeviceId = Field(description="the app's stable id for this installation")
+    fcm_token: (
+        Annotated[str, StringConstraints(min_length=20, max_length=4096, pattern=r"^[A-Za-z0-9_:\-]+$")] | None
+    ) = None
+    fid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{22}$")] | None = None
+    platform: Literal["ios", "android", "web"]
+    app_version: Annotated[str, StringConstraints(max_length=32)] | None = None
+    locale: Locale | None = None
+    timezone: TimeZoneName | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> DeviceIn:
+        if (self.fcm_token is None) == (self.fid is None):
+            raise ValueError("give exactly one of fcm_token or fid. Fix: send the FCM registration token or the FID")
+        return self
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    token_kind: Literal["fcm_token", "fid"]
+    platform: str
+    refreshed_at: AwareDatetime
+    targetable_until: AwareDatetime = Field(description="pushes stop going here after this unless it is refreshed")

@@ -140,6 +140,26 @@ class HistogramItem(Model):
     user_id = UnicodeAttribute(range_key=True)  # the shard number, as text (the table's sort key)
 
 
+class DeviceItem(Model):
+    """A device the user can get pushes on (pk user, sk the app's installation id)."""
+
+    class Meta(_Meta):
+        table_name = _settings.devices_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    device_id = UnicodeAttribute(range_key=True)
+    token = UnicodeAttribute()  # FCM registration token or Firebase installation id: never logged
+    token_kind = UnicodeAttribute()  # "fcm_token" | "fid"
+    token_hash = UnicodeAttribute()  # sha256 of the token: the ByToken index finds the device from an FCM answer
+    platform = UnicodeAttribute()
+    app_version = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    timezone = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    refreshed_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+
+
 class ConfigItem(Model):
     """Published config versions (sk 'v000001', …) and the 'active' item holding a copy of the live one."""
 

@@ -1,0 +1,42 @@
+"""POST /v1/me/devices and DELETE /v1/me/devices/{id}: where the user's pushes can go."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ..api.models import DeviceIn, DeviceOut
+from ..store import devices as store
+from .errors import Unauthorized
+
+
+def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime | None = None) -> DeviceOut:
+    """Register or refresh the device (apps call this at every start: a device not refreshed for 30 days gets no push)."""
+    user_id = _user(claims)
+    now = now or datetime.now(UTC)
+    kind: Literal["fcm_token", "fid"] = "fcm_token" if device.fcm_token else "fid"
+    token = device.fcm_token or device.fid or ""
+    saved = store.register(
+        user_id, device.device_id, token, kind, device.platform, now,
+        device.app_version, device.locale, device.timezone,
+    )  # fmt: skip
+    return DeviceOut(
+        device_id=saved.device_id,
+        token_kind=kind,
+        platform=saved.platform,
+        refreshed_at=saved.refreshed_at,
+        targetable_until=saved.refreshed_at + store.STALE_AFTER,
+    )
+
+
+def remove_device(claims: Mapping[str, Any], device_id: str) -> None:
+    """Forget the device (sign-out, notifications turned off in the OS); removing an unknown one is fine."""
+    store.remove(_user(claims), device_id)
+
+
+def _user(claims: Mapping[str, Any]) -> str:
+    user_id = str(claims.get("sub") or "")
+    if not user_id:
+        raise Unauthorized("the token has no 'sub' claim")
+    return user_id

@@ -1,0 +1,47 @@
+"""POST /v1/me/devices and DELETE /v1/me/devices/{id}: registering, refreshing and forgetting a push device."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from engage.local import tokens
+from engage.local.demo import http
+from engage.store.devices import token_hash
+from engage.store.models import DeviceItem
+
+TOKEN = "dGVzdC10b2tlbi0x:APA91b" + "x" * 140  # the shape of an FCM registration token
+
+
+def test_a_device_is_registered_refreshed_and_removed(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    body = {"device_id": "pixel-8", "fcm_token": TOKEN, "platform": "android", "app_version": "2.3.0",
+            "locale": "de-DE", "timezone": "Europe/Berlin"}  # fmt: skip
+
+    status, first = http("POST", f"{stack.api_url}/v1/me/devices", body, headers)
+    _, again = http("POST", f"{stack.api_url}/v1/me/devices", {**body, "app_version": "2.4.0"}, headers)
+
+    assert status == 200 and first["token_kind"] == "fcm_token"
+    item = DeviceItem.get(user, "pixel-8")
+    assert item.app_version == "2.4.0" and item.token_hash == token_hash(TOKEN)
+    assert again["refreshed_at"] >= first["refreshed_at"]
+    assert item.created_at.isoformat().startswith(first["refreshed_at"][:19])  # the first registration is kept
+
+    request = urllib.request.Request(f"{stack.api_url}/v1/me/devices/pixel-8", method="DELETE", headers=headers)
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 204
+    assert DeviceItem.count(user) == 0
+    with urllib.request.urlopen(request) as answer:  # removing again is fine
+        assert answer.status == 204
+
+
+def test_a_device_needs_exactly_one_address_and_a_known_platform(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/devices"
+
+    neither = http("POST", url, {"device_id": "d", "platform": "android"}, headers)
+    both = http("POST", url, {"device_id": "d", "platform": "ios", "fcm_token": TOKEN, "fid": "c" * 22}, headers)
+    fax = http("POST", url, {"device_id": "d", "platform": "fax", "fid": "c" * 22}, headers)
+
+    assert neither[0] == both[0] == fax[0] == 422
+    assert "fcm_token or fid" in neither[1]["message"]
+    assert http("POST", url, {"device_id": "d", "platform": "ios", "fid": "c" * 22}, headers)[1]["token_kind"] == "fid"
