@@ -482,3 +482,10 @@ def test_an_expression_mixing_int_and_double_is_caught_at_validation(fitquest_te
 def test_the_same_expression_with_explicit_conversions_is_accepted(fitquest_text):
     text = edit(fitquest_text, 'award: {coins: "int(event.amount)"}', 'award: {coins: "int(event.amount * 2.0)"}')
     assert parse_config_text(text).rules[2].award["coins"].source == "int(event.amount * 2.0)"
+
+
+def test_a_template_placeholder_the_trigger_cannot_fill_is_a_config_error(fitquest_text):
+    text = edit(fitquest_text, 'body: "Nice work, {user.first_name}!', 'body: "Nice work, {user.nickname}!')
+    issues = issues_of_text(text)
+    assert [issue.where for issue in issues] == ["notifications.triggers[0].template"]
+    assert "user.nickname" in issues[0].message and "Fix:" in issues[0].message

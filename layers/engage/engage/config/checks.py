@@ -95,6 +95,9 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
 
 
 def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
+    # Imported here: engage.notify reads the config schema, so importing it at the top would be circular.
+    from ..notify.templates import check_trigger_templates
+
     assert cfg.notifications is not None
     streaks = {s.id for s in cfg.streaks}
     boards = {b.id for b in cfg.leaderboards}
@@ -118,6 +121,8 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
             )
         if trigger.when is not None:
             yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None)
+        for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
+            yield Issue((*at, "template"), problem)
 
 
 def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], event: str | None) -> Iterator[Issue]:

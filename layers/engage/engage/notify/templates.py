@@ -1,0 +1,238 @@
+"""Notification texts: which placeholders a trigger may use, and rendering one in the user's language.
+
+A placeholder is a dotted path in braces, `{badge.name}`; `{{` and `}}` write literal braces. Validation
+is strict (an unknown placeholder is a config error, found before publishing) and rendering is lenient
+(a value missing at runtime renders as nothing), so a product owner's typo never reaches a user and a
+missing field never blocks a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.schema import Trigger
+
+# `{{` and `}}` are escapes; `{...}` without braces inside is a placeholder; any other brace is unmatched.
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+_USER = {"first_name", "display_name", "locale"}
+_FACT = {"type", "event_id"}  # every fact has these (engine.model.Fact.as_dict)
+_STREAK = {"id", "name", "length", "longest", "freezes", "done_today", "at_risk"}
+_STREAK_FACT = _FACT | {"streak", "period", "length", "freezes_left", "previous_length"}
+_QUEST_FACT = _FACT | {"quest", "step", "name", "instance"}
+_BOARD = {"id", "name"}
+
+
+def _streak_fact() -> dict[str, set[str]]:
+    return {"user": set(_USER), "fact": set(_STREAK_FACT), "streak": set(_STREAK)}
+
+
+def _quest_fact() -> dict[str, set[str]]:
+    return {"user": set(_USER), "fact": set(_QUEST_FACT), "quest": {"id", "name"}}
+
+
+# Fact type → placeholder root → its fields (the `fact` fields are those of docs/config.md, "Facts").
+AVAILABLE_BY_FACT: dict[str, dict[str, set[str]]] = {
+    "badge_awarded": {
+        "user": set(_USER),
+        "fact": _FACT | {"badge", "name", "tier", "tier_index", "value", "secret"},
+        "badge": {"id", "name", "tier", "description"},
+    },
+    "level_up": {
+        "user": set(_USER),
+        "fact": _FACT | {"level", "name", "currency", "total"},
+        "level": {"number", "name"},
+    },
+    "rank_lost": {
+        "user": set(_USER),
+        "fact": _FACT | {"new_rank", "board", "period", "passed_by", "score"},
+        "leaderboard": set(_BOARD),
+    },
+    "leaderboard_reward": {
+        "user": set(_USER),
+        "fact": _FACT | {"board", "period", "rank"},
+        "leaderboard": set(_BOARD),
+    },
+    "points_awarded": {
+        "user": set(_USER),
+        "fact": _FACT | {"rule", "badge", "tier", "quest", "leaderboard_reward", "currency", "amount", "balance"},
+    },
+    "streak_extended": _streak_fact(),
+    "streak_frozen": _streak_fact(),
+    "streak_broken": _streak_fact(),
+    "streak_milestone": _streak_fact(),
+    "quest_step_completed": _quest_fact(),
+    "quest_completed": _quest_fact(),
+    "quest_expired": _quest_fact(),
+    # A schedule fires on the clock, not on a fact: `streak` is there when the trigger names one (available_for).
+    "schedule": {"user": set(_USER), "fact": set(_FACT), "streak": set(_STREAK)},
+}
+
+
+def available_for(trigger: Trigger) -> dict[str, set[str]]:
+    """What one trigger's texts may read: its fact type's roots, plus the streak or board it names."""
+    available = {root: set(fields) for root, fields in AVAILABLE_BY_FACT.get(trigger.on, {"user": _USER}).items()}
+    if trigger.streak is not None:
+        available["streak"] = set(_STREAK)
+    elif trigger.on == "schedule":
+        available.pop("streak", None)  # no streak named: no streak state is loaded
+    if trigger.leaderboard is not None:
+        available["leaderboard"] = set(_BOARD)
+    return available
+
+
+def _tokens(text: str) -> Iterator[tuple[str, str | None]]:
+    """(literal text, placeholder or None) pairs; an unmatched brace comes back as literal text."""
+    position = 0
+    for match in _TOKEN.finditer(text):
+        literal = text[position : match.start()]
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            yield literal + token[0], None
+        elif match.group(1) is not None:
+            yield literal, match.group(1)
+        else:
+            yield literal + token, None
+        position = match.end()
+    yield text[position:], None
+
+
+def placeholders(text: str) -> set[str]:
+    """The placeholders of a text, e.g. {"badge.name", "user.first_name"} (escaped braces are not ones)."""
+    return {name for _, name in _tokens(text) if name is not None}
+
+
+def _unmatched(text: str) -> bool:
+    return any(match.group(0) in ("{", "}") for match in _TOKEN.finditer(text))
+
+
+def _texts(trigger: Trigger) -> Iterator[tuple[str, str]]:
+    """(where, text) for every text of a trigger that is sent to a user."""
+    for field in ("title", "body", "deep_link"):
+        value = getattr(trigger.template, field)
+        if value is not None:
+            yield f"template.{field}", value
+    for locale, localized in trigger.locales.items():
+        for field in ("title", "body", "deep_link"):
+            value = getattr(localized, field)
+            if value is not None:
+                yield f"locales.{locale}.{field}", value
+    for index, action in enumerate(trigger.actions):
+        yield f"actions[{index}].title", action.title
+        if action.deep_link is not None:
+            yield f"actions[{index}].deep_link", action.deep_link
+
+
+def _choices(names: set[str]) -> str:
+    return ", ".join(sorted(names)) or "(none)"
+
+
+def check_trigger_templates(trigger: Trigger, available: dict[str, set[str]] | None = None) -> list[str]:
+    """Problems with a trigger's placeholders, each with a fix; empty when every text can be rendered.
+
+    `available` maps roots to fields (default: available_for(trigger)). Every text is checked: the
+    template, each locale override and each action's title and deep link.
+    """
+    available = available_for(trigger) if available is None else available
+    problems: list[str] = []
+    for where, text in _texts(trigger):
+        at = f"trigger {trigger.id!r} {where}"
+        if _unmatched(text):
+            problems.append(f"{at}: {text!r} has an unmatched brace. Fix: write {{{{ or }}}} for a literal brace")
+        for name in sorted(placeholders(text)):
+            root, _, field = name.partition(".")
+            if not _PATH.match(name):
+                problems.append(
+                    f"{at}: {{{name}}} is not a placeholder. Fix: write a dotted name such as {{user.first_name}}"
+                )
+            elif root not in available:
+                problems.append(
+                    f"{at}: {{{name}}} reads {root!r}, which a {trigger.on} trigger does not have. "
+                    f"Fix: use one of {_choices(set(available))}"
+                )
+            elif not field or "." in field or field not in available[root]:
+                problems.append(
+                    f"{at}: {{{name}}} is not a field of {root!r}. "
+                    f"Fix: use one of {_choices({f'{root}.{known}' for known in available[root]})}"
+                )
+    return problems
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class RenderedAction:
+    id: str
+    title: str
+    deep_link: str | None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One message's texts in one language; `locale_used` is the override chosen, or the default locale."""
+
+    title: str
+    body: str
+    deep_link: str | None
+    actions: tuple[RenderedAction, ...]
+    locale_used: str
+
+
+def _tag(locale: str) -> str:
+    return locale.replace("_", "-").lower()
+
+
+def pick_locale(trigger: Trigger, locale: str | None) -> str | None:
+    """The override for a user's locale: the exact tag, else its language ("de-DE" → "de"), else none."""
+    if not locale:
+        return None
+    by_tag = {_tag(key): key for key in trigger.locales}
+    wanted = _tag(locale)
+    return by_tag.get(wanted) or by_tag.get(wanted.split("-", 1)[0])
+
+
+def _value(values: dict[str, dict[str, Any]], name: str) -> str:
+    current: Any = values
+    for part in name.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return ""
+        current = current[part]
+    return "" if current is None or isinstance(current, dict) else str(current)
+
+
+def fill(text: str, values: dict[str, dict[str, Any]]) -> str:
+    """Substitute placeholders with str(value); a missing or null value renders as an empty string.
+
+    Unknown placeholders are forbidden by config validation (check_trigger_templates), so at runtime a
+    gap means the value was absent (e.g. a user with no first name): the message still goes out.
+    """
+    return "".join(literal + (_value(values, name) if name is not None else "") for literal, name in _tokens(text))
+
+
+def render(trigger: Trigger, locale: str | None, default_locale: str, values: dict[str, dict[str, Any]]) -> Rendered:
+    """A trigger's texts for one user: the best locale override, falling back field by field to the template."""
+    chosen = pick_locale(trigger, locale)
+    override = trigger.locales[chosen] if chosen is not None else None
+    template = trigger.template
+    title = override.title if override and override.title is not None else template.title
+    body = override.body if override and override.body is not None else template.body
+    deep_link = override.deep_link if override and override.deep_link is not None else template.deep_link
+    return Rendered(
+        title=fill(title, values),
+        body=fill(body, values),
+        deep_link=fill(deep_link, values) if deep_link is not None else None,
+        actions=tuple(
+            RenderedAction(
+                action.id,
+                fill(action.title, values),
+                fill(action.deep_link, values) if action.deep_link is not None else None,
+            )
+            for action in trigger.actions
+        ),
+        locale_used=chosen if chosen is not None else default_locale,
+    )
