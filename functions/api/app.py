@@ -1,4 +1,4 @@
-"""Lambda `api`: the app's reads (me, history, leaderboards) and its devices."""
+"""Lambda `api`: the app's reads (me, history, leaderboards), its devices and the user's preferences."""
 
 from typing import Annotated, Literal
 
@@ -8,12 +8,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engage.api.http import jwt_claims, make_resolver
-from engage.api.models import DeviceIn, DeviceOut, HistoryResponse, LeaderboardResponse, MeResponse
+from engage.api.models import (
+    DeviceIn,
+    DeviceOut,
+    HistoryResponse,
+    LeaderboardResponse,
+    MeResponse,
+    PreferencesIn,
+    PreferencesOut,
+)
 from engage.observability import logger, metrics
 from engage.services.devices import register_device, remove_device
 from engage.services.history import my_history
 from engage.services.leaderboards import leaderboard
 from engage.services.me import my_progress
+from engage.services.preferences import my_preferences, update_preferences
 
 app = make_resolver()
 
@@ -55,6 +64,18 @@ def delete_device(device_id: str) -> Response[None]:
     remove_device(jwt_claims(app), device_id)
     metrics.add_metric(name="DeviceRemoved", unit="Count", value=1)
     return Response(status_code=204, body=None)
+
+
+@app.get("/v1/me/preferences")
+def preferences() -> PreferencesOut:
+    metrics.add_metric(name="PreferencesRead", unit="Count", value=1)
+    return my_preferences(jwt_claims(app))
+
+
+@app.put("/v1/me/preferences")
+def change_preferences(body: PreferencesIn) -> PreferencesOut:
+    metrics.add_metric(name="PreferencesChanged", unit="Count", value=1)
+    return update_preferences(jwt_claims(app), body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -31,6 +31,8 @@ def test_routes_and_their_authorizers(template):
         ("GET", "/v1/leaderboards/{id}"): ("ApiFunction", "jwt"),
         ("POST", "/v1/me/devices"): ("ApiFunction", "jwt"),
         ("DELETE", "/v1/me/devices/{id}"): ("ApiFunction", "jwt"),
+        ("GET", "/v1/me/preferences"): ("ApiFunction", "jwt"),
+        ("PUT", "/v1/me/preferences"): ("ApiFunction", "jwt"),
     }
 
 
@@ -58,6 +60,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
     }
     assert _grants(resources, "ApiFunction") == {
         ("dynamodb:GetItem", "UsersTable"),
+        ("dynamodb:PutItem", "UsersTable"),  # preferences
         ("dynamodb:Query", "${LedgerTable.Arn}/index/ByTime"),  # history reads the index, never the table
         ("dynamodb:GetItem", "LeaderboardsTable"),
         ("dynamodb:Query", "LeaderboardsTable"),

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..config.types import Locale, TimeZoneName
+from ..config.types import Locale, LocalTime, TimeZoneName
 
 MAX_EVENTS_PER_REQUEST = 100
 # Each event is stored in its ledger row: this keeps 99 of them well inside a 4 MB transaction.
@@ -292,3 +292,30 @@ class DeviceOut(BaseModel):
     platform: str
     refreshed_at: AwareDatetime
     targetable_until: AwareDatetime = Field(description="pushes stop going here after this unless it is refreshed")
+
+
+class QuietHoursIn(_Body):
+    start: LocalTime = Field(description="HH:MM in the user's zone, e.g. 21:30")
+    end: LocalTime = Field(description="HH:MM; before start means the window crosses midnight")
+
+
+class PreferencesIn(_Body):
+    """PUT /v1/me/preferences: only the fields sent change; null resets a field to the app's default."""
+
+    categories: dict[str, bool] | None = Field(None, description="category id → on/off")
+    quiet_hours: QuietHoursIn | None = None
+    timezone: TimeZoneName | None = None
+    locale: Locale | None = None
+    paused_until: AwareDatetime | None = Field(
+        None, description="no pushes until then (messages still reach the inbox)"
+    )
+    weekly_budget: Annotated[int, Field(ge=0)] | None = Field(None, description="pushes a week, at most the app's cap")
+
+
+class PreferencesOut(BaseModel):
+    categories: dict[str, bool]
+    quiet_hours: QuietHoursIn | None
+    timezone: str
+    locale: str
+    paused_until: AwareDatetime | None
+    weekly_budget: int | None = Field(description="the user's own budget, else the app's weekly cap (null: none)")

@@ -47,6 +47,8 @@ class UserState:
     streaks: dict[str, dict[str, Any]] = field(default_factory=dict)
     quests: dict[str, dict[str, Any]] = field(default_factory=dict)
     boards: dict[str, dict[str, Any]] = field(default_factory=dict)  # board id → {"period", "score"}
+    # What the user chose for notifications (services/preferences.py): categories off, quiet hours, pause, budget.
+    preferences: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
 
 
@@ -94,4 +96,8 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return bool(self.applied) or self.before.profile != self.after.profile
+        return (
+            bool(self.applied)
+            or self.before.profile != self.after.profile
+            or self.before.preferences != self.after.preferences
+        )

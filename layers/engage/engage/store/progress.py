@@ -15,7 +15,7 @@ from ..engine.leaderboards import BoardScore, rank_key, shard_of
 from ..engine.model import Applied, Outcome, Profile, Source, UserState
 from .models import LeaderboardItem, LedgerItem, UserItem, connection
 
-_PROGRESS_PARTS = ("badges", "streaks", "quests", "boards")
+_PROGRESS_PARTS = ("badges", "streaks", "quests", "boards", "preferences")
 # Rows of past board periods stay readable (previous period, rewards) this long, then expire.
 BOARD_RETENTION = timedelta(days=400)
 # Dedupe markers must outlive the longest late window (30d) with room to spare.

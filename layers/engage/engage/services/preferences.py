@@ -1,0 +1,100 @@
+"""GET/PUT /v1/me/preferences: what the user wants from notifications, stated by the user.
+
+Stored in the user item, written like every other change to it: conditioned on its version and retried on a
+conflict, so a preference saved while events are ingested is never lost (and never loses them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
+from ..config import EngagementConfig
+from ..engine.model import Outcome, UserState
+from ..store.progress import CommitConflict, commit, load_user
+from .config import active_config
+from .errors import Busy, InvalidInput, Unauthorized
+from .retries import MAX_ATTEMPTS, back_off
+
+
+def my_preferences(claims: Mapping[str, Any]) -> PreferencesOut:
+    config = active_config().config
+    return _view(config, load_user(_user(claims)))
+
+
+def update_preferences(claims: Mapping[str, Any], change: PreferencesIn, now: datetime | None = None) -> PreferencesOut:
+    """Apply the fields sent (the others stay) and return the preferences now in force."""
+    config = active_config().config
+    _check(config, change)
+    user_id, now = _user(claims), now or datetime.now(UTC)
+    sent = change.model_dump(mode="json", exclude_unset=True)
+    for attempt in range(MAX_ATTEMPTS):
+        before = load_user(user_id)
+        after = _apply(before, sent)
+        try:
+            commit(Outcome(before=before, after=after, results=[], applied=[]), "client", now)
+        except CommitConflict:
+            back_off(attempt)
+            continue
+        return _view(config, after)
+    raise Busy("too many concurrent writes for this user; retry the request")
+
+
+def _apply(state: UserState, sent: dict[str, Any]) -> UserState:
+    preferences = dict(state.preferences)
+    for key in ("quiet_hours", "paused_until", "weekly_budget"):
+        if key in sent:
+            preferences[key] = sent[key]
+    if "categories" in sent:
+        preferences["categories"] = {**preferences.get("categories", {}), **(sent["categories"] or {})}
+    profile = replace(
+        state.profile,
+        timezone=sent.get("timezone", state.profile.timezone),
+        locale=sent.get("locale", state.profile.locale),
+    )
+    return replace(state, preferences=preferences, profile=profile)
+
+
+def _check(config: EngagementConfig, change: PreferencesIn) -> None:
+    known = set(config.notifications.categories) if config.notifications else set()
+    unknown = sorted(set(change.categories or {}) - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown notification categories {unknown}. Fix: use the app's categories: {sorted(known) or '(none)'}"
+        )
+    cap = config.notifications.defaults.caps.per_week if config.notifications else None
+    if change.weekly_budget is not None and cap is not None and change.weekly_budget > cap:
+        raise InvalidInput(f"weekly_budget {change.weekly_budget} is above the app's cap of {cap}. Fix: choose 0–{cap}")
+
+
+def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
+    notifications = config.notifications
+    chosen = state.preferences.get("categories", {})
+    categories = {
+        category: chosen.get(category, True) for category in (notifications.categories if notifications else {})
+    }
+    quiet = state.preferences.get("quiet_hours") if "quiet_hours" in state.preferences else None
+    if quiet is None and notifications and notifications.defaults.quiet_hours:
+        quiet = notifications.defaults.quiet_hours.model_dump()
+    budget = state.preferences.get("weekly_budget")
+    if budget is None and notifications:
+        budget = notifications.defaults.caps.per_week
+    paused = state.preferences.get("paused_until")
+    return PreferencesOut(
+        categories=categories,
+        quiet_hours=QuietHoursIn(**quiet) if quiet else None,
+        timezone=state.profile.timezone or config.default_timezone,
+        locale=state.profile.locale or config.default_locale,
+        paused_until=datetime.fromisoformat(paused) if paused else None,
+        weekly_budget=budget,
+    )
+
+
+def _user(claims: Mapping[str, Any]) -> str:
+    user_id = str(claims.get("sub") or "")
+    if not user_id:
+        raise Unauthorized("the token has no 'sub' claim")
+    return user_id

@@ -1,0 +1,51 @@
+"""GET/PUT /v1/me/preferences: stated by the user, validated against the app's config, never lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from engage.local import tokens
+from engage.local.demo import http
+
+
+def test_defaults_come_from_the_config_and_changes_are_partial(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/preferences"
+
+    _, defaults = http("GET", url, headers=headers)
+    status, changed = http("PUT", url, {"categories": {"competition": False}, "weekly_budget": 3,
+                                         "timezone": "Asia/Tokyo"}, headers)  # fmt: skip
+    _, partial = http("PUT", url, {"quiet_hours": {"start": "22:00", "end": "07:00"}}, headers)
+
+    assert defaults["categories"] == {"progress": True, "reminders": True, "competition": True}
+    assert defaults["quiet_hours"] == {"start": "21:30", "end": "08:00"} and defaults["weekly_budget"] == 6
+    assert status == 200 and changed["categories"]["competition"] is False and changed["timezone"] == "Asia/Tokyo"
+    assert partial["weekly_budget"] == 3 and partial["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert partial["categories"]["competition"] is False  # untouched by the second change
+
+
+def test_preferences_survive_events_and_events_survive_preferences(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    http("PUT", f"{stack.api_url}/v1/me/preferences", {"paused_until": "2026-12-24T00:00:00Z"}, headers)
+    workout = {"id": f"{user}-w", "type": "workout_completed", "occurred_at": datetime.now(UTC).isoformat(),
+               "properties": {"minutes": 30, "kind": "run"}}  # fmt: skip
+    http("POST", f"{stack.api_url}/v1/events", {"events": [workout]}, headers)
+
+    _, prefs = http("GET", f"{stack.api_url}/v1/me/preferences", headers=headers)
+    _, me = http("GET", f"{stack.api_url}/v1/me", headers=headers)
+
+    assert prefs["paused_until"].startswith("2026-12-24")
+    assert me["currencies"]["xp"]["balance"] == 60
+
+
+def test_wrong_preferences_get_a_clear_error(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/preferences"
+
+    unknown = http("PUT", url, {"categories": {"marketing": True}}, headers)
+    greedy = http("PUT", url, {"weekly_budget": 99}, headers)
+    bad_time = http("PUT", url, {"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers)
+
+    assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
+    assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
+    assert bad_time[0] == 422
