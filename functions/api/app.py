@@ -1,4 +1,4 @@
-"""Lambda `api`: the app's reads (me, history, leaderboards), its devices and the user's preferences."""
+"""Lambda `api`: the app's reads (me, history, leaderboards, inbox), its devices and the user's preferences."""
 
 from typing import Annotated, Literal
 
@@ -12,6 +12,7 @@ from engage.api.models import (
     DeviceIn,
     DeviceOut,
     HistoryResponse,
+    InboxResponse,
     LeaderboardResponse,
     MeResponse,
     PreferencesIn,
@@ -20,6 +21,7 @@ from engage.api.models import (
 from engage.observability import logger, metrics
 from engage.services.devices import register_device, remove_device
 from engage.services.history import my_history
+from engage.services.inbox import mark_message, my_inbox
 from engage.services.leaderboards import leaderboard
 from engage.services.me import my_progress
 from engage.services.preferences import my_preferences, update_preferences
@@ -76,6 +78,22 @@ def preferences() -> PreferencesOut:
 def change_preferences(body: PreferencesIn) -> PreferencesOut:
     metrics.add_metric(name="PreferencesChanged", unit="Count", value=1)
     return update_preferences(jwt_claims(app), body)
+
+
+@app.get("/v1/me/inbox")
+def inbox(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> InboxResponse:
+    metrics.add_metric(name="InboxRead", unit="Count", value=1)
+    return my_inbox(jwt_claims(app), limit, cursor)
+
+
+@app.post("/v1/me/inbox/<message_id>/<action>")
+def mark(message_id: str, action: str) -> Response[None]:
+    mark_message(jwt_claims(app), message_id, action)
+    metrics.add_metric(name="InboxMarked", unit="Count", value=1)
+    return Response(status_code=204, body=None)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -33,6 +33,8 @@ def test_routes_and_their_authorizers(template):
         ("DELETE", "/v1/me/devices/{id}"): ("ApiFunction", "jwt"),
         ("GET", "/v1/me/preferences"): ("ApiFunction", "jwt"),
         ("PUT", "/v1/me/preferences"): ("ApiFunction", "jwt"),
+        ("GET", "/v1/me/inbox"): ("ApiFunction", "jwt"),
+        ("POST", "/v1/me/inbox/{id}/{action}"): ("ApiFunction", "jwt"),
     }
 
 
@@ -67,13 +69,22 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
         ("dynamodb:UpdateItem", "DevicesTable"),
         ("dynamodb:DeleteItem", "DevicesTable"),
+        ("dynamodb:Query", "InboxTable"),
+        ("dynamodb:UpdateItem", "InboxTable"),
         ("dynamodb:GetItem", "ConfigTable"),
     }
 
 
 def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
     tables = {rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"UsersTable", "LedgerTable", "LeaderboardsTable", "DevicesTable", "ConfigTable"}
+    assert set(tables) == {
+        "UsersTable",
+        "LedgerTable",
+        "LeaderboardsTable",
+        "DevicesTable",
+        "InboxTable",
+        "ConfigTable",
+    }
     for table in tables.values():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -86,9 +97,9 @@ def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
 
 
 def test_store_models_match_the_template_keys(template):
-    from engage.store.models import ConfigItem, DeviceItem, LeaderboardItem, LedgerItem, UserItem
+    from engage.store.models import ConfigItem, DeviceItem, InboxItem, LeaderboardItem, LedgerItem, UserItem
 
-    pairs = ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (LeaderboardItem, "LeaderboardsTable"), (DeviceItem, "DevicesTable"),
+    pairs = ((UserItem, "UsersTable"), (LedgerItem, "LedgerTable"), (LeaderboardItem, "LeaderboardsTable"), (DeviceItem, "DevicesTable"), (InboxItem, "InboxTable"),
              (ConfigItem, "ConfigTable"))  # fmt: skip
     for model, logical_id in pairs:
         keys = {k["AttributeName"]: k["KeyType"] for k in template.tables[logical_id]["KeySchema"]}

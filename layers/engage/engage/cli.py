@@ -85,6 +85,7 @@ _TABLES = {
     "LEDGER_TABLE": ("LedgerTable", "LedgerTableName"),
     "LEADERBOARDS_TABLE": ("LeaderboardsTable", "LeaderboardsTableName"),
     "DEVICES_TABLE": ("DevicesTable", "DevicesTableName"),
+    "INBOX_TABLE": ("InboxTable", "InboxTableName"),
     "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
 }
 

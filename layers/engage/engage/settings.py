@@ -20,6 +20,7 @@ class Settings(BaseModel):
     config_table: str = Field(alias="CONFIG_TABLE", min_length=3)
     leaderboards_table: str = Field(alias="LEADERBOARDS_TABLE", min_length=3)
     devices_table: str = Field(alias="DEVICES_TABLE", min_length=3)
+    inbox_table: str = Field(alias="INBOX_TABLE", min_length=3)
     app_id: str = Field(alias="ENGAGE_APP_ID", min_length=1)
     region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda sets it; elsewhere AWS_DEFAULT_REGION serves
     # How long a Lambda keeps the active config before reading it again.

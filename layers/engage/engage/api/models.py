@@ -319,3 +319,24 @@ class PreferencesOut(BaseModel):
     locale: str
     paused_until: AwareDatetime | None
     weekly_budget: int | None = Field(description="the user's own budget, else the app's weekly cap (null: none)")
+
+
+class InboxMessageOut(BaseModel):
+    message_id: str = Field(description="the same id as the push that carried it, if one did")
+    trigger: str
+    category: str
+    title: str
+    body: str
+    deep_link: str | None
+    actions: list[dict[str, Any]]
+    pushed: bool = Field(description="whether it also went out as a push (else: why not, in push_reason)")
+    push_reason: str | None
+    created_at: AwareDatetime
+    read: bool
+    opened_at: AwareDatetime | None
+
+
+class InboxResponse(BaseModel):
+    messages: list[InboxMessageOut] = Field(description="newest first; archived ones are left out")
+    unread: int
+    next_cursor: str | None

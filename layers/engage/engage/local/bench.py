@@ -253,7 +253,7 @@ import aws_lambda_powertools.event_handler, aws_lambda_powertools.logging, aws_l
 print((time.perf_counter() - started) * 1000, False)
 """
 _PROBE_ENV = {"USERS_TABLE": "users", "LEDGER_TABLE": "ledger", "CONFIG_TABLE": "config", "ENGAGE_APP_ID": "app",
-              "LEADERBOARDS_TABLE": "leaderboards", "DEVICES_TABLE": "devices", "AWS_REGION": "us-east-1",
+              "LEADERBOARDS_TABLE": "leaderboards", "DEVICES_TABLE": "devices", "INBOX_TABLE": "inbox", "AWS_REGION": "us-east-1",
               "POWERTOOLS_SERVICE_NAME": "engage"}  # fmt: skip
 
 

@@ -29,7 +29,7 @@ class HistoryEntry:
 
 def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[HistoryEntry], str | None]:
     """Up to `limit` entries after `cursor` (None: the newest); the cursor of the next page, or None at the end."""
-    start = _decode(cursor, user_id) if cursor else None
+    start = decode_cursor(cursor, user_id) if cursor else None
     rows = LedgerItem.by_time.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     entries = [
         HistoryEntry(
@@ -44,18 +44,20 @@ def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[His
         for row in rows
     ]
     last = rows.last_evaluated_key
-    return entries, _encode(last) if last else None
+    return entries, encode_cursor(last) if last else None
 
 
 def _plain(value: Any) -> Any:
     return value.as_dict() if hasattr(value, "as_dict") else value
 
 
-def _encode(key: dict[str, Any]) -> str:
+def encode_cursor(key: dict[str, Any]) -> str:
+    """An opaque page cursor for a DynamoDB LastEvaluatedKey."""
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, user_id: str) -> dict[str, Any]:
+def decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
+    """The key a cursor stands for; BadCursor unless it is well formed and belongs to `user_id`."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):

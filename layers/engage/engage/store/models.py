@@ -160,6 +160,28 @@ class DeviceItem(Model):
     expires_at = TTLAttribute()
 
 
+class InboxItem(Model):
+    """One message in a user's inbox (sk: the message id, a ULID shared with its push)."""
+
+    class Meta(_Meta):
+        table_name = _settings.inbox_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    message_id = UnicodeAttribute(range_key=True)
+    trigger = UnicodeAttribute()
+    category = UnicodeAttribute()
+    title = UnicodeAttribute()
+    body = UnicodeAttribute()
+    deep_link = UnicodeAttribute(null=True)
+    actions = ListAttribute[Any](default=list)
+    push = MapAttribute[str, Any](default=dict)  # {"decision": push|inbox|defer|drop, "reason": …}
+    created_at = UTCDateTimeAttribute()
+    read_at = UTCDateTimeAttribute(null=True)
+    archived_at = UTCDateTimeAttribute(null=True)
+    opened_at = UTCDateTimeAttribute(null=True)  # from a notification_opened event
+    expires_at = TTLAttribute()
+
+
 class ConfigItem(Model):
     """Published config versions (sk 'v000001', …) and the 'active' item holding a copy of the live one."""
 

@@ -1,0 +1,63 @@
+"""The inbox over HTTP: newest first, unread count, read/unread/archive, someone else's message is not found."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+from ulid import ULID
+
+from engage.local import tokens
+from engage.local.demo import http
+from engage.store import inbox as store
+
+
+def message(n: int, decision: str = "push", reason: str = "ok") -> store.Message:
+    created = datetime.now(UTC) - timedelta(minutes=10 - n)
+    return store.Message(
+        message_id=str(ULID.from_datetime(created)), trigger="badge-earned", category="progress",
+        title=f"New badge {n}", body="Nice work!", deep_link="fitquest://badges/first-workout",
+        actions=[], push={"decision": decision, "reason": reason}, created_at=created,
+        read_at=None, archived_at=None, opened_at=None,
+    )  # fmt: skip
+
+
+def post(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST", headers=headers)) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_inbox_lists_every_message_and_marks_them(stack, user):
+    sent = [message(0), message(1, "inbox", "quiet_hours"), message(2)]
+    for m in sent:
+        assert store.add(user, m)
+    assert not store.add(user, sent[0])  # the notifier retrying stores nothing twice
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    base = f"{stack.api_url}/v1/me/inbox"
+
+    _, first = http("GET", f"{base}?limit=2", headers=headers)
+    assert [m["title"] for m in first["messages"]] == ["New badge 2", "New badge 1"]
+    assert first["unread"] == 3 and first["next_cursor"]
+    assert (first["messages"][1]["pushed"], first["messages"][1]["push_reason"]) == (False, "quiet_hours")
+
+    assert post(f"{base}/{sent[2].message_id}/read", headers) == 204
+    assert post(f"{base}/{sent[1].message_id}/archive", headers) == 204
+    _, after = http("GET", base, headers=headers)
+    assert [m["title"] for m in after["messages"]] == ["New badge 2", "New badge 0"]
+    assert after["unread"] == 1 and after["messages"][0]["read"] is True
+
+    assert post(f"{base}/{sent[2].message_id}/unread", headers) == 204
+    assert http("GET", base, headers=headers)[1]["unread"] == 2
+
+
+def test_marking_a_message_that_is_not_yours_or_an_unknown_action(stack, user):
+    theirs = message(0)
+    store.add("someone-else", theirs)
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+
+    assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/read", headers) == 404
+    assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/delete", headers) == 400
