@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 
 from engage.local import tokens
@@ -45,3 +46,28 @@ def test_a_device_needs_exactly_one_address_and_a_known_platform(stack, user):
     assert neither[0] == both[0] == fax[0] == 422
     assert "fcm_token or fid" in neither[1]["message"]
     assert http("POST", url, {"device_id": "d", "platform": "ios", "fid": "c" * 22}, headers)[1]["token_kind"] == "fid"
+
+
+def test_a_token_moves_with_the_phone_to_the_account_that_registers_it(stack, user):
+    other = f"{user}-partner"
+    body = {"device_id": "shared-ipad", "fcm_token": TOKEN.replace("x", "y"), "platform": "ios"}
+    http("POST", f"{stack.api_url}/v1/me/devices", body, {"authorization": f"Bearer {tokens.mint(other)}"})
+
+    http("POST", f"{stack.api_url}/v1/me/devices", body, {"authorization": f"Bearer {tokens.mint(user)}"})
+
+    assert DeviceItem.count(other) == 0 and DeviceItem.count(user) == 1
+
+
+def test_bad_device_input_never_echoes_the_token_and_bad_ids_are_4xx(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    status, answer = http("POST", f"{stack.api_url}/v1/me/devices",
+                          {"device_id": "d", "platform": "ios", "fcm_token": TOKEN, "fid": "c" * 22}, headers)  # fmt: skip
+    request = urllib.request.Request(f"{stack.api_url}/v1/me/devices/{'x' * 2000}", method="DELETE", headers=headers)
+    try:
+        urllib.request.urlopen(request)
+        deleted = 204
+    except urllib.error.HTTPError as error:
+        deleted = error.code
+
+    assert status == 422 and TOKEN not in str(answer)
+    assert deleted == 400

@@ -52,6 +52,9 @@ def test_the_inbox_lists_every_message_and_marks_them(stack, user):
 
     assert post(f"{base}/{sent[2].message_id}/unread", headers) == 204
     assert http("GET", base, headers=headers)[1]["unread"] == 2
+    _, rest = http("GET", f"{base}?limit=1&cursor={http('GET', f'{base}?limit=1', headers=headers)[1]['next_cursor']}",
+                   headers=headers)  # fmt: skip
+    assert [m["title"] for m in rest["messages"]] == ["New badge 0"] and rest["unread"] is None  # counted once
 
 
 def test_marking_a_message_that_is_not_yours_or_an_unknown_action(stack, user):
@@ -61,3 +64,4 @@ def test_marking_a_message_that_is_not_yours_or_an_unknown_action(stack, user):
 
     assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/read", headers) == 404
     assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/delete", headers) == 400
+    assert post(f"{stack.api_url}/v1/me/inbox/{'x' * 2000}/read", headers) == 404

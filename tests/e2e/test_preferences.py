@@ -49,3 +49,20 @@ def test_wrong_preferences_get_a_clear_error(stack, user):
     assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
     assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
     assert bad_time[0] == 422
+
+
+def test_a_zone_chosen_in_preferences_wins_over_the_devices_context_until_reset(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/preferences"
+    http("PUT", url, {"timezone": "Asia/Tokyo", "categories": {"competition": False}}, headers)
+    event = {"id": f"{user}-o", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()}
+    http("POST", f"{stack.api_url}/v1/events", {"events": [event], "context": {"timezone": "Europe/Berlin"}}, headers)
+
+    assert http("GET", url, headers=headers)[1]["timezone"] == "Asia/Tokyo"
+
+    _, reset = http("PUT", url, {"timezone": None, "categories": None}, headers)
+    again = {**event, "id": f"{user}-o2"}
+    http("POST", f"{stack.api_url}/v1/events", {"events": [again], "context": {"timezone": "Europe/Berlin"}}, headers)
+
+    assert reset["categories"]["competition"] is True
+    assert http("GET", url, headers=headers)[1]["timezone"] == "Europe/Berlin"

@@ -100,7 +100,7 @@ def test_versions_are_kept_newest_first():
     assert versions[0].version == config_store.read_active("fitquest").version
 
 
-def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch):
+def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch, stack):
     # moto stands in for CloudFormation here; DynamoDB Local is not involved.
     from engage.cli import _point_at_stage
 
@@ -109,7 +109,8 @@ def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch):
         monkeypatch.setenv(written, os.environ[written])
     monkeypatch.delenv("AWS_REGION")  # as on a developer's machine: the region comes from the profile
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
+    # moto patches botocore for the whole process: the local stack's stream pollers must not poll meanwhile.
+    with stack.streams.paused(), mock_aws():
         cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
         cloudformation.create_stack(
             StackName="engage-staging",

@@ -89,3 +89,33 @@ def test_no_stream_batch_has_failed_so_far(stack):
     stack.streams.drain()
     path = failed_batches(stack.prefix)
     assert not path.exists() or path.read_text() == ""
+
+
+def test_a_failing_record_and_those_after_it_are_retried_unhandled(stack, monkeypatch):
+    # Lambda redelivers everything from the first failed record: handling the later ones now would count twice.
+    import sys
+
+    from engage.local.server import HandlerPool, LambdaContext
+
+    handled = []
+
+    def flaky(old, new):
+        if new["user_id"] == "second":
+            raise RuntimeError("DynamoDB hiccup")
+        handled.append(new["user_id"])
+        return 0
+
+    pool = HandlerPool(stack.template.functions["BoardsFunction"])
+    pool.invoke({"Records": []}, LambdaContext("BoardsFunction", "load"))  # loads the handler module
+    for name, module in list(sys.modules.items()):
+        if name.startswith("engage_local_BoardsFunction"):
+            monkeypatch.setattr(module, "score_changed", flaky)
+    records = [
+        {"eventName": "MODIFY", "dynamodb": {"SequenceNumber": str(n), "NewImage": {"user_id": {"S": user}}}}
+        for n, user in enumerate(("first", "second", "third"))
+    ]
+
+    answer = pool.invoke({"Records": records}, LambdaContext("BoardsFunction", "t"))
+
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ["1", "2"]
+    assert handled == ["first"]

@@ -69,6 +69,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
         ("dynamodb:UpdateItem", "DevicesTable"),
         ("dynamodb:DeleteItem", "DevicesTable"),
+        ("dynamodb:Query", "${DevicesTable.Arn}/index/ByToken"),
         ("dynamodb:Query", "InboxTable"),
         ("dynamodb:UpdateItem", "InboxTable"),
         ("dynamodb:GetItem", "ConfigTable"),

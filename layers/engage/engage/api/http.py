@@ -26,7 +26,7 @@ def make_resolver() -> APIGatewayHttpResolver:
             ErrorDetail(
                 field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",
                 message=str(err.get("msg", "")),
-                value=err.get("input") if err.get("type") != "missing" else None,
+                value=_shown_value(err),
             )
             for err in errors
         ]
@@ -44,6 +44,15 @@ def make_resolver() -> APIGatewayHttpResolver:
         return _error(500, "internal", "something went wrong on our side; retrying the request is safe")
 
     return app
+
+
+def _shown_value(error: dict[str, Any]) -> Any:
+    """The offending value, echoed to help the caller, except push tokens, which are never echoed or logged."""
+    secret = {"fcm_token", "fid"}
+    if error.get("type") == "missing" or any(str(part) in secret for part in error.get("loc", ())):
+        return None
+    value = error.get("input")
+    return {k: v for k, v in value.items() if k not in secret} if isinstance(value, dict) else value
 
 
 def jwt_claims(app: APIGatewayHttpResolver) -> dict[str, Any]:

@@ -338,5 +338,5 @@ class InboxMessageOut(BaseModel):
 
 class InboxResponse(BaseModel):
     messages: list[InboxMessageOut] = Field(description="newest first; archived ones are left out")
-    unread: int
+    unread: int | None = Field(description="messages neither read nor archived; on the first page only")
     next_cursor: str | None

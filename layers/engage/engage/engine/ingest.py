@@ -49,7 +49,7 @@ def apply_batch(
     """
     after = copy.deepcopy(state)
     if profile is not None:
-        after.profile = _merge_profile(state.profile, profile)
+        after.profile = _merge_profile(state.profile, profile, state.preferences)
     seen = set(already_applied)
     results: list[EventResult] = []
     applied: list[Applied] = []
@@ -235,10 +235,11 @@ def _period_end(period: str) -> date:
     return date.fromisoformat(period)
 
 
-def _merge_profile(stored: Profile, update: Profile) -> Profile:
+def _merge_profile(stored: Profile, update: Profile, preferences: dict[str, Any]) -> Profile:
+    """The request's context updates the profile, except a zone or locale the user chose in the preferences."""
     return Profile(
-        timezone=update.timezone or stored.timezone,
-        locale=update.locale or stored.locale,
+        timezone=preferences.get("timezone") or update.timezone or stored.timezone,
+        locale=preferences.get("locale") or update.locale or stored.locale,
         app_version=update.app_version or stored.app_version,
         display_name=update.display_name or stored.display_name,
     )

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from .server import HandlerPool, LambdaContext
 
@@ -33,51 +37,74 @@ class StreamPoller:
         self._pool = pool
         self._failed_log = failed_log
         self._batch_size = batch_size
-        self._iterators: dict[str, str | None] = {}
-        self._attempts = 0
+        self._shards: dict[str, _Shard] = {}
         self._lock = threading.Lock()
+
+    @property
+    def retrying(self) -> bool:
+        """Whether a batch waits to be retried (drain() keeps polling while one does)."""
+        return any(shard.attempts for shard in self._shards.values())
 
     def poll(self) -> int:
         """Deliver what the stream holds now; returns how many records the function took."""
         with self._lock:
             self._discover_shards()
-            delivered = 0
-            for shard, iterator in list(self._iterators.items()):
-                if iterator is None:
-                    continue
-                response = self._streams.get_records(ShardIterator=iterator, Limit=self._batch_size)
-                records = response.get("Records", [])
-                if not records:
-                    self._iterators[shard] = response.get("NextShardIterator")
-                    continue
-                failed_at = self._deliver(records)
-                if failed_at is None or self._attempts >= MAX_ATTEMPTS:
-                    if failed_at is not None:
-                        self._set_aside(records[failed_at:])
-                    self._attempts = 0
-                    self._iterators[shard] = response.get("NextShardIterator")
-                    delivered += len(records)
-                else:  # retry from the first failed record next time
-                    self._attempts += 1
-                    sequence = records[failed_at]["dynamodb"]["SequenceNumber"]
-                    self._iterators[shard] = self._streams.get_shard_iterator(
-                        StreamArn=self._arn, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER",
-                        SequenceNumber=sequence,
-                    )["ShardIterator"]  # fmt: skip
-                    delivered += failed_at
-            return delivered
+            return sum(self._poll_shard(shard_id, shard) for shard_id, shard in list(self._shards.items()))
+
+    def _poll_shard(self, shard_id: str, shard: _Shard) -> int:
+        if shard.closed:
+            return 0
+        try:
+            response = self._streams.get_records(ShardIterator=self._iterator(shard_id, shard), Limit=self._batch_size)
+        except ClientError:  # an expired or trimmed iterator: start again after the last delivered record
+            shard.iterator = None
+            return 0
+        records = response.get("Records", [])
+        if not records:
+            shard.iterator = response.get("NextShardIterator")
+            shard.closed = shard.iterator is None
+            return 0
+        failed_at = self._deliver(records)
+        if failed_at is not None and shard.attempts < MAX_ATTEMPTS:
+            shard.attempts += 1  # Lambda's rule: retry from the first failed record, the rest with it
+            delivered = records[:failed_at]
+            shard.iterator = None
+        else:
+            if failed_at is not None:
+                self._set_aside(records[failed_at:])
+            shard.attempts = 0
+            delivered = records
+            shard.iterator = response.get("NextShardIterator")
+        if delivered:
+            shard.last_sequence = delivered[-1]["dynamodb"]["SequenceNumber"]
+        if failed_at is not None and shard.attempts == 0:
+            shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+        return len(delivered)
+
+    def _iterator(self, shard_id: str, shard: _Shard) -> str:
+        if shard.iterator is None:
+            where: dict[str, Any] = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
+                if shard.last_sequence
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            shard.iterator = self._streams.get_shard_iterator(StreamArn=self._arn, ShardId=shard_id, **where)[
+                "ShardIterator"
+            ]
+        return shard.iterator
 
     def _discover_shards(self) -> None:
         for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]:
-            if shard["ShardId"] not in self._iterators:
-                self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
-                    StreamArn=self._arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+            self._shards.setdefault(shard["ShardId"], _Shard())
 
     def _deliver(self, records: list[dict[str, Any]]) -> int | None:
-        """Invoke the function; the index of the first record it reported failed, or None."""
+        """Invoke the function; the index of the first record it reported failed (0 if it crashed), or None."""
         event = {"Records": [{**record, "eventSourceARN": self._arn} for record in records]}
-        answer = self._pool.invoke(json.loads(json.dumps(event, default=str)), LambdaContext("stream", "local"))
+        try:
+            answer = self._pool.invoke(json.loads(json.dumps(event, default=str)), LambdaContext("stream", "local"))
+        except Exception as exc:  # a crashed invocation fails the whole batch, as in Lambda
+            print(f"[local-streams] the function raised {exc!r}; the batch will be retried")
+            return 0
         failures = {item["itemIdentifier"] for item in (answer or {}).get("batchItemFailures", [])}
         for index, record in enumerate(records):
             if record["dynamodb"]["SequenceNumber"] in failures:
@@ -91,6 +118,14 @@ class StreamPoller:
                 handle.write(json.dumps(record, default=str) + "\n")
 
 
+@dataclass
+class _Shard:
+    iterator: str | None = None
+    last_sequence: str | None = None  # of the last record delivered (or set aside)
+    attempts: int = 0  # of the batch waiting at the head of the shard
+    closed: bool = False
+
+
 class StreamPollers:
     """Every stream mapping of the template, polled in the background (and on demand with drain())."""
 
@@ -98,6 +133,7 @@ class StreamPollers:
         self._pollers = pollers
         self._interval = interval
         self._stop = threading.Event()
+        self._pause = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="local-streams", daemon=True)
 
     def start(self) -> None:
@@ -105,14 +141,20 @@ class StreamPollers:
             self._thread.start()
 
     def drain(self, rounds: int = 10_000) -> int:
-        """Poll until the streams are empty (or `rounds` polls): what a test calls before checking effects."""
+        """Poll until the streams are empty and no batch waits for a retry: what a test calls before checking."""
         total = 0
         for _ in range(rounds):
             delivered = sum(poller.poll() for poller in self._pollers)
             total += delivered
-            if not delivered:
+            if not delivered and not any(poller.retrying for poller in self._pollers):
                 break
         return total
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the background polling (e.g. while a test patches botocore process-wide with moto)."""
+        with self._pause:
+            yield
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,6 +164,7 @@ class StreamPollers:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self.drain(rounds=1)
+                with self._pause:
+                    self.drain(rounds=1)
             except Exception as exc:  # keep polling: a local stack should survive a bad batch
                 print(f"[local-streams] {exc!r}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..api.models import DeviceIn, DeviceOut
 from ..store import devices as store
-from .errors import Unauthorized
+from .errors import InvalidInput, Unauthorized
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime | None = None) -> DeviceOut:
@@ -32,6 +35,8 @@ def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime |
 
 def remove_device(claims: Mapping[str, Any], device_id: str) -> None:
     """Forget the device (sign-out, notifications turned off in the OS); removing an unknown one is fine."""
+    if not _DEVICE_ID.match(device_id):
+        raise InvalidInput("not a device id. Fix: use the device_id the device was registered with")
     store.remove(_user(claims), device_id)
 
 

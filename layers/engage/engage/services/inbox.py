@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from ..store import inbox as store
 from .errors import InvalidInput, NotFound, Unauthorized
 
 ACTIONS = ("read", "unread", "archive")
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> InboxResponse:
@@ -21,7 +23,7 @@ def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> Inbox
         raise InvalidInput(str(exc)) from None
     return InboxResponse(
         messages=[_out(message) for message in messages],
-        unread=store.unread_count(user_id),
+        unread=store.unread_count(user_id) if cursor is None else None,  # counted once, on the first page
         next_cursor=next_cursor,
     )
 
@@ -29,6 +31,8 @@ def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> Inbox
 def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: datetime | None = None) -> None:
     if action not in ACTIONS:
         raise InvalidInput(f"unknown action {action!r}. Fix: use one of {', '.join(ACTIONS)}")
+    if not _ULID.match(message_id):
+        raise NotFound(f"no message {message_id[:40]!r} in this inbox")
     try:
         store.mark(_user(claims), message_id, action, now or datetime.now(UTC))
     except store.MessageNotFound:

@@ -57,9 +57,14 @@ def report_overtakes(
     floor = str(old["rank_key"]) if old else "0"  # below every key ("0000…" sorts after "0")
     shards = store.stats(key, board.shards).shards
     between = store.between(key, shards, floor, passer.rank_key, RANK_LOST_TOP - rank.rank)
-    # The stream is read a moment later: a row that reached its score after this write was never passed by it.
-    passed = [row for row in between if row.user_id != passer.user_id and row.reached_ms < int(new["reached_ms"])]
-    return sum(_tell(row.user_id, key, passer, rank.rank + 1 + offset, now) for offset, row in enumerate(passed))
+    # The stream is read a moment later: a row that reached its score after this write was never passed by it
+    # (it is still ranked in between, so it counts for the others' new ranks).
+    others = [row for row in between if row.user_id != passer.user_id]
+    return sum(
+        _tell(row.user_id, key, passer, rank.rank + 1 + offset, now)
+        for offset, row in enumerate(others)
+        if row.reached_ms < int(new["reached_ms"])
+    )
 
 
 def _board(board_id: str) -> Leaderboard | None:

@@ -45,11 +45,12 @@ def update_preferences(claims: Mapping[str, Any], change: PreferencesIn, now: da
 
 def _apply(state: UserState, sent: dict[str, Any]) -> UserState:
     preferences = dict(state.preferences)
-    for key in ("quiet_hours", "paused_until", "weekly_budget"):
-        if key in sent:
+    for key in ("quiet_hours", "paused_until", "weekly_budget", "timezone", "locale"):
+        if key in sent:  # null resets to the app's default (for zone and locale: the device's again)
             preferences[key] = sent[key]
     if "categories" in sent:
-        preferences["categories"] = {**preferences.get("categories", {}), **(sent["categories"] or {})}
+        chosen = sent["categories"]
+        preferences["categories"] = {**preferences.get("categories", {}), **chosen} if chosen is not None else {}
     profile = replace(
         state.profile,
         timezone=sent.get("timezone", state.profile.timezone),

@@ -44,7 +44,14 @@ def register(
     locale: str | None = None,
     timezone: str | None = None,
 ) -> Device:
-    """Create or refresh a device in one UpdateItem (the first registration's date is kept)."""
+    """Create or refresh a device in one UpdateItem (the first registration's date is kept).
+
+    A token belongs to one phone: if another user (or another installation) had it, that registration is
+    removed, so after an account switch the previous account's pushes stop reaching this phone.
+    """
+    for other in DeviceItem.by_token.query(token_hash(token)):
+        if (other.user_id, other.device_id) != (user_id, device_id):
+            DeviceItem(other.user_id, other.device_id).delete()
     item = DeviceItem(user_id, device_id)
     item.update(
         actions=[

@@ -15,7 +15,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..settings import get_settings
@@ -140,6 +140,16 @@ class HistogramItem(Model):
     user_id = UnicodeAttribute(range_key=True)  # the shard number, as text (the table's sort key)
 
 
+class DevicesByToken(GlobalSecondaryIndex["DeviceItem"]):
+    """Which registration holds a token (FCM answers about tokens, and a token moves between accounts)."""
+
+    class Meta:
+        index_name = "ByToken"
+        projection = KeysOnlyProjection()
+
+    token_hash = UnicodeAttribute(hash_key=True)
+
+
 class DeviceItem(Model):
     """A device the user can get pushes on (pk user, sk the app's installation id)."""
 
@@ -158,6 +168,7 @@ class DeviceItem(Model):
     created_at = UTCDateTimeAttribute()
     refreshed_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute()
+    by_token = DevicesByToken()
 
 
 class InboxItem(Model):
