@@ -23,7 +23,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             written = score_changed(images.old_image if images else None, images.new_image if images else None)
         except Exception:
             logger.exception("score change failed; it and the records after it will be retried")
+            metrics.add_metric(name="ScoreChangesRetried", unit="Count", value=len(records) - index)
             failed = [r["dynamodb"]["SequenceNumber"] for r in records[index:]]
             return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
         metrics.add_metric(name="RankLostFacts", unit="Count", value=written)
+    metrics.add_metric(name="ScoreChangesHandled", unit="Count", value=len(records))
     return {"batchItemFailures": []}
