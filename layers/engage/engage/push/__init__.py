@@ -1,0 +1,1 @@
+"""Sending pushes through FCM (firebase-admin). Only the sending function imports this package."""
