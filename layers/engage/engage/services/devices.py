@@ -9,14 +9,14 @@ from typing import Any, Literal
 
 from ..api.models import DeviceIn, DeviceOut
 from ..store import devices as store
-from .errors import InvalidInput, Unauthorized
+from .errors import InvalidInput, signed_in_user
 
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime | None = None) -> DeviceOut:
     """Register or refresh the device (apps call this at every start: a device not refreshed for 30 days gets no push)."""
-    user_id = _user(claims)
+    user_id = signed_in_user(claims)
     now = now or datetime.now(UTC)
     kind: Literal["fcm_token", "fid"] = "fcm_token" if device.fcm_token else "fid"
     token = device.fcm_token or device.fid or ""
@@ -37,11 +37,4 @@ def remove_device(claims: Mapping[str, Any], device_id: str) -> None:
     """Forget the device (sign-out, notifications turned off in the OS); removing an unknown one is fine."""
     if not _DEVICE_ID.match(device_id):
         raise InvalidInput("not a device id. Fix: use the device_id the device was registered with")
-    store.remove(_user(claims), device_id)
-
-
-def _user(claims: Mapping[str, Any]) -> str:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
-    return user_id
+    store.remove(signed_in_user(claims), device_id)

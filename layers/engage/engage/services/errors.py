@@ -1,4 +1,7 @@
-"""Errors the use cases raise; api/http.py maps each to one HTTP status in one place."""
+"""Errors the use cases raise (api/http.py maps each to one HTTP status in one place), and who is asking."""
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class ServiceError(Exception):
@@ -40,3 +43,11 @@ class InvalidInput(ServiceError):
 class NotFound(ServiceError):
     status = 404
     code = "not_found"
+
+
+def signed_in_user(claims: Mapping[str, Any]) -> str:
+    """The user a request acts for: the verified JWT's `sub`, never a field of the body."""
+    user_id = str(claims.get("sub") or "")
+    if not user_id:
+        raise Unauthorized("the token has no 'sub' claim")
+    return user_id

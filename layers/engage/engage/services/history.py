@@ -7,13 +7,11 @@ from typing import Any
 
 from ..api.models import HistoryEntryOut, HistoryResponse
 from ..store.history import BadCursor, history_page
-from .errors import InvalidInput, Unauthorized
+from .errors import InvalidInput, signed_in_user
 
 
 def my_history(claims: Mapping[str, Any], limit: int, cursor: str | None) -> HistoryResponse:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
+    user_id = signed_in_user(claims)
     try:
         entries, next_cursor = history_page(user_id, limit, cursor)
     except BadCursor as exc:

@@ -9,14 +9,14 @@ from typing import Any
 
 from ..api.models import InboxMessageOut, InboxResponse
 from ..store import inbox as store
-from .errors import InvalidInput, NotFound, Unauthorized
+from .errors import InvalidInput, NotFound, signed_in_user
 
 ACTIONS = ("read", "unread", "archive")
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> InboxResponse:
-    user_id = _user(claims)
+    user_id = signed_in_user(claims)
     try:
         messages, next_cursor = store.page(user_id, limit, cursor)
     except store.BadCursor as exc:
@@ -34,7 +34,7 @@ def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: d
     if not _ULID.match(message_id):
         raise NotFound(f"no message {message_id[:40]!r} in this inbox")
     try:
-        store.mark(_user(claims), message_id, action, now or datetime.now(UTC))
+        store.mark(signed_in_user(claims), message_id, action, now or datetime.now(UTC))
     except store.MessageNotFound:
         raise NotFound(f"no message {message_id!r} in this inbox (it may have expired)") from None
 
@@ -55,10 +55,3 @@ def _out(message: store.Message) -> InboxMessageOut:
         read=message.read_at is not None,
         opened_at=message.opened_at,
     )
-
-
-def _user(claims: Mapping[str, Any]) -> str:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
-    return user_id

@@ -34,7 +34,7 @@ from ..engine.model import Source
 from ..observability import metrics
 from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
-from .errors import Busy, Unauthorized
+from .errors import Busy, signed_in_user
 from .leaderboards import cached_stats, estimated_rank
 from .retries import MAX_ATTEMPTS, back_off
 from .views import level_out
@@ -51,9 +51,7 @@ def ingest_client_events(
     request: EventsRequest, claims: Mapping[str, Any], now: datetime | None = None
 ) -> IngestResponse:
     """POST /v1/events: the user is the JWT's `sub`, never a field of the body."""
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
+    user_id = signed_in_user(claims)
     config = active_config().config
     now = now or datetime.now(UTC)
     parsed, results = _parse(request.events, EventIn)

@@ -23,7 +23,7 @@ from ..settings import get_settings
 from ..store import leaderboards as store
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
-from .errors import Busy, InvalidInput, NotFound, Unauthorized
+from .errors import Busy, InvalidInput, NotFound, signed_in_user
 from .retries import MAX_ATTEMPTS, back_off
 
 EXACT_COUNT_CAP = 1000
@@ -37,9 +37,7 @@ def leaderboard(
     around_me: bool = False,
     now: datetime | None = None,
 ) -> LeaderboardResponse:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
+    user_id = signed_in_user(claims)
     board = _board(board_id)
     now = now or datetime.now(UTC)
     key = f"{board.id}#{board_period(board, now, back=1 if period == 'previous' else 0)}"

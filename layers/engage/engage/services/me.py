@@ -17,15 +17,13 @@ from ..engine.streaks import StreakState, period_index, streak_view
 from ..store.leaderboards import find
 from ..store.progress import load_user
 from .config import active_config
-from .errors import Unauthorized
+from .errors import signed_in_user
 from .leaderboards import my_rank
 from .views import level_out
 
 
 def my_progress(claims: Mapping[str, Any], now: datetime | None = None) -> MeResponse:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
+    user_id = signed_in_user(claims)
     config = active_config().config
     state = load_user(user_id)
     now = now or datetime.now(UTC)

@@ -16,20 +16,20 @@ from ..config import EngagementConfig
 from ..engine.model import Outcome, UserState
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
-from .errors import Busy, InvalidInput, Unauthorized
+from .errors import Busy, InvalidInput, signed_in_user
 from .retries import MAX_ATTEMPTS, back_off
 
 
 def my_preferences(claims: Mapping[str, Any]) -> PreferencesOut:
     config = active_config().config
-    return _view(config, load_user(_user(claims)))
+    return _view(config, load_user(signed_in_user(claims)))
 
 
 def update_preferences(claims: Mapping[str, Any], change: PreferencesIn, now: datetime | None = None) -> PreferencesOut:
     """Apply the fields sent (the others stay) and return the preferences now in force."""
     config = active_config().config
     _check(config, change)
-    user_id, now = _user(claims), now or datetime.now(UTC)
+    user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     sent = change.model_dump(mode="json", exclude_unset=True)
     for attempt in range(MAX_ATTEMPTS):
         before = load_user(user_id)
@@ -92,10 +92,3 @@ def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
         paused_until=datetime.fromisoformat(paused) if paused else None,
         weekly_budget=budget,
     )
-
-
-def _user(claims: Mapping[str, Any]) -> str:
-    user_id = str(claims.get("sub") or "")
-    if not user_id:
-        raise Unauthorized("the token has no 'sub' claim")
-    return user_id
