@@ -260,14 +260,15 @@ def test_given_equal_priorities_when_deciding_then_the_earliest_created_then_the
     assert pushed(candidate("b", at=now), candidate("a", at=now)) == "a"
 
 
-def test_given_several_triggers_when_the_push_uses_up_a_cap_then_the_others_report_that_cap() -> None:
+def test_given_several_triggers_when_one_pushes_then_the_others_say_lower_priority_even_if_a_cap_is_now_hit() -> None:
+    """The user's question is "why not this one?": because another was pushed at the same moment."""
     now = ny(2026, 1, 11, 12, 0)
     batch = [candidate("a", at=now, priority=9), candidate("b", at=now)]
     per_day = decide(batch, prefs(), PushHistory([]), Caps(per_day=1), now)
-    assert [(d.action, d.reason) for d in per_day] == [("push", "ok"), ("inbox", "cap_per_day")]
-    assert per_day[1].inputs.usage.today == 1
+    assert [(d.action, d.reason) for d in per_day] == [("push", "ok"), ("inbox", "lower_priority")]
+    assert per_day[1].inputs.usage.today == 1 and "a (priority 9)" in per_day[1].detail
     gap = decide(batch, prefs(), PushHistory([]), Caps(per_day=2, min_gap=timedelta(hours=2)), now)
-    assert [d.reason for d in gap] == ["ok", "min_gap"]
+    assert [d.reason for d in gap] == ["ok", "lower_priority"]
 
 
 def test_given_caps_already_reached_when_several_triggers_arrive_then_none_pushes_and_each_says_why() -> None:

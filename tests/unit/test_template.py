@@ -46,9 +46,14 @@ def _grants(resources, function):
     grants = set()
     for statement in _statements(resources, function):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resource = statement["Resource"]
-        table = resource["Fn::GetAtt"][0] if "Fn::GetAtt" in resource else resource["Fn::Sub"]
-        grants |= {(action, table) for action in actions}
+        resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources_:
+            name = (
+                resource["Fn::GetAtt"][0] if "Fn::GetAtt" in resource
+                else resource["Ref"] if "Ref" in resource
+                else resource["Fn::Sub"]
+            )  # fmt: skip
+            grants |= {(action, name) for action in actions}
     return grants
 
 
@@ -73,11 +78,56 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:Query", "InboxTable"),
         ("dynamodb:UpdateItem", "InboxTable"),
         ("dynamodb:GetItem", "ConfigTable"),
+        ("sqs:SendMessage", "DeliveryQueue"),  # the silent "clear" when a pushed message is read
+    }
+    assert _grants(resources, "NotifyFunction") == {
+        ("dynamodb:GetItem", "UsersTable"),
+        ("dynamodb:PutItem", "InboxTable"),
+        ("dynamodb:GetItem", "InboxTable"),
+        ("dynamodb:Query", "InboxTable"),
+        ("dynamodb:UpdateItem", "InboxTable"),
+        ("dynamodb:GetItem", "ConfigTable"),
+        ("sqs:SendMessage", "DeliveryQueue"),
+        ("sqs:SendMessage", "DeferredQueue"),
+        ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
+    }
+    assert _grants(resources, "DeliverFunction") == {
+        ("dynamodb:Query", "DevicesTable"),
+        ("dynamodb:DeleteItem", "DevicesTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:PutItem", "IdempotencyTable"),
+        ("dynamodb:UpdateItem", "IdempotencyTable"),
+        ("dynamodb:DeleteItem", "IdempotencyTable"),
+        ("sqs:SendMessage", "DeliveryQueue"),
+        ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
+        ("secretsmanager:GetSecretValue", "FcmCredentialsSecretArn"),  # only it reads the FCM credentials
     }
 
 
+def test_only_deliver_carries_firebase_admin():
+    functions = TEMPLATE.parent / "functions"
+    carrying = {d.name for d in functions.iterdir() if "firebase-admin" in (d / "requirements.txt").read_text()}
+    assert carrying == {"deliver"}
+    assert "firebase" not in (TEMPLATE.parent / "layers/engage/requirements.txt").read_text()
+
+
+def test_delivery_queues_dead_letter_and_their_consumers_report_partial_failures(resources):
+    for queue in ("DeliveryQueue", "DeferredQueue"):
+        redrive = resources[queue]["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}
+    deliver = resources["DeliverFunction"]["Properties"]
+    jobs = deliver["Events"]["DeliveryJobs"]["Properties"]
+    assert jobs["BatchSize"] <= 500 and jobs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Lambda requires the queue's visibility timeout to be at least the function's timeout.
+    assert resources["DeliveryQueue"]["Properties"]["VisibilityTimeout"] >= deliver["Timeout"]
+
+
 def test_tables_are_protected_and_the_ledger_streams_and_expires(resources):
-    tables = {rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    # Idempotency records live days and are worthless after: no backups, deleted with the stack.
+    assert resources["IdempotencyTable"]["DeletionPolicy"] == "Delete"
+    tables = {
+        rid: r for rid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table" and rid != "IdempotencyTable"
+    }
     assert set(tables) == {
         "UsersTable",
         "LedgerTable",

@@ -19,9 +19,11 @@ app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
 config_app = typer.Typer(no_args_is_help=True, help="Validate and publish engagement.yaml.")
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local stack (DynamoDB Local + HTTP API).")
 board_app = typer.Typer(no_args_is_help=True, help="Leaderboard operations.")
+notify_app = typer.Typer(no_args_is_help=True, help="Notification operations.")
 app.add_typer(config_app, name="config")
 app.add_typer(local_app, name="local")
 app.add_typer(board_app, name="leaderboard")
+app.add_typer(notify_app, name="notify")
 console = Console()
 errors = Console(stderr=True)
 
@@ -88,6 +90,11 @@ _TABLES = {
     "INBOX_TABLE": ("InboxTable", "InboxTableName"),
     "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
 }
+# Queues the CLI may put messages on (a schedule trigger's pushes and deferrals).
+_QUEUES = {
+    "DELIVERY_QUEUE_URL": ("DeliveryQueue", "DeliveryQueueUrl"),
+    "DEFERRED_QUEUE_URL": ("DeferredQueue", "DeferredQueueUrl"),
+}
 
 
 @board_app.command("close")
@@ -114,6 +121,29 @@ def board_close(
     console.print(f"[green]✓[/] {board}: {sum(w.newly for w in granted)} rewarded, {len(granted)} winners")
 
 
+@notify_app.command("schedule")
+def notify_schedule(
+    trigger: str,
+    user: Annotated[list[str], typer.Option("--user", help="a user to evaluate it for (repeat for more)")],
+    stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
+) -> None:
+    """Evaluate a schedule trigger (e.g. streak-at-risk) for users now, as the scheduler does at its local time.
+
+    Each user gets at most one such message per local day, whatever the number of runs.
+    """
+    _point_at_stage(stage, None, stack_name, app_id=None)
+    from .services.notify import run_schedule
+
+    try:
+        tally = run_schedule(trigger, user)
+    except LookupError as exc:
+        errors.print(str(exc.args[0]))
+        raise typer.Exit(1) from None
+    decided = ", ".join(f"{count} {kind}" for kind, count in sorted(tally.decisions.items())) or "nothing to send"
+    console.print(f"[green]✓[/] {trigger} for {len(user)} user(s): {decided}")
+
+
 def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str | None) -> None:
     """Set the settings the store needs for a local or deployed stage (every table; the app if given)."""
     env = {name: "unused" for name in _TABLES}
@@ -129,6 +159,10 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
             raise typer.Exit(1)
         state = json.loads(state_file().read_text())
         env.update({name: state["tables"][logical] for name, (logical, _) in _TABLES.items()})
+        queues = state.get("queues", {})
+        env.update({name: queues[logical] for name, (logical, _) in _QUEUES.items() if logical in queues})
+        if state.get("sqs_endpoint"):
+            env["AWS_ENDPOINT_URL_SQS"] = state["sqs_endpoint"]
         env.update(
             ENGAGE_APP_ID=app_id or state.get("app_id", "fitquest"),
             AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
@@ -152,7 +186,7 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
         if "ConfigTableName" not in found:
             errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")
             raise typer.Exit(1)
-        env.update({var: found[output] for var, (_, output) in _TABLES.items() if output in found})
+        env.update({var: found[output] for var, (_, output) in {**_TABLES, **_QUEUES}.items() if output in found})
         parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
         env.setdefault("ENGAGE_APP_ID", parameters.get("AppId", "fitquest"))
     os.environ.update(env)

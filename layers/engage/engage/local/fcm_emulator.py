@@ -466,6 +466,21 @@ class FcmEmulator:
         """The accepted messages addressed to this token or FID, oldest first."""
         return [r for r in self.sent if token in (_field(r["message"], "token"), _field(r["message"], "fid"))]
 
+    def tray(self, token: str) -> dict[str, dict[str, Any]]:
+        """What the device's notification tray shows: one entry per Android tag, the latest message with it.
+
+        Android replaces a notification posted with the tag of one already shown (and iOS does the same with
+        apns-collapse-id), so a message FCM accepted twice shows once. Data-only messages show nothing.
+        """
+        shown: dict[str, dict[str, Any]] = {}
+        for record in self.received_by(token):
+            message = record["message"]
+            if not _field(message, "notification"):
+                continue
+            tag = _field(_field(_field(message, "android") or {}, "notification") or {}, "tag")
+            shown[tag or record["name"]] = message
+        return shown
+
     @property
     def attempts(self) -> int:
         """Every send call that reached the server, retries included."""

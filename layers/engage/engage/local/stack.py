@@ -1,7 +1,9 @@
-"""The embedded local stack: DynamoDB Local + tables from template.yaml + a published config + the HTTP API.
+"""The embedded local stack: DynamoDB Local + tables and queues from template.yaml + a published config +
+the HTTP API + the event source mappings (streams and queues) + the FCM emulator.
 
-Everything runs in this process except DynamoDB Local (a Java child process). The Lambdas' environment
-comes from template.yaml's Globals, with each table Ref resolved to the local table's name.
+Everything runs in this process except DynamoDB Local (a Java child process) and the SQS server (moto's,
+a Python child process: see queues.py). The Lambdas' environment comes from template.yaml, with each table
+or queue Ref resolved to the local table's name or queue's URL.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,8 @@ from typing import Any
 import boto3
 
 from .dynamodb_local import DynamoDBLocal, cache_root
+from .fcm_emulator import FcmEmulator
+from .queues import QueuePoller, QueuePollers, SqsServer, create_queues, peek
 from .server import HandlerPool, LocalApi
 from .streams import StreamPoller, StreamPollers
 from .template import Template, load_template, resolve
@@ -29,8 +37,15 @@ _AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
     "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
+# Local values that win over the template's.
+_OVERRIDES = {
+    "POWERTOOLS_LOG_LEVEL": "WARNING",  # quieter than the template's INFO
+    # Delivery retries wait DELIVERY_RETRY_BASE_SECONDS × 2^attempt (30 s deployed). Locally a second keeps a
+    # test of the retry path (or a demo with failures injected in the FCM emulator) at seconds, not minutes.
+    "DELIVERY_RETRY_BASE_SECONDS": "1",
+}
+DEAD_LETTER_QUEUE = "NotificationsDeadLetterQueue"
 
 
 def state_file() -> Path:
@@ -58,12 +73,51 @@ class LocalStack:
     server_key: str
     tables: dict[str, str]  # logical id → table name
     streams: StreamPollers
+    sqs: SqsServer
+    queue_urls: dict[str, str]  # logical id → queue URL
+    queues: QueuePollers
+    fcm: FcmEmulator
     recorded: bool = True
     prefix: str = "engage-local"
 
+    def drain(self, timeout: float = 30, delayed: bool = True) -> int:
+        """Deliver until streams and queues are all quiet; how many records and messages the functions took.
+
+        They feed each other (a ledger record queues delivery jobs, a deferred message queues more), so
+        this alternates between them until a round delivers nothing. Raises TimeoutError after `timeout`.
+        `delayed=False` does not wait for delayed messages (quiet-hours deferrals can wait for minutes).
+        """
+        deadline = time.monotonic() + timeout
+        total = 0
+        with self.paused():  # the background threads wait, so a quiet round means quiet
+            while True:
+                delivered = self.streams.drain()
+                delivered += self.queues.drain(max(deadline - time.monotonic(), 0.0), delayed)
+                total += delivered
+                if not delivered:
+                    return total
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"streams and queues still deliver after {timeout:g}s")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the background polling of streams and queues (they share one lock: streams.paused() is this)."""
+        with self.streams.paused():
+            yield
+
+    def dead_letters(self, queue: str = DEAD_LETTER_QUEUE) -> list[dict[str, Any]]:
+        """What the dead-letter queue holds now, left in it.
+
+        Each message: `message_id`, `body`, `attributes` (message attributes' values, e.g. `reason`), `receive_count`.
+        """
+        return peek(self.sqs.wait_ready(), self.queue_urls[queue])
+
     def stop(self) -> None:
+        self.queues.stop()
         self.streams.stop()
         self.api.shutdown()
+        self.fcm.stop()
+        self.sqs.stop()
         self.dynamodb.stop()
         if self.recorded:
             state_file().unlink(missing_ok=True)
@@ -86,20 +140,29 @@ def start(
     dynamodb_port: int | None = None,
     record_state: bool = True,
 ) -> LocalStack:
-    """Start DynamoDB Local, create the tables, set the Lambda environment, publish a config, serve HTTP.
+    """Start DynamoDB Local and the SQS server, create the tables and queues, set the Lambda environment,
+    publish a config, serve HTTP, poll the streams and queues, run the FCM emulator.
 
     `record_state` writes the URL and keys to the cache so `engage config publish --stage local` finds them.
     """
     template = load_template(template_path)
-    dynamodb = DynamoDBLocal.start(dynamodb_port)
+    sqs = SqsServer.spawn()  # it boots while DynamoDB Local does
+    fcm = FcmEmulator()
+    dynamodb: DynamoDBLocal | None = None
+    api: LocalApi | None = None
+    streams: StreamPollers | None = None
     try:
+        dynamodb = DynamoDBLocal.start(dynamodb_port)
         tables = create_tables(template, dynamodb.endpoint, prefix)
-        apply_environment(template, dynamodb.endpoint, tables)
+        queue_urls = create_queues(template, sqs.wait_ready(), prefix)
+        fcm_url = fcm.start()
+        apply_environment(template, dynamodb.endpoint, tables, queue_urls, sqs.endpoint, fcm_url)
         if config_path is not None:
             publish_config_file(config_path)
         server_key = secrets.token_urlsafe(24)
         api = LocalApi(template, server_key, log_path=function_log(prefix))
         api_url = api.serve(port)
+        pause = threading.RLock()  # one lock: pausing the streams pauses the queues too
         streams = StreamPollers(
             [
                 StreamPoller(
@@ -110,19 +173,46 @@ def start(
                     source.batch_size,
                 )
                 for source in template.streams
-            ]
+            ],
+            pause=pause,
+        )
+        # Handler modules load on the first batch, so a function whose code is not written yet only fails then.
+        queues = QueuePollers(
+            [
+                QueuePoller(
+                    sqs.endpoint,
+                    queue_urls[source.queue],
+                    HandlerPool(template.functions[source.function]),
+                    source.batch_size,
+                    source.partial_failures,
+                )
+                for source in template.queue_sources
+            ],
+            pause=pause,
         )
         streams.start()
+        queues.start()
     except BaseException:
-        dynamodb.stop()
+        if streams is not None:
+            streams.stop()
+        if api is not None:
+            api.shutdown()
+        fcm.stop()
+        sqs.stop()
+        if dynamodb is not None:
+            dynamodb.stop()
         raise
-    stack = LocalStack(template, dynamodb, api, api_url, server_key, tables, streams, record_state, prefix)
+    stack = LocalStack(
+        template, dynamodb, api, api_url, server_key, tables, streams,
+        sqs, queue_urls, queues, fcm, record_state, prefix,
+    )  # fmt: skip
     if record_state:
         state_file().parent.mkdir(parents=True, exist_ok=True)
         from ..settings import get_settings
 
         state = {"api_url": api_url, "server_key": server_key, "dynamodb_endpoint": dynamodb.endpoint,
-                 "tables": tables, "app_id": get_settings().app_id}  # fmt: skip
+                 "tables": tables, "app_id": get_settings().app_id, "sqs_endpoint": sqs.endpoint,
+                 "queues": queue_urls, "fcm_endpoint": fcm.base_url}  # fmt: skip
         state_file().write_text(json.dumps(state))
         state_file().chmod(0o600)  # holds the server key
     return stack
@@ -147,16 +237,31 @@ def table_names(template: Template, prefix: str) -> dict[str, str]:
     return {logical_id: f"{prefix}-{logical_id.removesuffix('Table').lower()}" for logical_id in template.tables}
 
 
-def apply_environment(template: Template, endpoint: str, tables: dict[str, str]) -> dict[str, str]:
-    """Put the functions' environment (template Globals + local endpoint) into os.environ."""
+def apply_environment(
+    template: Template,
+    endpoint: str,
+    tables: dict[str, str],
+    queues: dict[str, str] | None = None,
+    sqs_endpoint: str | None = None,
+    fcm_endpoint: str | None = None,
+) -> dict[str, str]:
+    """Put the functions' environment (template Globals + local endpoints) into os.environ.
+
+    Refs resolve to local table names and queue URLs (a queue's Ref is its URL, as in CloudFormation).
+    """
     refs = {**{k: str(v) for k, v in template.parameters.items() if v is not None}, **tables, "Stage": "local"}
+    refs.update(queues or {})
     env = dict(_AWS_ENV, AWS_ENDPOINT_URL_DYNAMODB=endpoint)
     for function in template.functions.values():
         for key, value in function.environment.items():
             resolved = resolve(value, refs)
             if resolved is not None:
                 env[key] = resolved
-    env["POWERTOOLS_LOG_LEVEL"] = _AWS_ENV["POWERTOOLS_LOG_LEVEL"]  # quieter than the template's INFO
+    env.update(_OVERRIDES)
+    if sqs_endpoint is not None:
+        env["AWS_ENDPOINT_URL_SQS"] = sqs_endpoint
+    if fcm_endpoint is not None:
+        env["FCM_ENDPOINT"] = fcm_endpoint
     os.environ.update(env)
     _forget_cached_settings()
     return env

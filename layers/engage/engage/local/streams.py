@@ -126,29 +126,23 @@ class _Shard:
     closed: bool = False
 
 
-class StreamPollers:
-    """Every stream mapping of the template, polled in the background (and on demand with drain())."""
+class BackgroundPolling:
+    """Event source mappings polled on a background thread, which a shared lock can hold (paused())."""
 
-    def __init__(self, pollers: list[StreamPoller], interval: float = 0.5) -> None:
-        self._pollers = pollers
+    name = "local-pollers"
+
+    def __init__(self, interval: float = 0.5, pause: threading.RLock | None = None) -> None:
         self._interval = interval
         self._stop = threading.Event()
-        self._pause = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="local-streams", daemon=True)
+        self._pause = pause or threading.RLock()  # the local stack shares one between streams and queues
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def tick(self) -> None:
+        """One round of polling (subclasses)."""
+        raise NotImplementedError
 
     def start(self) -> None:
-        if self._pollers:
-            self._thread.start()
-
-    def drain(self, rounds: int = 10_000) -> int:
-        """Poll until the streams are empty and no batch waits for a retry: what a test calls before checking."""
-        total = 0
-        for _ in range(rounds):
-            delivered = sum(poller.poll() for poller in self._pollers)
-            total += delivered
-            if not delivered and not any(poller.retrying for poller in self._pollers):
-                break
-        return total
+        self._thread.start()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -165,6 +159,35 @@ class StreamPollers:
         while not self._stop.wait(self._interval):
             try:
                 with self._pause:
-                    self.drain(rounds=1)
+                    self.tick()
             except Exception as exc:  # keep polling: a local stack should survive a bad batch
-                print(f"[local-streams] {exc!r}")
+                print(f"[{self.name}] {exc!r}")
+
+
+class StreamPollers(BackgroundPolling):
+    """Every stream mapping of the template, polled in the background (and on demand with drain())."""
+
+    name = "local-streams"
+
+    def __init__(
+        self, pollers: list[StreamPoller], interval: float = 0.5, pause: threading.RLock | None = None
+    ) -> None:
+        super().__init__(interval, pause)
+        self._pollers = pollers
+
+    def start(self) -> None:
+        if self._pollers:
+            super().start()
+
+    def tick(self) -> None:
+        self.drain(rounds=1)
+
+    def drain(self, rounds: int = 10_000) -> int:
+        """Poll until the streams are empty and no batch waits for a retry: what a test calls before checking."""
+        total = 0
+        for _ in range(rounds):
+            delivered = sum(poller.poll() for poller in self._pollers)
+            total += delivered
+            if not delivered and not any(poller.retrying for poller in self._pollers):
+                break
+        return total

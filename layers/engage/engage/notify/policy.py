@@ -214,8 +214,7 @@ def decide(
     4. caps on the user's local calendar — per_day (local day), per_week (local ISO week), min_gap since
        the last push, the user's weekly_budget — → inbox (cap_per_day, cap_per_week, min_gap, budget);
     5. of the candidates left, the highest priority (then earliest created_at, then message_id) is pushed
-       (ok); it counts against the caps of the others, which go to the inbox with the cap they now hit,
-       else with lower_priority.
+       (ok); the others go to the inbox (lower_priority): the user gets one push at a time.
 
     Dedupe — never two pushes for one fact, e.g. when a stream record is delivered twice — is not decided
     here: the store's conditional write on the message (keyed by fact_key) is what guarantees it. Likewise
@@ -241,10 +240,9 @@ def decide(
         winner = candidates[contenders[0]]
         decisions[contenders[0]] = Decision(winner.message_id, "push", "ok", None, inputs, "allowed")
         after = replace(inputs, usage=inputs.usage.plus(now))
-        capped_after = _capped(limits, after.usage, now)
-        reason, detail = capped_after or ("lower_priority", f"{winner.message_id} was pushed instead")
+        detail = f"{winner.message_id} (priority {winner.priority}) was pushed instead"
         for index in contenders[1:]:
-            decisions[index] = Decision(candidates[index].message_id, "inbox", reason, None, after, detail)
+            decisions[index] = Decision(candidates[index].message_id, "inbox", "lower_priority", None, after, detail)
     elif capped is not None:
         for index in contenders:
             decisions[index] = Decision(candidates[index].message_id, "inbox", capped[0], None, inputs, capped[1])
@@ -272,16 +270,37 @@ def release(
             f"release() takes the deferred decision of the same message, got {decision.action} of "
             f"{decision.message_id!r} for {candidate.message_id!r}"
         )
+    return release_due([(candidate, still_relevant)], now, prefs=prefs, history=history, caps=caps)[0]
+
+
+def release_due(
+    due: Sequence[tuple[Candidate, bool]],
+    now: datetime,
+    *,
+    prefs: UserPrefs,
+    history: PushHistory,
+    caps: Caps,
+) -> list[Decision]:
+    """release() for the deferred messages of one user that came due together (a quiet window's end), each
+    with whether it is still relevant: the expired and stale drop, the rest are decided as one batch, so
+    at most one of them is pushed (the highest priority) exactly as when triggers fire at once."""
     now = _utc(now)
     zone = ZoneInfo(prefs.timezone)
-    valid_until = _utc(candidate.valid_until)
-    if now > valid_until or not still_relevant:
-        inputs = Inputs(
-            now, now.astimezone(zone), prefs.quiet_hours, _limits(caps, prefs), _usage(history.sent_at, now, zone)
-        )
+    inputs = Inputs(
+        now, now.astimezone(zone), prefs.quiet_hours, _limits(caps, prefs), _usage(history.sent_at, now, zone)
+    )
+    decisions: dict[int, Decision] = {}
+    live: list[int] = []
+    for index, (candidate, still_relevant) in enumerate(due):
+        valid_until = _utc(candidate.valid_until)
         if now > valid_until:
-            return Decision(
-                candidate.message_id, "drop", "expired", None, inputs, f"valid until {valid_until.isoformat()}"
-            )
-        return Decision(candidate.message_id, "drop", "stale", None, inputs, "no longer relevant to the user's state")
-    return decide([candidate], prefs, history, caps, now)[0]
+            detail = f"valid until {valid_until.isoformat()}"
+            decisions[index] = Decision(candidate.message_id, "drop", "expired", None, inputs, detail)
+        elif not still_relevant:
+            detail = "no longer relevant to the user's state"
+            decisions[index] = Decision(candidate.message_id, "drop", "stale", None, inputs, detail)
+        else:
+            live.append(index)
+    for index, decision in zip(live, decide([due[i][0] for i in live], prefs, history, caps, now), strict=True):
+        decisions[index] = decision
+    return [decisions[index] for index in range(len(due))]

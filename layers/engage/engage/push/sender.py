@@ -38,6 +38,7 @@ class Push:
     collapse_key: str | None = None
     high_priority: bool = True
     fid: bool = False
+    silent: bool = False  # a data-only "clear" message: the app removes message_id from the tray
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,22 @@ def build_message(push: Push, now: datetime) -> Any:
     from firebase_admin import messaging
 
     ttl = min(max(push.valid_until - now, timedelta(0)), MAX_TTL)
+    target = {"fid": push.token} if push.fid else {"token": push.token}
+    if push.silent:
+        return messaging.Message(
+            **target,
+            data={"engage": "clear", "message_id": push.message_id},
+            android=messaging.AndroidConfig(priority="normal", ttl=ttl),
+            apns=messaging.APNSConfig(
+                headers={"apns-push-type": "background", "apns-priority": "5"},
+                payload=messaging.APNSPayload(aps=messaging.Aps(content_available=True)),
+            ),
+        )
     data = {"message_id": push.message_id, "trigger": push.trigger_id}
     if push.deep_link:
         data["deep_link"] = push.deep_link
     if push.actions:
         data["actions"] = json.dumps(push.actions, separators=(",", ":"))
-    target = {"fid": push.token} if push.fid else {"token": push.token}
     return messaging.Message(
         **target,
         notification=messaging.Notification(title=push.title, body=push.body),
@@ -91,21 +102,22 @@ async def send_batch(app: Any, pushes: Sequence[Push], now: datetime) -> list[Pu
     """
     from firebase_admin import messaging
 
-    results: dict[str, PushResult] = {}
-    live = [push for push in pushes if push.valid_until > now]
-    for push in pushes:
-        if push.valid_until <= now:
-            results[push.message_id] = PushResult(push.message_id, "expired", "validity ran out before sending")
+    results: list[PushResult | None] = [
+        None if push.valid_until > now else PushResult(push.message_id, "expired", "validity ran out before sending")
+        for push in pushes
+    ]
+    live = [index for index, result in enumerate(results) if result is None]
     for start in range(0, len(live), MAX_BATCH):
         chunk = live[start : start + MAX_BATCH]
-        answer = await messaging.send_each_async([build_message(push, now) for push in chunk], app=app)
-        for push, response in zip(chunk, answer.responses, strict=True):
-            results[push.message_id] = (
-                PushResult(push.message_id, "sent", fcm_name=response.message_id)
+        answer = await messaging.send_each_async([build_message(pushes[i], now) for i in chunk], app=app)
+        for index, response in zip(chunk, answer.responses, strict=True):
+            message_id = pushes[index].message_id
+            results[index] = (
+                PushResult(message_id, "sent", fcm_name=response.message_id)
                 if response.success
-                else classify(push.message_id, response.exception)
+                else classify(message_id, response.exception)
             )
-    return [results[push.message_id] for push in pushes]
+    return [result for result in results if result is not None]
 
 
 def classify(message_id: str, error: Exception) -> PushResult:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..api.models import InboxMessageOut, InboxResponse
+from ..notify.jobs import DeliveryJob
 from ..store import inbox as store
+from ..store import queues
 from .errors import InvalidInput, NotFound, signed_in_user
 
 ACTIONS = ("read", "unread", "archive")
+# A "clear" that cannot reach a phone within a day is pointless: the tray entry is long gone or seen.
+CLEAR_VALID_FOR = timedelta(days=1)
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
@@ -33,10 +37,19 @@ def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: d
         raise InvalidInput(f"unknown action {action!r}. Fix: use one of {', '.join(ACTIONS)}")
     if not _ULID.match(message_id):
         raise NotFound(f"no message {message_id[:40]!r} in this inbox")
+    user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     try:
-        store.mark(signed_in_user(claims), message_id, action, now or datetime.now(UTC))
+        message = store.mark(user_id, message_id, action, now)
     except store.MessageNotFound:
         raise NotFound(f"no message {message_id!r} in this inbox (it may have expired)") from None
+    if action in ("read", "archive") and message.push.get("decision") == "push":
+        _clear_from_tray(user_id, message_id, now)
+
+
+def _clear_from_tray(user_id: str, message_id: str, now: datetime) -> None:
+    """A pushed message read in the app: a silent data message lets the app remove it from the tray."""
+    job = DeliveryJob(kind="clear", message_id=message_id, user_id=user_id, valid_until=now + CLEAR_VALID_FOR)
+    queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), [queues.Outgoing(job.model_dump_json())])
 
 
 def _out(message: store.Message) -> InboxMessageOut:

@@ -73,3 +73,20 @@ def register(
 def remove(user_id: str, device_id: str) -> None:
     """Forget a device (idempotent)."""
     DeviceItem(user_id, device_id).delete()
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a push goes: one targetable device's token (never logged)."""
+
+    device_id: str
+    token: str
+    fid: bool
+
+
+def targets(user_id: str, now: datetime) -> list[Target]:
+    """The user's devices refreshed within the last 30 days (one query)."""
+    return [
+        Target(item.device_id, item.token, item.token_kind == "fid")
+        for item in DeviceItem.query(user_id, filter_condition=DeviceItem.refreshed_at >= now - STALE_AFTER)
+    ]

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
+from ulid import ULID
 
 from .history import BadCursor, decode_cursor, encode_cursor
 from .models import InboxItem
 
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
+# How long before its release a deferred message may have been created (a quiet-hours window plus margin).
+RETENTION_OF_DEFERRAL = timedelta(days=2)
 
 
 class MessageNotFound(LookupError):
@@ -82,20 +85,76 @@ def unread_count(user_id: str) -> int:
     )
 
 
-def mark(user_id: str, message_id: str, action: str, now: datetime) -> None:
-    """read | unread | archive; MessageNotFound if the user has no such message."""
+def mark(user_id: str, message_id: str, action: str, now: datetime) -> Message:
+    """read | unread | archive, returning the message as it is now; MessageNotFound if the user has none such."""
     changes: dict[str, Action] = {
         "read": InboxItem.read_at.set(now),
         "unread": InboxItem.read_at.remove(),
         "archive": InboxItem.archived_at.set(now),
     }
-    actions = [changes[action]]
+    item = InboxItem(user_id, message_id)
     try:
-        InboxItem(user_id, message_id).update(actions=actions, condition=InboxItem.message_id.exists())
+        item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             raise MessageNotFound(message_id) from None
         raise
+    return _message(item)
+
+
+def get(user_id: str, message_id: str) -> Message | None:
+    try:
+        return _message(InboxItem.get(user_id, message_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def recent_pushes(user_id: str, since: datetime) -> list[datetime]:
+    """When the user was pushed to since `since` (the caps' history): message ids are ULIDs, so the
+    query starts at `since`'s id; a deferred message counts from when it was released."""
+    floor = str(ULID.from_datetime(since - RETENTION_OF_DEFERRAL))[:10] + "0" * 16
+    items = InboxItem.query(
+        user_id,
+        InboxItem.message_id >= floor,
+        filter_condition=InboxItem.push["decision"] == "push",
+        attributes_to_get=["push"],
+    )
+    pushed = []
+    for item in items:
+        at = (item.push.as_dict() if hasattr(item.push, "as_dict") else dict(item.push)).get("at")
+        if at and datetime.fromisoformat(at) >= since:
+            pushed.append(datetime.fromisoformat(at))
+    return pushed
+
+
+def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: datetime | None = None) -> bool:
+    """Record what became of a deferred message (pushed, kept in the inbox, dropped); False if an earlier
+    release already settled it (the condition: it is still deferred)."""
+    actions: list[Action] = [InboxItem.push.set(push)]
+    if archive_at is not None:
+        actions.append(InboxItem.archived_at.set(archive_at))
+    try:
+        InboxItem(user_id, message_id).update(actions=actions, condition=InboxItem.push["decision"] == "defer")
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
+    """Attribute a notification_opened event to its message (the first open counts); False if there is no
+    such message or it was already opened."""
+    try:
+        InboxItem(user_id, message_id).update(
+            actions=[InboxItem.opened_at.set(at)],
+            condition=InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def _message(item: InboxItem) -> Message:
@@ -115,4 +174,7 @@ def _message(item: InboxItem) -> Message:
     )
 
 
-__all__ = ["BadCursor", "Message", "MessageNotFound", "add", "mark", "page", "unread_count"]
+__all__ = [
+    "BadCursor", "Message", "MessageNotFound", "add", "get", "mark", "mark_opened", "page", "recent_pushes",
+    "settle", "unread_count",
+]  # fmt: skip

@@ -1,0 +1,36 @@
+"""Lambda `deliver`: delivery jobs from SQS → FCM (the only function that imports firebase-admin)."""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from engage.observability import logger, metrics
+from engage.push.firebase import firebase_app, run
+from engage.services.deliver import Received, deliver
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class HandOutAgain(Exception):
+    """This job is to be handed out again by SQS (another invocation holds it, or it could not be re-queued)."""
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    """Send the whole batch at once (send_each_async, ≤ 500 per call), then report per record."""
+    records = [SQSRecord(raw) for raw in event.get("Records", [])]
+    report = deliver(
+        [Received(r.message_id, r.body) for r in records],
+        firebase_app(),
+        run,
+        remaining_ms=context.get_remaining_time_in_millis(),
+    )
+    for outcome, count in report.outcomes.items():
+        metrics.add_metric(name=f"Push_{outcome}", unit="Count", value=count)
+
+    def settle(record: SQSRecord) -> None:
+        if record.message_id in report.retry_records:
+            raise HandOutAgain(record.message_id)
+
+    return dict(process_partial_response(event, settle, processor, context))

@@ -1,0 +1,209 @@
+"""Function `deliver`: delivery jobs from SQS → pushes to the user's devices through FCM.
+
+Exactly once, as far as FCM allows:
+- each job is claimed with a Powertools idempotency record (key: message, kind, attempt) before sending, so
+  an SQS redelivery of a job already sent sends nothing;
+- what FCM could not take now (QUOTA_EXCEEDED, UNAVAILABLE, INTERNAL) goes back on the queue as the next
+  attempt for the devices still owed it, after a backoff (Retry-After when FCM gives one);
+- what will never go (our INVALID_ARGUMENT, attempts used up, a malformed job) goes to the dead-letter
+  queue with its reason; a dead token (UNREGISTERED, invalid) deletes its device;
+- if sending fails midway, the claims are released and the jobs are re-queued as their next attempt (a killed
+  process: SQS hands them out again). FCM has no idempotency key, so a message it had accepted may be sent
+  again, with the same Android tag and apns-collapse-id (the message id): the device shows it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..notify.jobs import DeliveryJob
+from ..push.sender import Push, PushResult, send_batch
+from ..store import devices, queues
+
+log = logging.getLogger(__name__)
+
+# Attempts a job gets (FCM said "later", or the function failed midway) before it is dead-lettered with the
+# reason. They are re-queued jobs, not SQS receives: the queue's maxReceiveCount (template.yaml: 5) stays
+# the backstop for a process killed outright, whose jobs SQS hands out again after the visibility timeout.
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Received:
+    """One SQS message: its id (for partial failures) and body."""
+
+    record_id: str
+    body: str
+
+
+@dataclass
+class Report:
+    """What happened: SQS records to hand out again, and counts by outcome (for metrics)."""
+
+    retry_records: set[str] = field(default_factory=set)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def deliver(
+    received: Sequence[Received],
+    app: Any,
+    run: Callable[[Any], Any],
+    now: datetime | None = None,
+    remaining_ms: int | None = None,
+) -> Report:
+    """Send the jobs of one SQS batch. `run` runs a coroutine on the process's event loop."""
+    now = now or datetime.now(UTC)
+    report = Report()
+    jobs: list[tuple[Received, DeliveryJob]] = []
+    for message in received:
+        try:
+            jobs.append((message, DeliveryJob.model_validate_json(message.body)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            queues.dead_letter(message.body, f"malformed delivery job: {first['loc']}: {first['msg']}")
+            report.outcomes["malformed"] += 1
+    claimed: list[tuple[Received, DeliveryJob]] = []
+    for message, job in jobs:
+        state = _claim(job, remaining_ms)
+        if state == "claimed":
+            claimed.append((message, job))
+        elif state == "busy":  # another invocation is sending it now: look again later
+            report.retry_records.add(message.record_id)
+        else:
+            report.outcomes["duplicate"] += 1
+    try:
+        _send(claimed, app, run, now, report)
+    except Exception as exc:
+        log.exception("delivery failed midway; the jobs go back on the queue as their next attempt")
+        for _, job in claimed:
+            _idempotency().delete_record({"key": job.idempotency_key}, exc)
+        try:
+            _retry_or_dead_letter([job for _, job in claimed], f"delivery failed: {exc!r}", [], report)
+        except Exception:  # cannot even queue: let SQS hand the records out again after their visibility timeout
+            log.exception("could not re-queue the jobs")
+            report.retry_records.update(message.record_id for message, _ in claimed)
+        return report
+    for _, job in claimed:
+        _idempotency().save_success({"key": job.idempotency_key}, {"done": True})
+    return report
+
+
+def _send(
+    claimed: Sequence[tuple[Received, DeliveryJob]], app: Any, run: Callable[[Any], Any], now: datetime, report: Report
+) -> None:
+    targets = {job.user_id: devices.targets(job.user_id, now) for _, job in claimed}
+    pushes: list[Push] = []
+    owners: list[tuple[DeliveryJob, devices.Target]] = []
+    for _, job in claimed:
+        chosen = [t for t in targets[job.user_id] if job.devices is None or t.device_id in job.devices]
+        if not chosen:
+            report.outcomes["no_device"] += 1  # the inbox has it; nothing to push to
+        for target in chosen:
+            pushes.append(_push(job, target))
+            owners.append((job, target))
+    results: list[PushResult] = run(send_batch(app, pushes, now)) if pushes else []
+    retries: dict[str, tuple[DeliveryJob, list[str], list[PushResult]]] = {}
+    dead: dict[str, tuple[DeliveryJob, list[str], list[str]]] = {}
+    for (job, target), result in zip(owners, results, strict=True):
+        report.outcomes[result.outcome] += 1
+        if result.outcome == "drop_device":
+            devices.remove(job.user_id, target.device_id)
+        elif result.outcome == "retry":
+            entry = retries.setdefault(job.idempotency_key, (job, [], []))
+            entry[1].append(target.device_id)
+            entry[2].append(result)
+        elif result.outcome == "dead_letter":
+            entry_dead = dead.setdefault(job.idempotency_key, (job, [], []))
+            entry_dead[1].append(target.device_id)
+            entry_dead[2].append(result.detail)
+    for job, device_ids, failures in retries.values():
+        _retry_or_dead_letter([job.model_copy(update={"devices": device_ids})], failures[-1].detail, failures, report)
+    for job, device_ids, reasons in dead.values():
+        _dead_letter(job, device_ids, "FCM refused the message: " + "; ".join(sorted(set(reasons))))
+
+
+def _retry_or_dead_letter(
+    jobs: Sequence[DeliveryJob], why: str, failures: Sequence[PushResult], report: Report
+) -> None:
+    """Each job again as its next attempt after a backoff, or, with its attempts used up, to the dead letters."""
+    outgoing = []
+    for job in jobs:
+        if job.attempt + 1 >= MAX_ATTEMPTS:
+            queues.dead_letter(job.model_dump_json(), f"gave up after {MAX_ATTEMPTS} attempts: {why}"[:1000])
+            report.outcomes["gave_up"] += 1
+        else:
+            later = job.model_copy(update={"attempt": job.attempt + 1})
+            outgoing.append(queues.Outgoing(later.model_dump_json(), backoff(job.attempt, failures)))
+    if outgoing:
+        queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), outgoing)
+
+
+def backoff(attempt: int, failures: Sequence[PushResult]) -> int:
+    """Seconds before the next attempt: what FCM's Retry-After asks, else the base doubled per attempt (≤ 15 min)."""
+    base = float(os.environ.get("DELIVERY_RETRY_BASE_SECONDS", "30"))
+    asked = max((f.retry_after for f in failures if f.retry_after is not None), default=0.0)
+    return int(min(max(asked, base * 2**attempt), queues.MAX_DELAY_SECONDS))
+
+
+def _push(job: DeliveryJob, target: devices.Target) -> Push:
+    return Push(
+        message_id=job.message_id,
+        token=target.token,
+        title=job.title,
+        body=job.body,
+        trigger_id=job.trigger or "engage",
+        valid_until=job.valid_until,
+        deep_link=job.deep_link,
+        actions=job.actions,
+        collapse_key=job.collapse_key,
+        fid=target.fid,
+        silent=job.kind == "clear",
+    )
+
+
+def _dead_letter(job: DeliveryJob, device_ids: list[str], reason: str) -> None:
+    body = job.model_copy(update={"devices": device_ids}).model_dump_json()
+    queues.dead_letter(body, reason[:1000])
+
+
+# ---------------------------------------------------------------- idempotency (Powertools)
+
+
+def _claim(job: DeliveryJob, remaining_ms: int | None) -> str:
+    """'claimed' (ours to send), 'done' (sent before: skip) or 'busy' (another invocation holds it)."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+    persistence = _idempotency()
+    data = {"key": job.idempotency_key}
+    try:
+        persistence.save_inprogress(data, remaining_ms)
+        return "claimed"
+    except IdempotencyItemAlreadyExistsError as exc:
+        record: DataRecord | None = exc.old_data_record
+        if record is None:
+            record = persistence.get_record(data)
+        return "done" if record is not None and record.status == "COMPLETED" else "busy"
+
+
+@lru_cache(maxsize=1)
+def _idempotency() -> Any:
+    """The persistence layer, created on first use (it makes its DynamoDB client when constructed)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+    table = os.environ.get("IDEMPOTENCY_TABLE")
+    if not table:
+        raise RuntimeError("IDEMPOTENCY_TABLE is not set. Fix: deploy with template.yaml, which sets it")
+    layer = DynamoDBPersistenceLayer(table_name=table)
+    # Records outlive SQS's retention (4 days), so a late redelivery still finds its job done.
+    layer.configure(IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=5 * 86_400), key_prefix="deliver")
+    return layer

@@ -1,0 +1,331 @@
+"""Function `notify`: committed facts → messages → the policy's decision → inbox row (+ delivery job).
+
+Every message a trigger produces becomes an inbox row, stored with a conditional write keyed by its id,
+which is derived from (trigger, user, fact): a stream record handled twice stores nothing new and uses the
+decision already stored, so one fact never yields two pushes (deliver's idempotency covers the job itself).
+A push decision becomes a delivery job; a quiet-hours deferral waits on the deferred queue and is decided
+again when due (release_deferred), against the user as they are then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ulid import ULID
+
+from ..config.schema import Caps, EngagementConfig, Trigger
+from ..engine.model import UserState
+from ..notify.jobs import DeferredRelease, DeliveryJob
+from ..notify.policy import Candidate, Decision, PushHistory, decide, release_due
+from ..notify.triggers import (
+    FactSeen,
+    Prepared,
+    holds,
+    prepare,
+    prepared_message,
+    scheduled_fact,
+    scope,
+    user_prefs,
+)  # fmt: skip
+from ..store import inbox, queues
+from ..store.progress import load_user
+from .config import active_config
+
+log = logging.getLogger(__name__)
+
+# The caps look back one ISO week and a day at most.
+HISTORY = timedelta(days=8)
+OPENED = "notification_opened"
+
+
+@dataclass
+class Tally:
+    """What a batch decided, for metrics: decision counts by action and reason."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    opens: int = 0
+
+    def add(self, decision: Decision) -> None:
+        self.decisions[f"{decision.action}:{decision.reason}"] += 1
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """What notify needs of one new ledger row (a DynamoDB stream NEW_IMAGE, already deserialized)."""
+
+    user_id: str
+    sk: str
+    ts: str  # ULID of the write
+    event_type: str
+    occurred_at: datetime | None
+    properties: dict[str, Any]
+    facts: list[dict[str, Any]]
+
+    @classmethod
+    def from_image(cls, image: dict[str, Any]) -> LedgerRow:
+        """From a stream NEW_IMAGE as Powertools deserializes it (numbers as Decimal, which CEL does not take)."""
+        image = _plain(image)
+        occurred = image.get("occurred_at")
+        return cls(
+            user_id=str(image["user_id"]),
+            sk=str(image["sk"]),
+            ts=str(image["ts"]),
+            event_type=str(image.get("event_type", "")),
+            occurred_at=_parse_time(occurred) if occurred else None,
+            properties=dict(image.get("properties") or {}),
+            facts=[dict(fact) for fact in image.get("facts") or []],
+        )
+
+    def seen(self) -> list[FactSeen]:
+        at = ULID.from_str(self.ts).datetime.astimezone(UTC)
+        return [FactSeen(f"{self.sk}#{index}", at, fact) for index, fact in enumerate(self.facts)]
+
+
+def handle_rows(rows: Sequence[LedgerRow], now: datetime | None = None, tally: Tally | None = None) -> Tally:
+    """Handle new ledger rows of one user, in order: attribute opens, then decide on the facts' messages."""
+    tally = tally or Tally()
+    now = now or datetime.now(UTC)
+    if not rows:
+        return tally
+    user_id = rows[0].user_id
+    for row in rows:
+        if row.event_type == OPENED:
+            tally.opens += _attribute_open(row)
+    facts = [seen for row in rows for seen in row.seen()]
+    config = active_config().config
+    if not facts or config.notifications is None:
+        return tally
+    if not any(trigger.on == seen.fact.get("type") for seen in facts for trigger in config.notifications.triggers):
+        return tally  # no trigger listens: no read of the user at all
+    state = load_user(user_id)
+    decide_and_store(config, state, prepare(config, state, facts, now), now, tally)
+    return tally
+
+
+def run_schedule(trigger_id: str, user_ids: Iterable[str], now: datetime | None = None) -> Tally:
+    """Evaluate a schedule trigger (e.g. streak-at-risk) for these users now: the scheduler calls this at the
+    trigger's local time; tests and `engage notify schedule` call it directly. Once per user and local day."""
+    now = now or datetime.now(UTC)
+    config = active_config().config
+    trigger = _trigger(config, trigger_id)
+    if trigger is None or trigger.on != "schedule":
+        schedules = [t.id for t in config.notifications.triggers if t.on == "schedule"] if config.notifications else []
+        raise LookupError(f"no schedule trigger {trigger_id!r}. Fix: use one of {', '.join(schedules) or '(none)'}")
+    tally = Tally()
+    for user_id in user_ids:
+        state = load_user(user_id)
+        seen = scheduled_fact(config, trigger, state, now)
+        values = scope(config, trigger, state, seen, now)
+        if holds(trigger, values):
+            decide_and_store(config, state, [prepared_message(config, trigger, state, seen, values)], now, tally)
+    return tally
+
+
+def decide_and_store(
+    config: EngagementConfig, state: UserState, prepared: Sequence[Prepared], now: datetime, tally: Tally
+) -> None:
+    """The policy's decisions for one user's candidates, each stored in the inbox and acted on."""
+    if not prepared:
+        return
+    prefs = user_prefs(config, state)
+    history = PushHistory(inbox.recent_pushes(state.user_id, now - HISTORY))
+    caps = config.notifications.defaults.caps if config.notifications else None
+    assert caps is not None
+    decisions = decide([p.candidate for p in prepared], prefs, history, caps, now)
+    deliveries: list[queues.Outgoing] = []
+    deferrals: list[queues.Outgoing] = []
+    for message, decision in zip(prepared, decisions, strict=True):
+        decision, row = _store(state.user_id, message, decision)
+        tally.add(decision)
+        if decision.action == "push":
+            deliveries.append(_delivery(state.user_id, row, message.trigger, message.candidate.valid_until))
+        elif decision.action == "defer":
+            deferrals.append(_deferral(state.user_id, message, decision))
+    if deliveries:
+        queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), deliveries)
+    if deferrals:
+        queues.send(queues.queue_url("DEFERRED_QUEUE_URL"), deferrals)
+
+
+def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = None, tally: Tally | None = None) -> Tally:
+    """Deferred messages whose time may have come (any users): wait another hop, or decide again and act.
+
+    The messages of one user that are due together are decided together (one push at most), against the user
+    as they are now: validity, the trigger's `when` on their current state, their choices, quiet hours, caps.
+    A message an earlier delivery of the same job already settled is left alone.
+    """
+    now = now or datetime.now(UTC)
+    tally = tally or Tally()
+    by_user: dict[str, list[DeferredRelease]] = {}
+    for job in jobs:
+        if job.deliver_at > now:
+            _wait(job, now)
+        else:
+            by_user.setdefault(job.user_id, []).append(job)
+    for user_id, due in by_user.items():
+        _release_user(user_id, due, now, tally)
+    return tally
+
+
+def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, tally: Tally) -> None:
+    config = active_config().config
+    stored = {job.message_id: inbox.get(user_id, job.message_id) for job in jobs}
+    pending = [
+        job for job in jobs if (row := stored[job.message_id]) is not None and row.push.get("decision") == "defer"
+    ]
+    if not pending:
+        return
+    state = load_user(user_id)
+    due: list[tuple[Candidate, bool]] = []
+    for job in pending:
+        trigger = _trigger(config, job.trigger)
+        candidate = Candidate(
+            job.message_id, job.trigger, trigger.category if trigger else "", trigger.priority if trigger else 0,
+            job.fact_key, job.created_at, job.valid_until,
+        )  # fmt: skip
+        seen = FactSeen(job.fact_key, job.created_at, job.fact)
+        due.append((candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))))
+    caps = config.notifications.defaults.caps if config.notifications else Caps()
+    history = PushHistory(inbox.recent_pushes(user_id, now - HISTORY))
+    decisions = release_due(due, now, prefs=user_prefs(config, state), history=history, caps=caps)
+    for job, decision in zip(pending, decisions, strict=True):
+        tally.add(decision)
+        row = stored[job.message_id]
+        assert row is not None
+        if decision.action == "defer":  # quiet hours again (the user changed them): wait for the new end
+            assert decision.deliver_at is not None
+            _wait(job.model_copy(update={"deliver_at": decision.deliver_at}), now)
+            continue
+        trigger = _trigger(config, job.trigger)
+        if decision.action == "push" and trigger is not None:
+            queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), [_delivery(user_id, row, trigger, job.valid_until)])
+        archive = now if decision.reason == "stale" else None  # no longer true: it would mislead in the inbox too
+        inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive)
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decision, inbox.Message]:
+    """The inbox row for a message (not for one dropped as expired); an existing row's decision wins."""
+    text = message.rendered
+    row = inbox.Message(
+        message_id=message.candidate.message_id,
+        trigger=message.trigger.id,
+        category=message.trigger.category,
+        title=text.title,
+        body=text.body,
+        deep_link=text.deep_link,
+        actions=[{"id": a.id, "title": a.title, "deep_link": a.deep_link} for a in text.actions],
+        push=_push_record(decision),
+        created_at=message.candidate.created_at,
+        read_at=None,
+        archived_at=None,
+        opened_at=None,
+    )
+    if decision.action == "drop" or inbox.add(user_id, row):
+        return decision, row
+    stored = inbox.get(user_id, row.message_id)  # a retry: act on what was decided the first time
+    if stored is None:
+        return decision, row
+    record = stored.push
+    deliver_at = record.get("deliver_at")
+    earlier = Decision(
+        row.message_id, record.get("decision", decision.action), record.get("reason", decision.reason),
+        _parse_time(deliver_at) if deliver_at else None, decision.inputs, "decided by an earlier attempt",
+    )  # fmt: skip
+    return earlier, stored
+
+
+def _push_record(decision: Decision) -> dict[str, Any]:
+    """How the inbox row remembers a decision: its action, reason and words, and when."""
+    record: dict[str, Any] = {
+        "decision": decision.action,
+        "reason": decision.reason,
+        "detail": decision.detail,
+        "at": decision.inputs.now.isoformat(),
+    }
+    if decision.deliver_at is not None:
+        record["deliver_at"] = decision.deliver_at.isoformat()
+    return record
+
+
+def _delivery(user_id: str, row: inbox.Message, trigger: Trigger, valid_until: datetime) -> queues.Outgoing:
+    """The delivery job of a message, with the texts of its inbox row (push and inbox always say the same)."""
+    job = DeliveryJob(
+        message_id=row.message_id,
+        user_id=user_id,
+        trigger=trigger.id,
+        title=row.title,
+        body=row.body,
+        deep_link=row.deep_link,
+        actions=row.actions,
+        collapse_key=trigger.collapse_key,
+        valid_until=valid_until,
+    )
+    return queues.Outgoing(job.model_dump_json())
+
+
+def _deferral(user_id: str, message: Prepared, decision: Decision) -> queues.Outgoing:
+    assert decision.deliver_at is not None
+    job = DeferredRelease(
+        message_id=message.candidate.message_id,
+        user_id=user_id,
+        trigger=message.trigger.id,
+        fact_key=message.fact.key,
+        fact=message.fact.fact,
+        created_at=message.candidate.created_at,
+        valid_until=message.candidate.valid_until,
+        deliver_at=decision.deliver_at,
+    )
+    return queues.Outgoing(job.model_dump_json(), _delay(decision.deliver_at, decision.inputs.now))
+
+
+def _wait(job: DeferredRelease, now: datetime) -> None:
+    """Back on the deferred queue for up to 15 minutes (SQS's longest delay); hops chain until due."""
+    queues.send(
+        queues.queue_url("DEFERRED_QUEUE_URL"), [queues.Outgoing(job.model_dump_json(), _delay(job.deliver_at, now))]
+    )
+
+
+def _delay(deliver_at: datetime, now: datetime) -> int:
+    seconds = (deliver_at - now).total_seconds()
+    return max(0, min(int(seconds + 0.999), queues.MAX_DELAY_SECONDS))
+
+
+def _attribute_open(row: LedgerRow) -> int:
+    message_id = row.properties.get("message_id")
+    if not isinstance(message_id, str) or not message_id:
+        return 0
+    return int(inbox.mark_opened(row.user_id, message_id, row.occurred_at or datetime.now(UTC)))
+
+
+def _trigger(config: EngagementConfig, trigger_id: str) -> Trigger | None:
+    if config.notifications is None:
+        return None
+    return next((t for t in config.notifications.triggers if t.id == trigger_id), None)
+
+
+def _plain(value: Any) -> Any:
+    """Decimals to int or float, sets to lists, recursively: the JSON types CEL and templates read."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,78 @@
+"""SQS: the delivery, deferral and dead-letter queues (URLs from the environment, set by template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds: longer waits are chained hops
+_BATCH = 10  # SendMessageBatch's limit
+
+
+class QueueNotConfigured(RuntimeError):
+    """A queue URL variable is missing from the environment."""
+
+
+class SendFailed(RuntimeError):
+    """SQS refused some messages of a batch; the caller's record is retried (nothing is half-lost)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    body: str
+    delay_seconds: int = 0
+    attributes: dict[str, str] | None = None
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    # Short timeouts, standard retries: a stream or queue batch is retried as a whole if this fails.
+    return boto3.client("sqs", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
+
+
+def queue_url(variable: str) -> str:
+    """The URL in an environment variable (DELIVERY_QUEUE_URL, DEFERRED_QUEUE_URL, DEAD_LETTER_QUEUE_URL)."""
+    url = os.environ.get(variable)
+    if not url:
+        raise QueueNotConfigured(f"{variable} is not set. Fix: deploy with template.yaml, which sets it")
+    return url
+
+
+def send(url: str, messages: Sequence[Outgoing]) -> None:
+    """Send in batches of 10; raise SendFailed naming what SQS refused."""
+    for start in range(0, len(messages), _BATCH):
+        chunk = messages[start : start + _BATCH]
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": message.body,
+                "DelaySeconds": max(0, min(int(message.delay_seconds), MAX_DELAY_SECONDS)),
+                **(
+                    {
+                        "MessageAttributes": {
+                            key: {"DataType": "String", "StringValue": value[:1000]}
+                            for key, value in message.attributes.items()
+                        }
+                    }
+                    if message.attributes
+                    else {}
+                ),
+            }
+            for index, message in enumerate(chunk)
+        ]
+        answer = _client().send_message_batch(QueueUrl=url, Entries=entries)
+        failed = answer.get("Failed") or []
+        if failed:
+            reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed)
+            raise SendFailed(f"SQS refused {len(failed)} of {len(chunk)} messages: {reasons}")
+
+
+def dead_letter(body: str, reason: str) -> None:
+    """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped."""
+    send(queue_url("DEAD_LETTER_QUEUE_URL"), [Outgoing(body, attributes={"reason": reason})])

@@ -1,0 +1,312 @@
+"""Notifications end to end, as an app and a phone see them: events over HTTP → ledger stream → notify →
+delivery queue → deliver → firebase-admin → the FCM emulator, with every message also in the inbox.
+
+The local stack polls the ledger stream and the queues in the background, like Lambda's event source
+mappings; these tests wait for what a user would observe (a phone's pushes, the inbox), never for internals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from engage.local import tokens
+from engage.local.demo import http
+from engage.store.models import DeviceItem
+
+T = TypeVar("T")
+_events = itertools.count()
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0) -> T:
+    """Poll until `check()` is truthy (returning it) or fail naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})")
+        time.sleep(0.1)
+
+
+class Phone:
+    """A user's app on one phone: signs in, registers its FCM token, sends events, reads its inbox."""
+
+    def __init__(self, stack: Any, user: str, device: str = "phone") -> None:
+        self.stack, self.user = stack, user
+        self.token = f"{user}-{device}:APA91b".replace(" ", "-")[:60] + "x" * 100
+        self.headers = {"authorization": f"Bearer {tokens.mint(user, name='Ada Lovelace')}"}
+        self.device = device
+
+    def register(self, **extra: Any) -> Phone:
+        body = {"device_id": self.device, "fcm_token": self.token, "platform": "android", **extra}
+        status, answer = http("POST", f"{self.stack.api_url}/v1/me/devices", body, self.headers)
+        assert status == 200, answer
+        return self
+
+    def preferences(self, **changes: Any) -> dict[str, Any]:
+        status, answer = http("PUT", f"{self.stack.api_url}/v1/me/preferences", changes, self.headers)
+        assert status == 200, answer
+        return answer
+
+    def no_quiet_hours_now(self) -> Phone:
+        """Quiet hours that do not cover the next hour on the user's (UTC) clock, whatever time the suite runs."""
+        later = datetime.now(UTC) + timedelta(hours=2)
+        self.preferences(timezone="UTC", quiet_hours=_window(later, later + timedelta(hours=1)))
+        return self
+
+    def send(self, type_: str = "workout_completed", occurred_at: datetime | None = None, **properties: Any) -> dict:
+        event = {"id": f"{self.user}-{next(_events)}", "type": type_,
+                 "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(), "properties": properties}  # fmt: skip
+        status, answer = http("POST", f"{self.stack.api_url}/v1/events", {"events": [event]}, self.headers)
+        assert status == 200 and answer["results"][0]["status"] == "accepted", answer
+        return answer
+
+    def inbox(self) -> list[dict[str, Any]]:
+        status, answer = http("GET", f"{self.stack.api_url}/v1/me/inbox", headers=self.headers)
+        assert status == 200, answer
+        return answer["messages"]
+
+    def pushes(self) -> list[dict[str, Any]]:
+        """What FCM accepted for this phone (the emulator's record of each send)."""
+        return [record["message"] for record in self.stack.fcm.received_by(self.token)]
+
+    def tray(self) -> dict[str, dict[str, Any]]:
+        """What the phone shows: one notification per tag."""
+        return self.stack.fcm.tray(self.token)
+
+
+def _window(start: datetime, end: datetime) -> dict[str, str]:
+    return {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
+
+
+def _tag(message: dict[str, Any]) -> str:
+    return message["android"]["notification"]["tag"]
+
+
+@pytest.fixture(autouse=True)
+def _healthy_fcm(stack):
+    stack.fcm.fail_share(0)
+    yield
+    stack.fcm.fail_share(0)
+
+
+def test_a_badge_is_pushed_to_the_phone_and_the_same_message_waits_in_the_inbox(stack, user):
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    phone.send(minutes=20, kind="run")  # first workout: the First Step badge, 40 XP (no level yet)
+
+    [push] = wait_for("the badge push", phone.pushes)
+    assert push["notification"] == {"title": "New badge: First Step", "body": "Nice work, Ada! You earned First Step."}
+    assert push["data"]["deep_link"] == "fitquest://badges/first-workout"
+    assert push["fcm_options"]["analytics_label"] == "badge-earned"
+    [message] = wait_for("the inbox row", phone.inbox)
+    assert (
+        message["message_id"] == push["data"]["message_id"] == _tag(push) == push["apns"]["headers"]["apns-collapse-id"]
+    )
+    assert (message["title"], message["pushed"], message["push_reason"]) == ("New badge: First Step", True, None)
+
+
+def test_two_triggers_at_once_yield_one_push_the_higher_priority_and_both_are_in_the_inbox(stack, user):
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    phone.send(minutes=60, kind="ride")  # 120 XP: level 2 (priority 6) and the First Step badge (priority 5)
+
+    wait_for("both messages in the inbox", lambda: len(phone.inbox()) == 2)
+    [push] = wait_for("one push", phone.pushes)
+    assert push["notification"]["title"] == "Level up: Mover"
+    by_title = {m["title"]: m for m in phone.inbox()}
+    assert by_title["Level up: Mover"]["pushed"] is True
+    assert (by_title["New badge: First Step"]["pushed"], by_title["New badge: First Step"]["push_reason"]) == (
+        False, "lower_priority",
+    )  # fmt: skip
+    time.sleep(1.0)
+    assert len(phone.pushes()) == 1
+
+
+def test_an_opted_out_category_and_the_min_gap_downgrade_to_the_inbox(stack, user):
+    opted_out = Phone(stack, user).register().no_quiet_hours_now()
+    opted_out.preferences(categories={"progress": False})
+    opted_out.send(minutes=20, kind="run")
+    [message] = wait_for("the inbox row", opted_out.inbox)
+    assert (message["pushed"], message["push_reason"]) == (False, "opted_out")
+
+    capped = Phone(stack, f"{user}-capped").register().no_quiet_hours_now()
+    capped.send(minutes=20, kind="run")  # First Step: pushed
+    wait_for("the first push", capped.pushes)
+    for kind in ("ride", "yoga", "strength"):  # the fourth kind earns All-Rounder, within min_gap (2h)
+        capped.send(minutes=10, kind=kind)
+    wait_for("All-Rounder in the inbox", lambda: any(m["title"] == "New badge: All-Rounder" for m in capped.inbox()))
+    all_rounder = next(m for m in capped.inbox() if m["title"] == "New badge: All-Rounder")
+    assert (all_rounder["pushed"], all_rounder["push_reason"]) == (False, "min_gap")
+    assert len(capped.pushes()) == 1
+    assert opted_out.pushes() == []
+
+
+def test_an_unregistered_token_deletes_the_device(stack, user):
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    stack.fcm.unregister(phone.token)
+    phone.send(minutes=20, kind="run")
+    wait_for("the device to be deleted", lambda: not list(DeviceItem.query(user)))
+    assert phone.pushes() == []
+    assert wait_for("the message in the inbox", phone.inbox)[0]["pushed"] is True  # decided; the phone was gone
+
+
+def test_with_30_percent_of_fcm_calls_failing_every_message_is_delivered_exactly_once(stack, user):
+    phones = [Phone(stack, f"{user}-{n}").register().no_quiet_hours_now() for n in range(20)]
+    stack.fcm.fail_share(0.3, statuses=(503, 429), retry_after=1, seed=7)
+    for phone in phones:
+        phone.send(minutes=20, kind="run")
+    wait_for("every phone's push", lambda: all(phone.pushes() for phone in phones), timeout=90)
+    time.sleep(2.0)  # room for a duplicate to show up, were there one
+    assert stack.fcm.injected, "the emulator failed no calls: the test proves nothing"
+    assert all(len(phone.pushes()) == 1 for phone in phones), [len(phone.pushes()) for phone in phones]
+
+
+def test_reading_a_pushed_message_sends_a_silent_clear_and_an_open_is_attributed(stack, user):
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    phone.send(minutes=20, kind="run")
+    [push] = wait_for("the push", phone.pushes)
+    message_id = push["data"]["message_id"]
+
+    phone.send("notification_opened", message_id=message_id)
+    opened = wait_for("the open on the inbox row", lambda: phone.inbox()[0]["opened_at"])
+    assert opened
+
+    status, _ = http("POST", f"{stack.api_url}/v1/me/inbox/{message_id}/read", None, phone.headers)
+    assert status == 204
+    clear = wait_for("the clear message", lambda: [p for p in phone.pushes() if p["data"].get("engage") == "clear"])
+    assert clear[0]["data"] == {"engage": "clear", "message_id": message_id} and "notification" not in clear[0]
+    assert list(phone.tray()) == [message_id]  # a data message shows nothing
+
+
+def test_quiet_hours_defer_a_push_to_their_end_and_a_reminder_that_went_stale_is_cancelled(stack, user):
+    """One wait (under 90 s) serves both: the window ends at the same minute for both users."""
+    from engage.services.notify import run_schedule
+
+    now = datetime.now(UTC)
+    end = (now + timedelta(seconds=90)).replace(second=0, microsecond=0)
+    quiet = _window(now - timedelta(hours=1), end)
+
+    deferred = Phone(stack, user).register()
+    deferred.preferences(timezone="UTC", quiet_hours=quiet)
+    deferred.send(minutes=20, kind="run")
+    [held] = wait_for("the deferred badge in the inbox", deferred.inbox)
+    assert (held["pushed"], held["push_reason"]) == (False, "quiet_hours")
+
+    reminded = Phone(stack, f"{user}-streak").register()
+    reminded.preferences(timezone="UTC", quiet_hours=quiet)
+    for days_ago in (3, 2, 1):  # a 3-day streak, not yet done today: streak-at-risk holds
+        reminded.send(minutes=10, kind="yoga", occurred_at=now - timedelta(days=days_ago))
+    stack.drain(delayed=False)  # the deferred badge waits on the queue: do not wait for it here
+    tally = run_schedule("streak-at-risk", [reminded.user])
+    assert tally.decisions == {"defer:quiet_hours": 1}
+    assert any(m["title"] == "Keep your 3-day streak" for m in reminded.inbox())
+    reminded.send(minutes=10, kind="yoga")  # today's workout: the reminder is no longer true
+
+    # (Other users passing this one on the weekly board may add an `overtaken` message, deferred alike: released
+    # together, the badge's higher priority wins the push.)
+    [push] = wait_for("the released badge push", deferred.pushes, timeout=150)
+    assert push["data"]["message_id"] == held["message_id"], (push, deferred.inbox())
+    assert datetime.now(UTC) >= end
+    released = lambda: next(m for m in deferred.inbox() if m["message_id"] == held["message_id"])  # noqa: E731
+    assert wait_for("the inbox to show it pushed", lambda: released()["pushed"])
+    wait_for("the stale reminder to leave the inbox", lambda: all("streak" not in m["title"] for m in reminded.inbox()))
+    assert all(p["notification"]["title"] != "Keep your 3-day streak" for p in reminded.pushes())
+
+
+def test_delivery_killed_after_fcm_took_part_of_a_batch_resends_with_the_same_tag_and_shows_once(
+    stack, user, monkeypatch
+):
+    import engage.services.deliver as deliver
+
+    real = deliver.send_batch
+    calls = itertools.count()
+
+    async def crash_after_half(app, pushes, now):
+        if next(calls) == 0:
+            await real(app, pushes[: max(1, len(pushes) // 2)], now)  # FCM accepts these…
+            raise RuntimeError("killed midway")  # …and the function dies before it can record anything
+        return await real(app, pushes, now)
+
+    monkeypatch.setattr(deliver, "send_batch", crash_after_half)
+    phones = [Phone(stack, f"{user}-{n}").register().no_quiet_hours_now() for n in range(4)]
+    for phone in phones:
+        phone.send(minutes=20, kind="run")
+    wait_for("every phone's push", lambda: all(phone.pushes() for phone in phones), timeout=60)
+    time.sleep(2.0)
+    resent = [phone for phone in phones if len(phone.pushes()) == 2]
+    assert resent, "no message was sent twice: the crash did not happen after FCM accepted"
+    for phone in phones:
+        tags = {_tag(p) for p in phone.pushes()}
+        assert len(tags) == 1 and len(phone.tray()) == 1  # the resend carries the same tag: shown once
+        assert phone.inbox()[0]["message_id"] in tags
+
+
+def test_delivery_that_keeps_failing_ends_in_the_dead_letter_queue_with_its_reason(stack, user, monkeypatch):
+    import engage.services.deliver as deliver
+
+    async def always_crash(app, pushes, now):
+        raise RuntimeError("FCM client exploded")
+
+    monkeypatch.setattr(deliver, "send_batch", always_crash)
+    monkeypatch.setattr(deliver, "MAX_ATTEMPTS", 2)
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    phone.send(minutes=20, kind="run")
+    [message] = wait_for("the inbox row", phone.inbox)
+
+    def dead() -> list[dict[str, Any]]:
+        return [d for d in stack.dead_letters() if message["message_id"] in d["body"]]
+
+    [letter] = wait_for("the job in the dead-letter queue", dead, timeout=30)
+    assert "gave up after 2 attempts" in letter["attributes"]["reason"]
+    assert "FCM client exploded" in letter["attributes"]["reason"]
+    assert phone.pushes() == []
+
+
+def _invoke(stack: Any, function: str, event: dict[str, Any]) -> Any:
+    from engage.local.server import HandlerPool, LambdaContext
+
+    context = LambdaContext(function, "test", deadline=time.monotonic() + 30)
+    return HandlerPool(stack.template.functions[function]).invoke(event, context)
+
+
+def test_a_ledger_record_delivered_twice_stores_one_message_and_pushes_once(stack, user):
+    from engage.store.models import LedgerItem
+
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    phone.send(minutes=20, kind="run")
+    wait_for("the push", phone.pushes)
+    [row] = [item for item in LedgerItem.query(user) if item.facts]
+    record = {"eventName": "INSERT", "eventSource": "aws:dynamodb",
+              "dynamodb": {"NewImage": row.serialize(), "SequenceNumber": "1"}}  # fmt: skip
+
+    assert _invoke(stack, "NotifyFunction", {"Records": [record, record]}) == {"batchItemFailures": []}
+    time.sleep(2.0)  # the re-queued job, if any, has been through deliver
+    assert len(phone.inbox()) == 1 and len(phone.pushes()) == 1
+
+
+def test_an_sqs_job_delivered_twice_is_sent_once(stack, user):
+    from engage.notify.jobs import DeliveryJob
+
+    phone = Phone(stack, user).register()
+    job = DeliveryJob(message_id="01KAS5N3J1X5Q7Y0D6Z8W9V4T2", user_id=user, trigger="badge-earned", title="Hi",
+                      body="Once", valid_until=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    record = {"messageId": "m-1", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
+              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}  # fmt: skip
+    assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    again = {**record, "messageId": "m-2"}  # SQS's at-least-once: the same job again
+    assert _invoke(stack, "DeliverFunction", {"Records": [again]}) == {"batchItemFailures": []}
+    assert [p["notification"]["body"] for p in phone.pushes()] == ["Once"]
+
+
+def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, user):
+    record = {"messageId": f"bad-{user}", "receiptHandle": "r", "body": '{"kind": "push", "user_id": "' + user + '"}',
+              "eventSource": "aws:sqs", "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}  # fmt: skip
+    assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    [letter] = wait_for("the dead letter", lambda: [d for d in stack.dead_letters() if user in d["body"]])
+    assert "malformed delivery job" in letter["attributes"]["reason"] and "message_id" in letter["attributes"]["reason"]

@@ -1,0 +1,127 @@
+"""Facts → candidate messages: which triggers fire, their ids, texts and the user's preferences (engage.notify.triggers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ulid import ULID
+
+from engage.config import EngagementConfig
+from engage.engine.model import Profile, UserState
+from engage.engine.streaks import StreakState, period_index
+from engage.notify.triggers import FactSeen, message_id, prepare, scheduled_fact, user_prefs
+
+AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def badge_fact(key: str = "evt#client#e1#0") -> FactSeen:
+    fact = {"type": "badge_awarded", "event_id": "e1", "badge": "first-workout", "name": "First Step", "tier": None}
+    return FactSeen(key, AT, fact)
+
+
+def user(**profile: str) -> UserState:
+    return UserState(user_id="u1", profile=Profile(**profile))
+
+
+def test_given_the_same_trigger_user_and_fact_when_ids_are_derived_then_they_are_equal_ulids_at_the_facts_time() -> (
+    None
+):
+    first = message_id("badge-earned", "u1", "evt#client#e1#0", AT)
+    assert first == message_id("badge-earned", "u1", "evt#client#e1#0", AT)
+    assert ULID.from_str(first).datetime == AT
+    others = {message_id("level-up", "u1", "evt#client#e1#0", AT), message_id("badge-earned", "u2", "evt#client#e1#0", AT),
+              message_id("badge-earned", "u1", "evt#client#e1#1", AT)}  # fmt: skip
+    assert first not in others and len(others) == 3
+
+
+def test_given_a_badge_fact_when_prepared_then_the_badge_trigger_fires_with_rendered_texts(
+    fitquest: EngagementConfig,
+) -> None:
+    [message] = prepare(fitquest, user(display_name="Ada Lovelace"), [badge_fact()], AT)
+    assert message.trigger.id == "badge-earned"
+    assert message.rendered.title == "New badge: First Step"
+    assert message.rendered.body == "Nice work, Ada! You earned First Step."
+    assert message.rendered.deep_link == "fitquest://badges/first-workout"
+    assert message.candidate.valid_until == AT + timedelta(hours=2)
+    assert message.candidate.category == "progress" and message.candidate.priority == 5
+
+
+def test_given_a_german_user_when_prepared_then_the_de_texts_are_used(fitquest: EngagementConfig) -> None:
+    [message] = prepare(fitquest, user(display_name="Grete", locale="de-AT"), [badge_fact()], AT)
+    assert message.rendered.title == "Neues Abzeichen: First Step"
+    assert message.rendered.locale_used == "de"
+
+
+def test_given_a_rank_lost_fact_when_its_rank_or_board_does_not_match_then_no_trigger_fires(
+    fitquest: EngagementConfig,
+) -> None:
+    def rank_lost(board: str, rank: int) -> FactSeen:
+        fact = {"type": "rank_lost", "event_id": "x", "board": board, "period": "2026-W47", "new_rank": rank}
+        return FactSeen(f"fact#{board}#{rank}", AT, fact)
+
+    fired = prepare(
+        fitquest, user(), [rank_lost("weekly-xp", 4), rank_lost("weekly-xp", 11), rank_lost("other", 2)], AT
+    )
+    assert [(m.trigger.id, m.fact.fact["new_rank"]) for m in fired] == [("overtaken", 4)]
+    assert fired[0].rendered.title == "You were passed on This week's XP"
+    assert fired[0].rendered.body == "You are now #4. Win it back!"
+
+
+def test_given_a_fact_no_trigger_listens_to_when_prepared_then_nothing_fires(fitquest: EngagementConfig) -> None:
+    points = FactSeen("evt#client#e1#0", AT, {"type": "points_awarded", "event_id": "e1", "amount": 5})
+    assert prepare(fitquest, user(), [points], AT) == []
+
+
+def test_given_a_schedule_trigger_when_evaluated_twice_a_local_day_then_the_fact_key_is_the_same(
+    fitquest: EngagementConfig,
+) -> None:
+    assert fitquest.notifications is not None
+    trigger = next(t for t in fitquest.notifications.triggers if t.id == "streak-at-risk")
+    tokyo = user(timezone="Asia/Tokyo")
+    morning = scheduled_fact(fitquest, trigger, tokyo, datetime(2026, 11, 20, 0, 30, tzinfo=UTC))  # 09:30 local
+    evening = scheduled_fact(fitquest, trigger, tokyo, datetime(2026, 11, 20, 14, 0, tzinfo=UTC))  # 23:00 local
+    next_day = scheduled_fact(fitquest, trigger, tokyo, datetime(2026, 11, 20, 15, 30, tzinfo=UTC))  # 00:30 next day
+    assert morning.key == evening.key == "schedule#streak-at-risk#2026-11-20"
+    assert next_day.key == "schedule#streak-at-risk#2026-11-21"
+
+
+def test_given_a_streak_of_three_days_not_done_today_when_the_reminder_is_evaluated_then_it_fires_until_done(
+    fitquest: EngagementConfig,
+) -> None:
+    from engage.notify.triggers import holds, scope
+
+    assert fitquest.notifications is not None
+    trigger = next(t for t in fitquest.notifications.triggers if t.id == "streak-at-risk")
+    spec = next(s for s in fitquest.streaks if s.id == "daily-workout")
+    today = period_index(spec.period, AT)
+    state = user()
+    state.streaks["daily-workout"] = StreakState(active=(today - 3, today - 2, today - 1)).to_dict()
+    seen = scheduled_fact(fitquest, trigger, state, AT)
+    values = scope(fitquest, trigger, state, seen, AT)
+    assert values["streak"]["length"] == 3 and values["streak"]["done_today"] is False
+    assert holds(trigger, values)
+    state.streaks["daily-workout"] = StreakState(active=(today - 3, today - 2, today - 1, today)).to_dict()
+    assert not holds(trigger, scope(fitquest, trigger, state, seen, AT))
+
+
+def test_given_stored_preferences_when_read_for_the_policy_then_defaults_fill_what_the_user_left_unset(
+    fitquest: EngagementConfig,
+) -> None:
+    state = user(timezone="Europe/Berlin")
+    defaults = user_prefs(fitquest, state)
+    assert defaults.quiet_hours is not None and (defaults.quiet_hours.start, defaults.quiet_hours.end) == (
+        "21:30",
+        "08:00",
+    )
+    assert defaults.timezone == "Europe/Berlin" and defaults.opted_out == set()
+    state.preferences = {
+        "categories": {"competition": False, "progress": True},
+        "quiet_hours": {"start": "22:00", "end": "07:00"},
+        "paused_until": "2026-12-01T00:00:00+00:00",
+        "weekly_budget": 3,
+    }
+    chosen = user_prefs(fitquest, state)
+    assert chosen.opted_out == {"competition"}
+    assert chosen.quiet_hours is not None and chosen.quiet_hours.start == "22:00"
+    assert chosen.paused_until == datetime(2026, 12, 1, tzinfo=UTC)
+    assert chosen.weekly_budget == 3
