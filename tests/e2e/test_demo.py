@@ -25,3 +25,8 @@ def test_demo_session_shows_real_awards(stack):
         assert me["currencies"]["coins"]["balance"] == 5 * workouts_paid + 10 + (50 if weekend else 0)
         assert {b["id"] for b in me["badges"] if b["earned"]} >= {"first-workout"}
         assert next(q for q in me["quests"] if q["id"] == "daily-goal")["state"] == "completed"
+    for me in summaries:  # every push the phone got is in the inbox too, marked pushed; nothing else was pushed
+        assert me["inbox"], me["user_id"]
+        pushed_ids = {p["data"]["message_id"] for p in me["phone"]}
+        assert pushed_ids == {m["message_id"] for m in me["inbox"] if m["pushed"]}
+        assert len(pushed_ids) <= 1  # one user, one moment: at most one push (min_gap 2h)

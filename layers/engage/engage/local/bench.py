@@ -33,6 +33,7 @@ from ..config.loader import parse_yaml
 from ..engine import Event, UserState, apply_batch
 from . import stack as local_stack
 from .bench_boards import leaderboard_costs
+from .bench_push import push_costs
 from .dynamodb_local import PACKAGE, PACKAGE_VERSION, cache_root
 from .server import HandlerPool, LambdaContext, http_api_event
 
@@ -49,6 +50,7 @@ def run_benchmarks(console: Console) -> str:
     # No stream consumers while measuring: they would compete for the CPU, and the seeded board writes its
     # histograms itself (a consumer would count the seeded rows a second time).
     running.streams.stop()
+    running.queues.stop()
     try:
         ingest = HandlerPool(running.template.functions["IngestFunction"])
         route = next(r for r in running.template.routes if r.path == "/v1/events")
@@ -70,8 +72,10 @@ def run_benchmarks(console: Console) -> str:
     }
     console.print("timing cold imports in a virtualenv holding only the layer's requirements …")
     python = layer_python()
-    imports = {name: _cold_import_ms(name, python) for name in ("ingest", "api", "floor")}
-    return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports) + boards
+    imports = {name: _cold_import_ms(name, python) for name in ("ingest", "api", "notify", "deliver", "floor")}
+    console.print("sending pushes to the FCM emulator, timing the notification policy …")
+    pushes = push_costs(REPO)
+    return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports) + boards + pushes
 
 
 # ---------------------------------------------------------------- measurements

@@ -34,7 +34,11 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 
 
 def run_demo(stack: LocalStack, session_path: str | Path, console: Console | None = None) -> list[dict[str, Any]]:
-    """Replay the session; returns one summary per user, read back from GET /v1/me."""
+    """Replay the session; returns one summary per user, read back from GET /v1/me (plus its `phone` and `inbox`).
+
+    Each demo user's app registers a phone first; after the session the notifications the ledger's facts
+    caused are shown as the phone received them (from the FCM emulator) next to the user's inbox.
+    """
     console = console or Console()
     session = json.loads(Path(session_path).read_text(encoding="utf-8"))
     now = datetime.now(UTC)
@@ -42,6 +46,10 @@ def run_demo(stack: LocalStack, session_path: str | Path, console: Console | Non
     for user in session["users"]:
         token = tokens.mint(user["id"], name=user["name"])
         console.rule(f"[bold]{user['name']}[/] ({user['context']['timezone']})")
+        phone = {"device_id": "phone", "fcm_token": _phone_token(user["id"]), "platform": "android",
+                 "locale": user["context"]["locale"], "timezone": user["context"]["timezone"]}  # fmt: skip
+        status, _ = http("POST", f"{stack.api_url}/v1/me/devices", phone, {"authorization": f"Bearer {token}"})
+        console.print(f"[dim]POST /v1/me/devices[/] → {status}: the app registers its phone for pushes")
         sent: list[dict[str, Any]] = []
         for step in user["requests"]:
             body = sent[step["replay"]] if "replay" in step else _body(step, user, now)
@@ -58,7 +66,20 @@ def run_demo(stack: LocalStack, session_path: str | Path, console: Console | Non
             raise RuntimeError(f"GET /v1/me for {user['id']} answered {status}: {me}")
         summaries.append(me)
     _print_summary(console, summaries)
+    stack.drain(delayed=False)  # ledger stream → notify → delivery queue → deliver → FCM emulator
+    for user, me in zip(session["users"], summaries, strict=True):
+        token = tokens.mint(user["id"], name=user["name"])
+        status, inbox = http("GET", f"{stack.api_url}/v1/me/inbox", headers={"authorization": f"Bearer {token}"})
+        if status != 200:
+            raise RuntimeError(f"GET /v1/me/inbox for {user['id']} answered {status}: {inbox}")
+        me["inbox"] = inbox["messages"]
+        me["phone"] = [record["message"] for record in stack.fcm.received_by(_phone_token(user["id"]))]
+    _print_notifications(console, summaries)
     return summaries
+
+
+def _phone_token(user_id: str) -> str:
+    return f"{user_id}-phone:APA91b" + "x" * 140  # the shape of an FCM registration token
 
 
 def _body(step: dict[str, Any], user: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -112,6 +133,28 @@ def _headline(fact: dict[str, Any]) -> str | None:
             return f"quest '{fact['name']}' done!"
         case _:
             return None
+
+
+def _print_notifications(console: Console, summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="Notifications: what each phone received (FCM emulator) next to the inbox (GET /v1/me/inbox)")
+    for column in ("user", "phone received", "inbox", "why not pushed"):
+        table.add_column(column)
+    for me in summaries:
+        pushed = "\n".join(f"{p['notification']['title']}" for p in me["phone"] if "notification" in p) or "-"
+        inbox = "\n".join(m["title"] for m in me["inbox"]) or "-"
+        why = "\n".join("pushed" if m["pushed"] else _reason(m["push_reason"]) for m in me["inbox"]) or "-"
+        table.add_row(me["display_name"] or me["user_id"], pushed, inbox, why)
+    console.print(table)
+    console.print(
+        "[dim]Quiet hours (21:30–08:00 on each user's clock) hold a push until they end; caps (2 a day, 6 a week, "
+        "2 h apart) and lower-priority messages at the same moment stay in the inbox only.[/]"
+    )
+
+
+def _reason(reason: str | None) -> str:
+    return {"quiet_hours": "quiet hours (held, or inbox if too late)", "lower_priority": "another was pushed",
+            "min_gap": "2 h since the last push", "cap_per_day": "daily cap", "cap_per_week": "weekly cap",
+            "opted_out": "category off", "paused": "paused"}.get(reason or "", reason or "-")  # fmt: skip
 
 
 def _print_summary(console: Console, summaries: list[dict[str, Any]]) -> None:

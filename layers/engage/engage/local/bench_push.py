@@ -1,0 +1,135 @@
+"""`make bench`, notifications: pushes per second through firebase-admin, and the policy's cost per fact."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..config import load_config_file
+from ..engine.model import Profile, UserState
+from ..notify.policy import PushHistory, decide
+from ..notify.triggers import FactSeen, prepare, user_prefs
+from .dynamodb_local import free_port
+
+TARGET_PUSHES_PER_SECOND = 2000
+
+
+def push_costs(repo: Path, pushes: int = 5000) -> str:
+    """The report section: send rate to the emulator, and µs per fact for triggers and the policy."""
+    rate, client_ms = pushes_per_second(pushes)
+    prepare_us, decide_us = policy_us(repo / "examples/fitquest/engagement.yaml")
+    ok = "met ✅" if rate >= TARGET_PUSHES_PER_SECOND else "**not met** ❌"
+    return "\n".join(
+        [
+            "## Notifications",
+            "",
+            f"**Pushes per second from one process** (the `deliver` function's sender: `send_batch`, firebase-admin "
+            f"`send_each_async` in chunks of 500) to the FCM emulator running in its own process: **{rate:,.0f}/s** "
+            f"over {pushes:,} pushes (target ≥ {TARGET_PUSHES_PER_SECOND:,}/s: {ok}); the sender spends "
+            f"{client_ms:.2f} ms of CPU per push.",
+            "",
+            "Where the time goes (profiled): building and encoding a message is ~40 µs; nearly all the rest is "
+            "httpx/httpcore's per-request work for one HTTP/1.1 request per message — its connection pool scans "
+            "every pending request against every connection (500 at once), and checks each socket's state. FCM "
+            "speaks HTTP/2, where firebase-admin's httpx client multiplexes the 500 requests over one connection; "
+            "the emulator speaks HTTP/1.1 only (firebase-admin offers no HTTP/2 without TLS), so this is the "
+            "sender's cost against the emulator, which also takes a core of this 2-core machine. "
+            "`sniffio` is installed with the deliver function because without it httpcore retries a failed "
+            "import on every request (about a third more pushes per second with it).",
+            "",
+            "| step, per fact | µs |",
+            "|---|---:|",
+            f"| triggers: match, CEL `when`, render the localized texts (`notify.triggers.prepare`) | {prepare_us:.1f} |",
+            f"| policy: the decision with choices, quiet hours, caps (`notify.policy.decide`) | {decide_us:.1f} |",
+            "",
+        ]
+    )
+
+
+def pushes_per_second(count: int) -> tuple[float, float]:
+    """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up."""
+    from ..push.firebase import run
+    from ..push.sender import Push, send_batch
+    from .fcm_emulator import fcm_app
+
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "engage.local.fcm_emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert emulator.stdout is not None
+        emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
+        app = fcm_app(f"http://127.0.0.1:{port}")
+        now = datetime.now(UTC)
+
+        def batch(n: int, first: int) -> list[Push]:
+            return [
+                Push(
+                    message_id=f"01KAS5N3J1X5Q7Y0D6Z8W{first + i:05d}",
+                    token=f"bench-{first + i}:APA91b" + "x" * 140,
+                    title="New badge: First Step",
+                    body="Nice work, Ada! You earned First Step.",
+                    trigger_id="badge-earned",
+                    valid_until=now + timedelta(hours=2),
+                    deep_link="fitquest://badges/first-workout",
+                )
+                for i in range(n)
+            ]
+
+        run(send_batch(app, batch(500, 0), now))  # warm-up: connections, imports
+        pushes = batch(count, 10_000)
+        started, cpu = time.perf_counter(), time.process_time()
+        results = run(send_batch(app, pushes, datetime.now(UTC)))
+        elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+        sent = sum(result.outcome == "sent" for result in results)
+        if sent != count:
+            raise RuntimeError(f"only {sent} of {count} pushes were accepted by the emulator")
+        return count / elapsed, cpu_used / count * 1000
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+def policy_us(config_path: Path, facts: int = 5000) -> tuple[float, float]:
+    """µs per fact for prepare() (a badge fact on the reference config) and for decide() on its candidate."""
+    config = load_config_file(config_path)
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    state = UserState(user_id="bench", profile=Profile("Europe/Berlin", "de-DE", None, "Ada Lovelace"))
+    seen = [
+        FactSeen(
+            f"evt#client#e{i}#0",
+            now,
+            {
+                "type": "badge_awarded",
+                "event_id": f"e{i}",
+                "badge": "first-workout",
+                "name": "First Step",
+                "tier": None,
+            },
+        )
+        for i in range(facts)
+    ]
+    prepared = _per_item(lambda: prepare(config, state, seen, now), facts)
+    candidates = [message.candidate for message in prepare(config, state, seen[:1], now)]
+    prefs, history = user_prefs(config, state), PushHistory([now - timedelta(hours=5), now - timedelta(days=2)])
+    assert config.notifications is not None
+    caps = config.notifications.defaults.caps
+    decided = _per_item(lambda: [decide(candidates, prefs, history, caps, now) for _ in range(facts)], facts)
+    return prepared, decided
+
+
+def _per_item(work: Callable[[], Any], items: int, rounds: int = 3) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best / items * 1e6
