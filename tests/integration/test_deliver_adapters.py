@@ -22,7 +22,7 @@ def test_the_service_account_is_read_from_the_secret_the_stack_names(stack, monk
         arn = secrets.create_secret(Name="engage/fcm", SecretString=json.dumps(account))["ARN"]
         assert json.loads(service_account_json(arn)) == account
         binary = secrets.create_secret(Name="engage/binary", SecretBinary=b"\x00")["ARN"]
-        with pytest.raises(RuntimeError, match="no SecretString. Fix: store the service-account JSON as text"):
+        with pytest.raises(RuntimeError, match=r"no SecretString\. Fix: store the service-account JSON as text"):
             service_account_json(binary)
 
 

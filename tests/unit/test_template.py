@@ -101,6 +101,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("sqs:SendMessage", "DeliveryQueue"),
         ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
         ("secretsmanager:GetSecretValue", "FcmCredentialsSecretArn"),  # only it reads the FCM credentials
+        ("secretsmanager:GetSecretValue", "${FcmCredentialsSecretArn}-??????"),  # its full ARN, given a partial one
     }
 
 
@@ -157,3 +158,33 @@ def test_store_models_match_the_template_keys(template):
         declared = {name: "HASH" if attr.is_hash_key else "RANGE" for name, attr in model.get_attributes().items()
                     if attr.is_hash_key or attr.is_range_key}  # fmt: skip
         assert declared == keys, logical_id
+
+
+def test_every_reference_names_a_parameter_or_resource(template):
+    import re
+
+    known = set(template.parameters) | set(template.resources)
+
+    def names(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Ref":
+                    yield value
+                elif key == "Fn::GetAtt":
+                    yield value[0]
+                elif key == "Fn::Sub":
+                    text = value if isinstance(value, str) else value[0]
+                    yield from (name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text))
+                else:
+                    yield from names(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from names(item)
+
+    import yaml
+
+    from engage.local.template import _CfnLoader
+
+    document = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    unknown = {name for name in names(document) if not name.startswith("AWS::") and name not in known}
+    assert not unknown, f"template.yaml refers to undeclared names: {sorted(unknown)}"

@@ -83,6 +83,11 @@ def test_given_a_schedule_trigger_when_evaluated_twice_a_local_day_then_the_fact
     next_day = scheduled_fact(fitquest, trigger, tokyo, datetime(2026, 11, 20, 15, 30, tzinfo=UTC))  # 00:30 next day
     assert morning.key == evening.key == "schedule#streak-at-risk#2026-11-20"
     assert next_day.key == "schedule#streak-at-risk#2026-11-21"
+    # The message id carries the day's 19:00 slot, not the run's moment: two runs that day name one message.
+    assert morning.id_at == evening.id_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 19:00 in Tokyo
+    assert message_id(trigger.id, "u1", morning.key, morning.id_at) == message_id(
+        trigger.id, "u1", evening.key, evening.id_at
+    )
 
 
 def test_given_a_streak_of_three_days_not_done_today_when_the_reminder_is_evaluated_then_it_fires_until_done(

@@ -28,11 +28,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FactSeen:
-    """One fact from the ledger: `key` identifies it for good (ledger row + position), `at` is when it was written."""
+    """One fact from the ledger: `key` identifies it for good (ledger row + position), `at` is when it was written.
+
+    `id_at` is the time the message id carries when it must not depend on the moment of evaluation (a schedule
+    run twice a day gives one message); by default `at`.
+    """
 
     key: str
     at: datetime
     fact: dict[str, Any]
+    id_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def prepared_message(
 ) -> Prepared:
     """The candidate and texts of a trigger that fired for a fact, `values` being its scope()."""
     candidate = Candidate(
-        message_id=message_id(trigger.id, state.user_id, seen.key, seen.at),
+        message_id=message_id(trigger.id, state.user_id, seen.key, seen.id_at or seen.at),
         trigger_id=trigger.id,
         category=trigger.category,
         priority=trigger.priority,
@@ -177,10 +182,17 @@ def prepared_message(
 
 
 def scheduled_fact(config: EngagementConfig, trigger: Trigger, state: UserState, now: datetime) -> FactSeen:
-    """The clock's 'fact' for a schedule trigger: one per trigger and local day of the user (so once a day)."""
-    day = local_time(config, state.profile, now).date().isoformat()
-    key = f"schedule#{trigger.id}#{day}"
-    return FactSeen(key, now.astimezone(UTC), {"type": "schedule", "event_id": key, "trigger": trigger.id})
+    """The clock's 'fact' for a schedule trigger: one per trigger and local day of the user (so once a day).
+
+    Its message id carries the day's slot (`at_local` on the user's clock), so every run that day — a retry,
+    a second scheduler call — names the same message; validity counts from the run itself.
+    """
+    local = local_time(config, state.profile, now)
+    key = f"schedule#{trigger.id}#{local.date().isoformat()}"
+    hour, minute = (int(part) for part in (trigger.at_local or "00:00").split(":"))
+    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0).astimezone(UTC)
+    fact = {"type": "schedule", "event_id": key, "trigger": trigger.id}
+    return FactSeen(key, now.astimezone(UTC), fact, id_at=slot)
 
 
 def user_prefs(config: EngagementConfig, state: UserState) -> UserPrefs:

@@ -7,8 +7,8 @@ Exactly once, as far as FCM allows:
   attempt for the devices still owed it, after a backoff (Retry-After when FCM gives one);
 - what will never go (our INVALID_ARGUMENT, attempts used up, a malformed job) goes to the dead-letter
   queue with its reason; a dead token (UNREGISTERED, invalid) deletes its device;
-- if sending fails midway, the claims are released and the jobs are re-queued as their next attempt (a killed
-  process: SQS hands them out again). FCM has no idempotency key, so a message it had accepted may be sent
+- if sending fails midway, the jobs are re-queued as their next attempt and this attempt is marked done (a
+  killed process: SQS hands them out again once the claims' in-progress time has run out). FCM has no idempotency key, so a message it had accepted may be sent
   again, with the same Android tag and apns-collapse-id (the message id): the device shows it once.
 """
 
@@ -81,26 +81,32 @@ def deliver(
         else:
             report.outcomes["duplicate"] += 1
     try:
-        _send(claimed, app, run, now, report)
+        pushes, owners = _pushes(claimed, now, report)
+        results: list[PushResult] = run(send_batch(app, pushes, now)) if pushes else []
     except Exception as exc:
-        log.exception("delivery failed midway; the jobs go back on the queue as their next attempt")
-        for _, job in claimed:
-            _idempotency().delete_record({"key": job.idempotency_key}, exc)
-        try:
-            _retry_or_dead_letter([job for _, job in claimed], f"delivery failed: {exc!r}", [], report)
-        except Exception:  # cannot even queue: let SQS hand the records out again after their visibility timeout
-            log.exception("could not re-queue the jobs")
-            report.retry_records.update(message.record_id for message, _ in claimed)
+        log.exception("sending failed midway; the jobs go back on the queue as their next attempt")
+        _after_crash(claimed, exc, report)
         return report
-    for _, job in claimed:
+    answers: dict[int, list[tuple[devices.Target, PushResult]]] = {id(job): [] for _, job in claimed}
+    for (owner, target), result in zip(owners, results, strict=True):
+        answers[id(owner)].append((target, result))
+    for message, job in claimed:
+        try:
+            _settle(job, answers[id(job)], report)
+        except Exception as exc:  # this job only: SQS hands it out again (a resend shows once: same tag)
+            log.exception("could not record the outcome of %s", job.message_id)
+            _idempotency().delete_record({"key": job.idempotency_key}, exc)
+            report.retry_records.add(message.record_id)
+            continue
         _idempotency().save_success({"key": job.idempotency_key}, {"done": True})
     return report
 
 
-def _send(
-    claimed: Sequence[tuple[Received, DeliveryJob]], app: Any, run: Callable[[Any], Any], now: datetime, report: Report
-) -> None:
-    targets = {job.user_id: devices.targets(job.user_id, now) for _, job in claimed}
+def _pushes(
+    claimed: Sequence[tuple[Received, DeliveryJob]], now: datetime, report: Report
+) -> tuple[list[Push], list[tuple[DeliveryJob, devices.Target]]]:
+    """One push per job and targetable device (one device query per user), and whose each push is."""
+    targets = {user_id: devices.targets(user_id, now) for user_id in {job.user_id for _, job in claimed}}
     pushes: list[Push] = []
     owners: list[tuple[DeliveryJob, devices.Target]] = []
     for _, job in claimed:
@@ -110,25 +116,43 @@ def _send(
         for target in chosen:
             pushes.append(_push(job, target))
             owners.append((job, target))
-    results: list[PushResult] = run(send_batch(app, pushes, now)) if pushes else []
-    retries: dict[str, tuple[DeliveryJob, list[str], list[PushResult]]] = {}
-    dead: dict[str, tuple[DeliveryJob, list[str], list[str]]] = {}
-    for (job, target), result in zip(owners, results, strict=True):
+    return pushes, owners
+
+
+def _settle(job: DeliveryJob, answers: Sequence[tuple[devices.Target, PushResult]], report: Report) -> None:
+    """Act on FCM's answers for one job: clean up dead devices, retry the devices still owed it, dead-letter
+    what FCM refused."""
+    retry: list[tuple[str, PushResult]] = []
+    refused: list[tuple[str, str]] = []
+    for target, result in answers:
         report.outcomes[result.outcome] += 1
         if result.outcome == "drop_device":
-            devices.remove(job.user_id, target.device_id)
+            devices.remove_dead(job.user_id, target)
         elif result.outcome == "retry":
-            entry = retries.setdefault(job.idempotency_key, (job, [], []))
-            entry[1].append(target.device_id)
-            entry[2].append(result)
+            retry.append((target.device_id, result))
         elif result.outcome == "dead_letter":
-            entry_dead = dead.setdefault(job.idempotency_key, (job, [], []))
-            entry_dead[1].append(target.device_id)
-            entry_dead[2].append(result.detail)
-    for job, device_ids, failures in retries.values():
-        _retry_or_dead_letter([job.model_copy(update={"devices": device_ids})], failures[-1].detail, failures, report)
-    for job, device_ids, reasons in dead.values():
-        _dead_letter(job, device_ids, "FCM refused the message: " + "; ".join(sorted(set(reasons))))
+            refused.append((target.device_id, result.detail))
+    if retry:
+        later = job.model_copy(update={"devices": [device for device, _ in retry]})
+        _retry_or_dead_letter([later], retry[-1][1].detail, [result for _, result in retry], report)
+    if refused:
+        reasons = "; ".join(sorted({detail for _, detail in refused}))
+        _dead_letter(job, [device for device, _ in refused], f"FCM refused the message: {reasons}")
+
+
+def _after_crash(claimed: Sequence[tuple[Received, DeliveryJob]], exc: Exception, report: Report) -> None:
+    """Queue each job as its next attempt and mark this attempt done, so that neither an SQS redelivery of
+    it nor anything else sends it again; only if even queuing fails are the claims released for SQS."""
+    try:
+        _retry_or_dead_letter([job for _, job in claimed], f"delivery failed: {exc!r}", [], report)
+    except Exception:
+        log.exception("could not re-queue the jobs; SQS hands them out again after the visibility timeout")
+        for message, job in claimed:
+            _idempotency().delete_record({"key": job.idempotency_key}, exc)
+            report.retry_records.add(message.record_id)
+        return
+    for _, job in claimed:
+        _idempotency().save_success({"key": job.idempotency_key}, {"requeued": True})
 
 
 def _retry_or_dead_letter(
@@ -180,7 +204,10 @@ def _dead_letter(job: DeliveryJob, device_ids: list[str], reason: str) -> None:
 
 def _claim(job: DeliveryJob, remaining_ms: int | None) -> str:
     """'claimed' (ours to send), 'done' (sent before: skip) or 'busy' (another invocation holds it)."""
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyItemAlreadyExistsError,
+        IdempotencyItemNotFoundError,
+    )
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
     persistence = _idempotency()
@@ -191,7 +218,10 @@ def _claim(job: DeliveryJob, remaining_ms: int | None) -> str:
     except IdempotencyItemAlreadyExistsError as exc:
         record: DataRecord | None = exc.old_data_record
         if record is None:
-            record = persistence.get_record(data)
+            try:
+                record = persistence.get_record(data)
+            except IdempotencyItemNotFoundError:  # gone meanwhile (expired): look again with the next receive
+                return "busy"
         return "done" if record is not None and record.status == "COMPLETED" else "busy"
 
 

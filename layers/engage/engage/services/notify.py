@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,7 @@ from ulid import ULID
 from ..config.schema import Caps, EngagementConfig, Trigger
 from ..engine.model import UserState
 from ..notify.jobs import DeferredRelease, DeliveryJob
-from ..notify.policy import Candidate, Decision, PushHistory, decide, release_due
+from ..notify.policy import Candidate, Decision, Inputs, Limits, PushHistory, Usage, decide, release_due
 from ..notify.triggers import (
     FactSeen,
     Prepared,
@@ -130,18 +130,36 @@ def run_schedule(trigger_id: str, user_ids: Iterable[str], now: datetime | None 
 def decide_and_store(
     config: EngagementConfig, state: UserState, prepared: Sequence[Prepared], now: datetime, tally: Tally
 ) -> None:
-    """The policy's decisions for one user's candidates, each stored in the inbox and acted on."""
+    """The policy's decisions for one user's candidates, each stored in the inbox and acted on.
+
+    Messages an earlier attempt already stored (a retried stream record) keep the decision stored then and
+    are only acted on again (deliver's idempotency makes a repeated job send nothing); the others are
+    decided now, against a history that includes those earlier pushes.
+    """
     if not prepared:
         return
-    prefs = user_prefs(config, state)
+    caps = config.notifications.defaults.caps if config.notifications else Caps()
+    earlier = inbox.stored(state.user_id, [p.candidate.message_id for p in prepared])
+    fresh = [p for p in prepared if p.candidate.message_id not in earlier]
     history = PushHistory(inbox.recent_pushes(state.user_id, now - HISTORY))
-    caps = config.notifications.defaults.caps if config.notifications else None
-    assert caps is not None
-    decisions = decide([p.candidate for p in prepared], prefs, history, caps, now)
+    decided = decide([p.candidate for p in fresh], user_prefs(config, state), history, caps, now)
+    pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
+    if pushed_before:  # one push per moment, caps or not: an earlier attempt already pushed one of these
+        decided = [
+            replace(d, action="inbox", reason="lower_priority", detail=f"{pushed_before[0]} was pushed instead")
+            if d.action == "push" else d
+            for d in decided
+        ]  # fmt: skip
+    decisions = {d.message_id: d for d in decided}
     deliveries: list[queues.Outgoing] = []
     deferrals: list[queues.Outgoing] = []
-    for message, decision in zip(prepared, decisions, strict=True):
-        decision, row = _store(state.user_id, message, decision)
+    for message in prepared:
+        message_id = message.candidate.message_id
+        if message_id in earlier:
+            row = earlier[message_id]
+            decision = _stored_decision(row, decided[0].inputs if decided else _bare_inputs(now))
+        else:
+            decision, row = _store(state.user_id, message, decisions[message_id])
         tally.add(decision)
         if decision.action == "push":
             deliveries.append(_delivery(state.user_id, row, message.trigger, message.candidate.valid_until))
@@ -213,7 +231,8 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
 
 
 def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decision, inbox.Message]:
-    """The inbox row for a message (not for one dropped as expired); an existing row's decision wins."""
+    """The inbox row for a message (none for one dropped as expired); if a concurrent attempt stored it first,
+    its decision wins."""
     text = message.rendered
     row = inbox.Message(
         message_id=message.candidate.message_id,
@@ -231,16 +250,23 @@ def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decisio
     )
     if decision.action == "drop" or inbox.add(user_id, row):
         return decision, row
-    stored = inbox.get(user_id, row.message_id)  # a retry: act on what was decided the first time
-    if stored is None:
-        return decision, row
-    record = stored.push
+    stored = inbox.get(user_id, row.message_id)
+    return (decision, row) if stored is None else (_stored_decision(stored, decision.inputs), stored)
+
+
+def _stored_decision(row: inbox.Message, inputs: Inputs) -> Decision:
+    """The decision an inbox row records (made by an earlier attempt), in the policy's terms."""
+    record = row.push
     deliver_at = record.get("deliver_at")
-    earlier = Decision(
-        row.message_id, record.get("decision", decision.action), record.get("reason", decision.reason),
-        _parse_time(deliver_at) if deliver_at else None, decision.inputs, "decided by an earlier attempt",
+    return Decision(
+        row.message_id, record.get("decision", "inbox"), record.get("reason", "ok"),
+        _parse_time(deliver_at) if deliver_at else None, inputs, "decided by an earlier attempt",
     )  # fmt: skip
-    return earlier, stored
+
+
+def _bare_inputs(now: datetime) -> Inputs:
+    """Inputs for a decision taken from a stored row when nothing was decided now (they are only recorded)."""
+    return Inputs(now, now, None, Limits(None, None, None, None), Usage(0, 0, None))
 
 
 def _push_record(decision: Decision) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pynamodb.exceptions import DeleteError
+
 from .models import DeviceItem
 
 # FCM: tokens are stale after about a month without refresh; Android expires them after 270 days.
@@ -73,6 +75,17 @@ def register(
 def remove(user_id: str, device_id: str) -> None:
     """Forget a device (idempotent)."""
     DeviceItem(user_id, device_id).delete()
+
+
+def remove_dead(user_id: str, target: Target) -> bool:
+    """Forget a device FCM said is gone, unless the app re-registered it with a new token meanwhile."""
+    try:
+        DeviceItem(user_id, target.device_id).delete(condition=DeviceItem.token_hash == token_hash(target.token))
+    except DeleteError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)

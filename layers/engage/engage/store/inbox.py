@@ -109,6 +109,12 @@ def get(user_id: str, message_id: str) -> Message | None:
         return None
 
 
+def stored(user_id: str, message_ids: list[str]) -> dict[str, Message]:
+    """The messages of these ids already in the inbox (one BatchGetItem per 100 ids, strongly consistent)."""
+    keys = [(user_id, message_id) for message_id in message_ids]
+    return {item.message_id: _message(item) for item in InboxItem.batch_get(keys, consistent_read=True)}
+
+
 def recent_pushes(user_id: str, since: datetime) -> list[datetime]:
     """When the user was pushed to since `since` (the caps' history): message ids are ULIDs, so the
     query starts at `since`'s id; a deferred message counts from when it was released."""
@@ -118,6 +124,7 @@ def recent_pushes(user_id: str, since: datetime) -> list[datetime]:
         InboxItem.message_id >= floor,
         filter_condition=InboxItem.push["decision"] == "push",
         attributes_to_get=["push"],
+        consistent_read=True,  # a push decided a moment ago counts
     )
     pushed = []
     for item in items:
@@ -176,5 +183,5 @@ def _message(item: InboxItem) -> Message:
 
 __all__ = [
     "BadCursor", "Message", "MessageNotFound", "add", "get", "mark", "mark_opened", "page", "recent_pushes",
-    "settle", "unread_count",
+    "settle", "stored", "unread_count",
 ]  # fmt: skip
