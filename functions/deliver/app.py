@@ -9,6 +9,9 @@ from engage.push.firebase import firebase_app, run
 from engage.services.deliver import Received, deliver
 
 processor = BatchProcessor(event_type=EventType.SQS)
+_OUTCOME_METRICS = {"sent": "PushSent", "retry": "PushRetried", "drop_device": "PushDeviceRemoved",
+                    "dead_letter": "PushDeadLettered", "expired": "PushExpired", "gave_up": "PushGaveUp",
+                    "duplicate": "PushDuplicateSkipped", "no_device": "PushNoDevice", "malformed": "PushJobMalformed"}  # fmt: skip
 
 
 class HandOutAgain(Exception):
@@ -27,7 +30,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         remaining_ms=context.get_remaining_time_in_millis(),
     )
     for outcome, count in report.outcomes.items():
-        metrics.add_metric(name=f"Push_{outcome}", unit="Count", value=count)
+        metrics.add_metric(name=_OUTCOME_METRICS[outcome], unit="Count", value=count)
 
     def settle(record: SQSRecord) -> None:
         if record.message_id in report.retry_records:

@@ -63,9 +63,15 @@ def _releases(event: dict) -> dict:
     return {"batchItemFailures": []}  # a failure raises: SQS hands the whole batch out again (releases are idempotent)
 
 
+# What became of each message, by decision; the reasons are in the log line and on the inbox rows.
+_DECISION_METRICS = {"push": "PushDecided", "defer": "PushDeferred", "inbox": "PushDowngradedToInbox",
+                     "drop": "MessageDropped"}  # fmt: skip
+
+
 def _count(tally: Tally) -> None:
+    if tally.decisions:
+        logger.info("messages decided", extra={"decisions": dict(tally.decisions)})
     for decision, count in tally.decisions.items():
-        action, reason = decision.split(":", 1)
-        metrics.add_metric(name=f"Messages_{action}_{reason}", unit="Count", value=count)
+        metrics.add_metric(name=_DECISION_METRICS[decision.split(":", 1)[0]], unit="Count", value=count)
     if tally.opens:
         metrics.add_metric(name="NotificationsOpened", unit="Count", value=tally.opens)

@@ -26,11 +26,10 @@ def test_the_service_account_is_read_from_the_secret_the_stack_names(stack, monk
             service_account_json(binary)
 
 
-def test_backoff_doubles_from_the_base_honours_retry_after_and_stops_at_sqs_longest_delay(monkeypatch):
-    monkeypatch.setenv("DELIVERY_RETRY_BASE_SECONDS", "30")
+def test_backoff_doubles_from_the_base_honours_retry_after_and_stops_at_sqs_longest_delay():
     unavailable = PushResult("m", "retry", "UNAVAILABLE")
-    assert [backoff(attempt, [unavailable]) for attempt in range(6)] == [30, 60, 120, 240, 480, 900]
+    assert [backoff(attempt, [unavailable], base=30) for attempt in range(6)] == [30, 60, 120, 240, 480, 900]
     quota = PushResult("m", "retry", "QUOTA_EXCEEDED", retry_after=200.0)
-    assert backoff(0, [unavailable, quota]) == 200  # FCM asked for longer than our backoff
-    assert backoff(3, [quota]) == 240  # ours is longer by now
-    assert backoff(0, []) == 30  # a crash has no FCM answer: the base
+    assert backoff(0, [unavailable, quota], base=30) == 200  # FCM asked for longer than our backoff
+    assert backoff(3, [quota], base=30) == 240  # ours is longer by now
+    assert backoff(0, [], base=30) == 30  # a crash has no FCM answer: the base

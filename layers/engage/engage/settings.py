@@ -25,6 +25,22 @@ class Settings(BaseModel):
     region: str = Field(alias="AWS_REGION", min_length=1)  # Lambda sets it; elsewhere AWS_DEFAULT_REGION serves
     # How long a Lambda keeps the active config before reading it again.
     config_cache_seconds: float = Field(60.0, ge=0, le=60, alias="ENGAGE_CONFIG_CACHE_SECONDS")
+    # Notifications (template.yaml gives each function those it uses; a function that lacks one never needs it).
+    delivery_queue_url: str | None = Field(None, alias="DELIVERY_QUEUE_URL")
+    deferred_queue_url: str | None = Field(None, alias="DEFERRED_QUEUE_URL")
+    dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
+    idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")
+    fcm_credentials_secret: str | None = Field(None, alias="FCM_CREDENTIALS_SECRET")
+    fcm_endpoint: str | None = Field(None, alias="FCM_ENDPOINT")  # the FCM emulator (local stack, tests) instead of FCM
+    delivery_retry_base_seconds: float = Field(30.0, gt=0, le=900, alias="DELIVERY_RETRY_BASE_SECONDS")
+
+    def required(self, name: str) -> str:
+        """A setting this function cannot work without, or SettingsMissing naming its variable and the fix."""
+        value = getattr(self, name)
+        if not value:
+            variable = type(self).model_fields[name].alias
+            raise SettingsMissing(f"{variable} is not set. Fix: deploy with template.yaml, which sets it")
+        return str(value)
 
 
 class SettingsMissing(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -67,15 +68,30 @@ def run_demo(stack: LocalStack, session_path: str | Path, console: Console | Non
         summaries.append(me)
     _print_summary(console, summaries)
     stack.drain(delayed=False)  # ledger stream → notify → delivery queue → deliver → FCM emulator
-    for user, me in zip(session["users"], summaries, strict=True):
-        token = tokens.mint(user["id"], name=user["name"])
-        status, inbox = http("GET", f"{stack.api_url}/v1/me/inbox", headers={"authorization": f"Bearer {token}"})
-        if status != 200:
-            raise RuntimeError(f"GET /v1/me/inbox for {user['id']} answered {status}: {inbox}")
-        me["inbox"] = inbox["messages"]
-        me["phone"] = [record["message"] for record in stack.fcm.received_by(_phone_token(user["id"]))]
+    deadline = time.monotonic() + 15  # a retried delivery (a delayed SQS message) may still be on its way
+    while True:
+        for user, me in zip(session["users"], summaries, strict=True):
+            me["inbox"] = _inbox(stack, user)
+            me["phone"] = [record["message"] for record in stack.fcm.received_by(_phone_token(user["id"]))]
+        if all(_delivered(me) for me in summaries) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     _print_notifications(console, summaries)
     return summaries
+
+
+def _inbox(stack: LocalStack, user: dict[str, Any]) -> list[dict[str, Any]]:
+    headers = {"authorization": f"Bearer {tokens.mint(user['id'], name=user['name'])}"}
+    status, inbox = http("GET", f"{stack.api_url}/v1/me/inbox", headers=headers)
+    if status != 200:
+        raise RuntimeError(f"GET /v1/me/inbox for {user['id']} answered {status}: {inbox}")
+    return list(inbox["messages"])
+
+
+def _delivered(me: dict[str, Any]) -> bool:
+    """Every message the inbox says was pushed has reached the phone."""
+    received = {push["data"]["message_id"] for push in me["phone"]}
+    return all(message["message_id"] in received for message in me["inbox"] if message["pushed"])
 
 
 def _phone_token(user_id: str) -> str:

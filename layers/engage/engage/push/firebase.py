@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Coroutine
 from functools import lru_cache
 from typing import Any, TypeVar
+
+from ..settings import get_settings
 
 T = TypeVar("T")
 
@@ -19,31 +20,28 @@ HTTP_TIMEOUT = 10
 @lru_cache(maxsize=1)
 def firebase_app() -> Any:
     """One App per process (a Lambda environment), created on first use."""
-    endpoint = os.environ.get("FCM_ENDPOINT")
-    if endpoint:
+    settings = get_settings()
+    if settings.fcm_endpoint:
         from ..local.fcm_emulator import fcm_app
 
-        return fcm_app(endpoint, name="engage")
+        return fcm_app(settings.fcm_endpoint, name="engage")
     import firebase_admin
     from firebase_admin import credentials
 
-    secret = os.environ.get("FCM_CREDENTIALS_SECRET")
-    if not secret:
-        raise RuntimeError("FCM_CREDENTIALS_SECRET is not set. Fix: deploy with the FcmCredentialsSecretArn parameter")
-    account = json.loads(service_account_json(secret))
+    account = json.loads(service_account_json(settings.required("fcm_credentials_secret")))
     options = {"httpTimeout": HTTP_TIMEOUT, "projectId": account.get("project_id")}
     return firebase_admin.initialize_app(credentials.Certificate(account), options, name="engage")
 
 
 def service_account_json(secret_id: str) -> str:
-    """The Firebase service-account JSON kept in Secrets Manager (never logged)."""
-    import boto3
+    """The Firebase service-account JSON kept in Secrets Manager (never logged), read through Powertools'
+    parameters utility (cached for an hour per Lambda environment: a rotated key is picked up within that)."""
+    from aws_lambda_powertools.utilities import parameters
 
-    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
-    text = value.get("SecretString")
-    if not text:
+    text = parameters.get_secret(secret_id, max_age=3600)
+    if not isinstance(text, str) or not text:
         raise RuntimeError(f"secret {secret_id} has no SecretString. Fix: store the service-account JSON as text")
-    return str(text)
+    return text
 
 
 @lru_cache(maxsize=1)

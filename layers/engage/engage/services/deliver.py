@@ -15,7 +15,6 @@ Exactly once, as far as FCM allows:
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 
 from ..notify.jobs import DeliveryJob
 from ..push.sender import Push, PushResult, send_batch
+from ..settings import get_settings
 from ..store import devices, queues
 
 log = logging.getLogger(__name__)
@@ -166,14 +166,15 @@ def _retry_or_dead_letter(
             report.outcomes["gave_up"] += 1
         else:
             later = job.model_copy(update={"attempt": job.attempt + 1})
-            outgoing.append(queues.Outgoing(later.model_dump_json(), backoff(job.attempt, failures)))
+            delay = backoff(job.attempt, failures, get_settings().delivery_retry_base_seconds)
+            outgoing.append(queues.Outgoing(later.model_dump_json(), delay))
     if outgoing:
-        queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), outgoing)
+        queues.send(queues.delivery_queue(), outgoing)
 
 
-def backoff(attempt: int, failures: Sequence[PushResult]) -> int:
-    """Seconds before the next attempt: what FCM's Retry-After asks, else the base doubled per attempt (≤ 15 min)."""
-    base = float(os.environ.get("DELIVERY_RETRY_BASE_SECONDS", "30"))
+def backoff(attempt: int, failures: Sequence[PushResult], base: float) -> int:
+    """Seconds before the next attempt: what FCM's Retry-After asks, else `base` doubled per attempt (≤ 15 min,
+    SQS's longest delay: a longer Retry-After is cut short and FCM may answer QUOTA_EXCEEDED once more)."""
     asked = max((f.retry_after for f in failures if f.retry_after is not None), default=0.0)
     return int(min(max(asked, base * 2**attempt), queues.MAX_DELAY_SECONDS))
 
@@ -230,10 +231,7 @@ def _idempotency() -> Any:
     """The persistence layer, created on first use (it makes its DynamoDB client when constructed)."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
-    table = os.environ.get("IDEMPOTENCY_TABLE")
-    if not table:
-        raise RuntimeError("IDEMPOTENCY_TABLE is not set. Fix: deploy with template.yaml, which sets it")
-    layer = DynamoDBPersistenceLayer(table_name=table)
+    layer = DynamoDBPersistenceLayer(table_name=get_settings().required("idempotency_table"))
     # Records outlive SQS's retention (4 days), so a late redelivery still finds its job done.
     layer.configure(IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=5 * 86_400), key_prefix="deliver")
     return layer

@@ -49,7 +49,7 @@ def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: d
 def _clear_from_tray(user_id: str, message_id: str, now: datetime) -> None:
     """A pushed message read in the app: a silent data message lets the app remove it from the tray."""
     job = DeliveryJob(kind="clear", message_id=message_id, user_id=user_id, valid_until=now + CLEAR_VALID_FOR)
-    queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), [queues.Outgoing(job.model_dump_json())])
+    queues.send(queues.delivery_queue(), [queues.Outgoing(job.model_dump_json())])
 
 
 def _out(message: store.Message) -> InboxMessageOut:

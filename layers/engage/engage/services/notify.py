@@ -166,9 +166,9 @@ def decide_and_store(
         elif decision.action == "defer":
             deferrals.append(_deferral(state.user_id, message, decision))
     if deliveries:
-        queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), deliveries)
+        queues.send(queues.delivery_queue(), deliveries)
     if deferrals:
-        queues.send(queues.queue_url("DEFERRED_QUEUE_URL"), deferrals)
+        queues.send(queues.deferred_queue(), deferrals)
 
 
 def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = None, tally: Tally | None = None) -> Tally:
@@ -222,7 +222,7 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
             continue
         trigger = _trigger(config, job.trigger)
         if decision.action == "push" and trigger is not None:
-            queues.send(queues.queue_url("DELIVERY_QUEUE_URL"), [_delivery(user_id, row, trigger, job.valid_until)])
+            queues.send(queues.delivery_queue(), [_delivery(user_id, row, trigger, job.valid_until)])
         archive = now if decision.reason == "stale" else None  # no longer true: it would mislead in the inbox too
         inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive)
 
@@ -315,9 +315,7 @@ def _deferral(user_id: str, message: Prepared, decision: Decision) -> queues.Out
 
 def _wait(job: DeferredRelease, now: datetime) -> None:
     """Back on the deferred queue for up to 15 minutes (SQS's longest delay); hops chain until due."""
-    queues.send(
-        queues.queue_url("DEFERRED_QUEUE_URL"), [queues.Outgoing(job.model_dump_json(), _delay(job.deliver_at, now))]
-    )
+    queues.send(queues.deferred_queue(), [queues.Outgoing(job.model_dump_json(), _delay(job.deliver_at, now))])
 
 
 def _delay(deliver_at: datetime, now: datetime) -> int:

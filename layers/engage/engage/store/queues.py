@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,12 +10,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from ..settings import get_settings
+
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds: longer waits are chained hops
 _BATCH = 10  # SendMessageBatch's limit
-
-
-class QueueNotConfigured(RuntimeError):
-    """A queue URL variable is missing from the environment."""
 
 
 class SendFailed(RuntimeError):
@@ -36,12 +33,12 @@ def _client() -> Any:
     return boto3.client("sqs", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
 
 
-def queue_url(variable: str) -> str:
-    """The URL in an environment variable (DELIVERY_QUEUE_URL, DEFERRED_QUEUE_URL, DEAD_LETTER_QUEUE_URL)."""
-    url = os.environ.get(variable)
-    if not url:
-        raise QueueNotConfigured(f"{variable} is not set. Fix: deploy with template.yaml, which sets it")
-    return url
+def delivery_queue() -> str:
+    return get_settings().required("delivery_queue_url")
+
+
+def deferred_queue() -> str:
+    return get_settings().required("deferred_queue_url")
 
 
 def send(url: str, messages: Sequence[Outgoing]) -> None:
@@ -75,4 +72,4 @@ def send(url: str, messages: Sequence[Outgoing]) -> None:
 
 def dead_letter(body: str, reason: str) -> None:
     """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped."""
-    send(queue_url("DEAD_LETTER_QUEUE_URL"), [Outgoing(body, attributes={"reason": reason})])
+    send(get_settings().required("dead_letter_queue_url"), [Outgoing(body, attributes={"reason": reason})])
