@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..api.models import InboxMessageOut, InboxResponse
-from ..notify.jobs import DeliveryJob
 from ..store import inbox as store
 from ..store import queues
 from .errors import InvalidInput, NotFound, signed_in_user
@@ -48,6 +47,8 @@ def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: d
 
 def _clear_from_tray(user_id: str, message_id: str, now: datetime) -> None:
     """A pushed message read in the app: a silent data message lets the app remove it from the tray."""
+    from ..notify.jobs import DeliveryJob  # here: the notify package is not worth its import on every cold start
+
     job = DeliveryJob(kind="clear", message_id=message_id, user_id=user_id, valid_until=now + CLEAR_VALID_FOR)
     queues.send(queues.delivery_queue(), [queues.Outgoing(job.model_dump_json())])
 

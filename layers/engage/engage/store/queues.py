@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from ..settings import get_settings
 
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds: longer waits are chained hops
@@ -29,7 +26,11 @@ class Outgoing:
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    # Short timeouts, standard retries: a stream or queue batch is retried as a whole if this fails.
+    # Imported here: boto3 (and s3transfer with it) would add ~40 ms to the cold start of the api function,
+    # which only queues on a read. Short timeouts, standard retries: a failed batch is retried as a whole.
+    import boto3
+    from botocore.config import Config
+
     return boto3.client("sqs", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
 
 
