@@ -84,6 +84,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:GetItem", "UsersTable"),
         ("dynamodb:PutItem", "InboxTable"),
         ("dynamodb:GetItem", "InboxTable"),
+        ("dynamodb:BatchGetItem", "InboxTable"),
         ("dynamodb:Query", "InboxTable"),
         ("dynamodb:UpdateItem", "InboxTable"),
         ("dynamodb:GetItem", "ConfigTable"),
