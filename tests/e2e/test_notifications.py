@@ -311,3 +311,61 @@ def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, u
     assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
     [letter] = wait_for("the dead letter", lambda: [d for d in stack.dead_letters() if user in d["body"]])
     assert "malformed delivery job" in letter["attributes"]["reason"] and "message_id" in letter["attributes"]["reason"]
+
+
+def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(stack, user):
+    """Least privilege, checked against what the code does: each call, by action and resource, in the template."""
+    import json
+
+    import boto3
+    import botocore.client
+
+    from engage.store.models import LedgerItem
+
+    calls: set[tuple[str, str]] = set()
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        service = client.meta.service_model.service_name
+        resource = params.get("TableName") or params.get("QueueUrl") or next(iter(params.get("RequestItems", {})), "")
+        calls.add((f"{service}:{'SendMessage' if operation == 'SendMessageBatch' else operation}", resource))
+        return original(client, operation, params)
+
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    sqs = boto3.client("sqs", endpoint_url=stack.sqs.endpoint, region_name="us-east-1")
+    with stack.paused():  # the pollers wait: this test invokes the functions itself, on this thread
+        phone.send(minutes=20, kind="run")
+        [row] = [item for item in LedgerItem.query(user) if item.facts]
+        record = {"eventName": "INSERT", "eventSource": "aws:dynamodb",
+                  "dynamodb": {"NewImage": row.serialize(), "SequenceNumber": "1"}}  # fmt: skip
+        botocore.client.BaseClient._make_api_call = recording
+        try:
+            _invoke(stack, "NotifyFunction", {"Records": [record]})
+            by_notify = set(calls)
+        finally:
+            botocore.client.BaseClient._make_api_call = original
+        queued = sqs.receive_message(QueueUrl=stack.queue_urls["DeliveryQueue"], MaxNumberOfMessages=10)
+        jobs = [m for m in queued.get("Messages", []) if user in m["Body"]]
+        for message in queued.get("Messages", []):
+            sqs.delete_message(QueueUrl=stack.queue_urls["DeliveryQueue"], ReceiptHandle=message["ReceiptHandle"])
+        records = [{"messageId": m["MessageId"], "receiptHandle": "r", "body": m["Body"], "eventSource": "aws:sqs",
+                    "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for m in jobs]  # fmt: skip
+        stack.fcm.unregister(phone.token)  # so deliver also removes a device
+        calls.clear()
+        botocore.client.BaseClient._make_api_call = recording
+        try:
+            _invoke(stack, "DeliverFunction", {"Records": records})
+            by_deliver = set(calls)
+        finally:
+            botocore.client.BaseClient._make_api_call = original
+    assert jobs and json.loads(jobs[0]["Body"])["user_id"] == user
+
+    names = {**{name: logical for logical, name in stack.tables.items()},
+             **{url: logical for logical, url in stack.queue_urls.items()}}  # fmt: skip
+    from tests.unit.test_template import _grants
+
+    for function, made in (("NotifyFunction", by_notify), ("DeliverFunction", by_deliver)):
+        granted = _grants(stack.template.resources, function)
+        used = {(action, names.get(resource, resource)) for action, resource in made}
+        assert used, function
+        assert used <= granted, f"{function} calls what its policy does not allow: {sorted(used - granted)}"
