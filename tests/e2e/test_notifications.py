@@ -197,6 +197,7 @@ def test_quiet_hours_defer_a_push_to_their_end_and_a_reminder_that_went_stale_is
     deferred.send(minutes=20, kind="run")
     [held] = wait_for("the deferred badge in the inbox", deferred.inbox)
     assert (held["pushed"], held["push_reason"]) == (False, "quiet_hours")
+    assert datetime.fromisoformat(held["held_until"]) == end
 
     reminded = Phone(stack, f"{user}-streak").register()
     reminded.preferences(timezone="UTC", quiet_hours=quiet)

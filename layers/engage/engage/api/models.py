@@ -331,6 +331,9 @@ class InboxMessageOut(BaseModel):
     actions: list[dict[str, Any]]
     pushed: bool = Field(description="whether it also went out as a push (else: why not, in push_reason)")
     push_reason: str | None
+    held_until: AwareDatetime | None = Field(
+        None, description="a push held by quiet hours: when it will be decided again (then pushed, or not)"
+    )
     created_at: AwareDatetime
     read: bool
     opened_at: AwareDatetime | None

@@ -158,7 +158,7 @@ def _print_notifications(console: Console, summaries: list[dict[str, Any]]) -> N
     for me in summaries:
         pushed = "\n".join(f"{p['notification']['title']}" for p in me["phone"] if "notification" in p) or "-"
         inbox = "\n".join(m["title"] for m in me["inbox"]) or "-"
-        why = "\n".join("pushed" if m["pushed"] else _reason(m["push_reason"]) for m in me["inbox"]) or "-"
+        why = "\n".join(_why(m) for m in me["inbox"]) or "-"
         table.add_row(me["display_name"] or me["user_id"], pushed, inbox, why)
     console.print(table)
     console.print(
@@ -167,8 +167,16 @@ def _print_notifications(console: Console, summaries: list[dict[str, Any]]) -> N
     )
 
 
+def _why(message: dict[str, Any]) -> str:
+    if message["pushed"]:
+        return "pushed"
+    if message["held_until"]:
+        return f"quiet hours: held until {message['held_until'][11:16]} UTC"
+    return _reason(message["push_reason"])
+
+
 def _reason(reason: str | None) -> str:
-    return {"quiet_hours": "quiet hours (held, or inbox if too late)", "lower_priority": "another was pushed",
+    return {"quiet_hours": "quiet hours outlast its validity", "lower_priority": "another was pushed",
             "min_gap": "2 h since the last push", "cap_per_day": "daily cap", "cap_per_week": "weekly cap",
             "opted_out": "category off", "paused": "paused"}.get(reason or "", reason or "-")  # fmt: skip
 

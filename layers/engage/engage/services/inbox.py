@@ -65,6 +65,7 @@ def _out(message: store.Message) -> InboxMessageOut:
         actions=message.actions,
         pushed=decision == "push",
         push_reason=None if decision == "push" else message.push.get("reason"),
+        held_until=message.push.get("deliver_at") if decision == "defer" else None,
         created_at=message.created_at,
         read=message.read_at is not None,
         opened_at=message.opened_at,
