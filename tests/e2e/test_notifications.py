@@ -130,7 +130,8 @@ def test_two_triggers_at_once_yield_one_push_the_higher_priority_and_both_are_in
 
 def test_an_opted_out_category_and_the_min_gap_downgrade_to_the_inbox(stack, user):
     opted_out = Phone(stack, user).register().no_quiet_hours_now()
-    opted_out.preferences(categories={"progress": False})
+    # Off: progress (the badge) and competition (being passed on the board by the capped user below).
+    opted_out.preferences(categories={"progress": False, "competition": False})
     opted_out.send(minutes=20, kind="run")
     [message] = wait_for("the inbox row", opted_out.inbox)
     assert (message["pushed"], message["push_reason"]) == (False, "opted_out")
@@ -145,6 +146,7 @@ def test_an_opted_out_category_and_the_min_gap_downgrade_to_the_inbox(stack, use
     assert (all_rounder["pushed"], all_rounder["push_reason"]) == (False, "min_gap")
     assert len(capped.pushes()) == 1
     assert opted_out.pushes() == []
+    assert all((m["pushed"], m["push_reason"]) == (False, "opted_out") for m in opted_out.inbox())
 
 
 def test_an_unregistered_token_deletes_the_device(stack, user):
