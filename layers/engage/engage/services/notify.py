@@ -193,9 +193,9 @@ def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = Non
 
 def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, tally: Tally) -> None:
     config = active_config().config
-    stored = {job.message_id: inbox.get(user_id, job.message_id) for job in jobs}
+    stored = inbox.stored(user_id, [job.message_id for job in jobs])
     pending = [
-        job for job in jobs if (row := stored[job.message_id]) is not None and row.push.get("decision") == "defer"
+        job for job in jobs if job.message_id in stored and stored[job.message_id].push.get("decision") == "defer"
     ]
     if not pending:
         return
@@ -215,10 +215,10 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
     for job, decision in zip(pending, decisions, strict=True):
         tally.add(decision)
         row = stored[job.message_id]
-        assert row is not None
         if decision.action == "defer":  # quiet hours again (the user changed them): wait for the new end
             assert decision.deliver_at is not None
             _wait(job.model_copy(update={"deliver_at": decision.deliver_at}), now)
+            inbox.settle(user_id, job.message_id, _push_record(decision))  # still held: the new held_until
             continue
         trigger = _trigger(config, job.trigger)
         if decision.action == "push" and trigger is not None:
