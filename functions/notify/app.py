@@ -51,16 +51,26 @@ def _new_image(raw: dict) -> dict:
 
 
 def _releases(event: dict) -> dict:
-    """Quiet-hour releases: the batch is decided together (one user's messages due at once → one push)."""
-    jobs = []
+    """Quiet-hour releases, one user at a time (a user's messages due together are decided together, one push
+    at most); a user whose release fails has only their records handed out again (releases are idempotent)."""
+    by_user: dict[str, list[tuple[str, DeferredRelease]]] = {}
     for record in SQSEvent(event).records:
         try:
-            jobs.append(DeferredRelease.model_validate_json(record.body))
+            job = DeferredRelease.model_validate_json(record.body)
         except ValidationError as exc:  # retrying will not fix it: straight to the dead-letter queue, with why
             first = exc.errors()[0]
             dead_letter(record.body, f"malformed deferred release: {first['loc']}: {first['msg']}")
-    _count(release_deferred(jobs))
-    return {"batchItemFailures": []}  # a failure raises: SQS hands the whole batch out again (releases are idempotent)
+            continue
+        by_user.setdefault(job.user_id, []).append((record.message_id, job))
+    tally, failed = Tally(), []
+    for user_id, jobs in by_user.items():
+        try:
+            release_deferred([job for _, job in jobs], tally=tally)
+        except Exception:
+            logger.exception("release failed for one user; their messages come back", extra={"user_id": user_id})
+            failed += [message_id for message_id, _ in jobs]
+    _count(tally)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 # What became of each message, by decision; the reasons are in the log line and on the inbox rows.

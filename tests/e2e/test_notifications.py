@@ -372,3 +372,35 @@ def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(s
         used = {(action, names.get(resource, resource)) for action, resource in made}
         assert used, function
         assert used <= granted, f"{function} calls what its policy does not allow: {sorted(used - granted)}"
+
+
+def test_deferred_releases_report_failures_per_user_and_dead_letter_malformed_jobs(stack, user, monkeypatch):
+    import engage.services.notify as notify
+    from engage.notify.jobs import DeferredRelease
+
+    now = datetime.now(UTC)
+
+    def job(user_id: str) -> str:
+        return DeferredRelease(message_id="01KAS5N3J1X5Q7Y0D6Z8W9V4T2", user_id=user_id, trigger="badge-earned",
+                               fact_key="k", fact={"type": "badge_awarded"}, created_at=now,
+                               valid_until=now + timedelta(hours=1), deliver_at=now).model_dump_json()  # fmt: skip
+
+    real = notify._release_user
+
+    def failing_for_one(user_id, jobs, now, tally):
+        if user_id.endswith("-broken"):
+            raise RuntimeError("DynamoDB hiccup")
+        return real(user_id, jobs, now, tally)
+
+    monkeypatch.setattr(notify, "_release_user", failing_for_one)
+    bodies = {"ok": job(user), "broken": job(f"{user}-broken"), "bad": '{"message_id": "' + user + '"}'}
+    records = [{"messageId": name, "receiptHandle": "r", "body": body, "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}
+               for name, body in bodies.items()]  # fmt: skip
+    assert _invoke(stack, "NotifyFunction", {"Records": records}) == {
+        "batchItemFailures": [{"itemIdentifier": "broken"}]
+    }
+    [letter] = wait_for(
+        "the malformed job's dead letter", lambda: [d for d in stack.dead_letters() if user in d["body"]]
+    )
+    assert "malformed deferred release" in letter["attributes"]["reason"]
