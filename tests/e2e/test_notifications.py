@@ -404,3 +404,22 @@ def test_deferred_releases_report_failures_per_user_and_dead_letter_malformed_jo
         "the malformed job's dead letter", lambda: [d for d in stack.dead_letters() if user in d["body"]]
     )
     assert "malformed deferred release" in letter["attributes"]["reason"]
+
+
+def test_a_retry_fcm_asked_to_wait_long_for_is_not_sent_before_its_time(stack, user):
+    from engage.notify.jobs import DeliveryJob
+    from engage.push.firebase import firebase_app, run
+    from engage.services.deliver import Received, deliver
+
+    phone = Phone(stack, user).register()
+    now = datetime.now(UTC)
+    job = DeliveryJob(message_id="01KAS5N3J1X5Q7Y0D6Z8W9V4T3", user_id=user, trigger="badge-earned", title="Hi",
+                      body="Later", valid_until=now + timedelta(hours=3), attempt=1,
+                      not_before=now + timedelta(hours=1))  # fmt: skip
+    early = deliver([Received("r-1", job.model_dump_json())], firebase_app(), run, now=now)
+    assert not early.retry_records and not early.outcomes and phone.pushes() == []  # another hop, unsent
+    due = deliver(
+        [Received("r-2", job.model_dump_json())], firebase_app(), run, now=now + timedelta(hours=1, seconds=1)
+    )
+    assert due.outcomes == {"sent": 1}
+    assert [p["notification"]["body"] for p in phone.pushes()] == ["Later"]

@@ -33,3 +33,5 @@ def test_backoff_doubles_from_the_base_honours_retry_after_and_stops_at_sqs_long
     assert backoff(0, [unavailable, quota], base=30) == 200  # FCM asked for longer than our backoff
     assert backoff(3, [quota], base=30) == 240  # ours is longer by now
     assert backoff(0, [], base=30) == 30  # a crash has no FCM answer: the base
+    long_quota = PushResult("m", "retry", "QUOTA_EXCEEDED", retry_after=3600.0)
+    assert backoff(0, [long_quota], base=30) == 3600  # honoured in full: deliver chains 15-minute SQS delays

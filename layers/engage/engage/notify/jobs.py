@@ -34,6 +34,7 @@ class DeliveryJob(_Job):
     valid_until: AwareDatetime
     attempt: int = Field(default=0, ge=0)
     devices: list[str] | None = None  # None: every targetable device; a retry names the ones left
+    not_before: AwareDatetime | None = None  # a retry FCM asked to wait longer than one SQS delay (15 min) for
 
     @property
     def idempotency_key(self) -> str:

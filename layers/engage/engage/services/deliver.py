@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -71,8 +71,14 @@ def deliver(
             first = exc.errors()[0]
             queues.dead_letter(message.body, f"malformed delivery job: {first['loc']}: {first['msg']}")
             report.outcomes["malformed"] += 1
+    early = [(message, job) for message, job in jobs if job.not_before is not None and job.not_before > now]
+    if early:
+        _wait(early, now, report)
+    not_due = {message.record_id for message, _ in early}
     claimed: list[tuple[Received, DeliveryJob]] = []
     for message, job in jobs:
+        if message.record_id in not_due:
+            continue
         state = _claim(job, remaining_ms)
         if state == "claimed":
             claimed.append((message, job))
@@ -160,23 +166,39 @@ def _retry_or_dead_letter(
 ) -> None:
     """Each job again as its next attempt after a backoff, or, with its attempts used up, to the dead letters."""
     outgoing = []
+    now = datetime.now(UTC)
     for job in jobs:
         if job.attempt + 1 >= MAX_ATTEMPTS:
             queues.dead_letter(job.model_dump_json(), f"gave up after {MAX_ATTEMPTS} attempts: {why}"[:1000])
             report.outcomes["gave_up"] += 1
-        else:
-            later = job.model_copy(update={"attempt": job.attempt + 1})
-            delay = backoff(job.attempt, failures, get_settings().delivery_retry_base_seconds)
-            outgoing.append(queues.Outgoing(later.model_dump_json(), delay))
+            continue
+        wait = backoff(job.attempt, failures, get_settings().delivery_retry_base_seconds)
+        later = job.model_copy(update={"attempt": job.attempt + 1, "not_before": now + timedelta(seconds=wait)})
+        outgoing.append(queues.Outgoing(later.model_dump_json(), min(wait, queues.MAX_DELAY_SECONDS)))
     if outgoing:
         queues.send(queues.delivery_queue(), outgoing)
 
 
+def _wait(early: Sequence[tuple[Received, DeliveryJob]], now: datetime, report: Report) -> None:
+    """Jobs not due yet (a Retry-After beyond one SQS delay) go back for another hop, unsent and unclaimed."""
+    hops = [queues.Outgoing(job.model_dump_json(), _seconds_until(job.not_before, now)) for _, job in early]
+    try:
+        queues.send(queues.delivery_queue(), hops)
+    except Exception:
+        log.exception("could not re-queue jobs that are not due; SQS hands them out again")
+        report.retry_records.update(message.record_id for message, _ in early)
+
+
+def _seconds_until(moment: datetime | None, now: datetime) -> int:
+    seconds = (moment - now).total_seconds() if moment is not None else 0
+    return max(0, min(int(seconds + 0.999), queues.MAX_DELAY_SECONDS))
+
+
 def backoff(attempt: int, failures: Sequence[PushResult], base: float) -> int:
-    """Seconds before the next attempt: what FCM's Retry-After asks, else `base` doubled per attempt (≤ 15 min,
-    SQS's longest delay: a longer Retry-After is cut short and FCM may answer QUOTA_EXCEEDED once more)."""
+    """Seconds before the next attempt: what FCM's Retry-After asks (however long: waits beyond one SQS delay
+    are chained hops), else `base` doubled per attempt, at most 15 minutes."""
     asked = max((f.retry_after for f in failures if f.retry_after is not None), default=0.0)
-    return int(min(max(asked, base * 2**attempt), queues.MAX_DELAY_SECONDS))
+    return int(max(asked, min(base * 2**attempt, queues.MAX_DELAY_SECONDS)))
 
 
 def _push(job: DeliveryJob, target: devices.Target) -> Push:
