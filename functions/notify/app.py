@@ -28,21 +28,29 @@ def _ledger_rows(records: list[dict]) -> dict:
     Lambda retries a stream batch from the first failed record and everything after it comes again, so those
     are reported failed; rows handled before are safe to see twice (message ids are derived from the facts).
     """
-    tally = Tally()
-    rows = [(index, LedgerRow.from_image(_new_image(raw))) for index, raw in enumerate(records)
-            if raw.get("eventName") == "INSERT"]  # fmt: skip
+    tally, rows, failed_at = Tally(), [], None
+    for index, raw in enumerate(records):
+        if raw.get("eventName") != "INSERT":
+            continue
+        try:
+            rows.append((index, LedgerRow.from_image(_new_image(raw))))
+        except (KeyError, ValueError):  # not a row notify can read: it and the records after it fail
+            logger.exception("unreadable ledger row")
+            failed_at = index
+            break
     for _, group in groupby(rows, key=lambda pair: pair[1].user_id):
         batch = list(group)
         try:
             handle_rows([row for _, row in batch], tally=tally)
         except Exception:
-            first = batch[0][0]
             logger.exception("notify failed; this record and the ones after it will be retried")
-            metrics.add_metric(name="NotifyRecordsRetried", unit="Count", value=len(records) - first)
-            failed = [raw["dynamodb"]["SequenceNumber"] for raw in records[first:]]
-            return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
+            failed_at = batch[0][0]
+            break
     _count(tally)
-    return {"batchItemFailures": []}
+    if failed_at is None:
+        return {"batchItemFailures": []}
+    metrics.add_metric(name="NotifyRecordsRetried", unit="Count", value=len(records) - failed_at)
+    return {"batchItemFailures": [{"itemIdentifier": raw["dynamodb"]["SequenceNumber"]} for raw in records[failed_at:]]}
 
 
 def _new_image(raw: dict) -> dict:

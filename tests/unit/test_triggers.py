@@ -130,3 +130,16 @@ def test_given_stored_preferences_when_read_for_the_policy_then_defaults_fill_wh
     assert chosen.quiet_hours is not None and chosen.quiet_hours.start == "22:00"
     assert chosen.paused_until == datetime(2026, 12, 1, tzinfo=UTC)
     assert chosen.weekly_budget == 3
+
+
+def test_given_the_hour_repeated_when_clocks_go_back_when_a_schedule_runs_in_it_then_the_slot_is_the_same(
+    fitquest: EngagementConfig,
+) -> None:
+    assert fitquest.notifications is not None
+    trigger = next(t for t in fitquest.notifications.triggers if t.id == "streak-at-risk").model_copy(
+        update={"at_local": "01:30"}
+    )
+    new_york = user(timezone="America/New_York")
+    first = scheduled_fact(fitquest, trigger, new_york, datetime(2025, 11, 2, 5, 10, tzinfo=UTC))  # 01:10 EDT
+    again = scheduled_fact(fitquest, trigger, new_york, datetime(2025, 11, 2, 6, 10, tzinfo=UTC))  # 01:10 EST
+    assert first.key == again.key and first.id_at == again.id_at == datetime(2025, 11, 2, 5, 30, tzinfo=UTC)

@@ -190,7 +190,8 @@ def scheduled_fact(config: EngagementConfig, trigger: Trigger, state: UserState,
     local = local_time(config, state.profile, now)
     key = f"schedule#{trigger.id}#{local.date().isoformat()}"
     hour, minute = (int(part) for part in (trigger.at_local or "00:00").split(":"))
-    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0).astimezone(UTC)
+    # fold=0: a run in the hour repeated when clocks go back names the same slot as one before it.
+    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0, fold=0).astimezone(UTC)
     fact = {"type": "schedule", "event_id": key, "trigger": trigger.id}
     return FactSeen(key, now.astimezone(UTC), fact, id_at=slot)
 

@@ -71,14 +71,8 @@ def deliver(
             first = exc.errors()[0]
             queues.dead_letter(message.body, f"malformed delivery job: {first['loc']}: {first['msg']}")
             report.outcomes["malformed"] += 1
-    early = [(message, job) for message, job in jobs if job.not_before is not None and job.not_before > now]
-    if early:
-        _wait(early, now, report)
-    not_due = {message.record_id for message, _ in early}
     claimed: list[tuple[Received, DeliveryJob]] = []
-    for message, job in jobs:
-        if message.record_id in not_due:
-            continue
+    for message, job in _due(jobs, now, report):
         state = _claim(job, remaining_ms)
         if state == "claimed":
             claimed.append((message, job))
@@ -91,14 +85,14 @@ def deliver(
         results: list[PushResult] = run(send_batch(app, pushes, now)) if pushes else []
     except Exception as exc:
         log.exception("sending failed midway; the jobs go back on the queue as their next attempt")
-        _after_crash(claimed, exc, report)
+        _after_crash(claimed, exc, report, now)
         return report
     answers: dict[int, list[tuple[devices.Target, PushResult]]] = {id(job): [] for _, job in claimed}
     for (owner, target), result in zip(owners, results, strict=True):
         answers[id(owner)].append((target, result))
     for message, job in claimed:
         try:
-            _settle(job, answers[id(job)], report)
+            _settle(job, answers[id(job)], report, now)
         except Exception as exc:  # this job only: SQS hands it out again (a resend shows once: same tag)
             log.exception("could not record the outcome of %s", job.message_id)
             _idempotency().delete_record({"key": job.idempotency_key}, exc)
@@ -106,6 +100,21 @@ def deliver(
             continue
         _idempotency().save_success({"key": job.idempotency_key}, {"done": True})
     return report
+
+
+def _due(
+    jobs: Sequence[tuple[Received, DeliveryJob]], now: datetime, report: Report
+) -> list[tuple[Received, DeliveryJob]]:
+    """The jobs due now; the others (a Retry-After longer than one SQS delay) hop on, unsent and unclaimed, or
+    are dropped as expired if they would only wait to expire."""
+    not_due = [(message, job) for message, job in jobs if job.not_before is not None and job.not_before > now]
+    waiting = [(message, job) for message, job in not_due if job.valid_until > now]
+    if len(waiting) < len(not_due):
+        report.outcomes["expired"] += len(not_due) - len(waiting)
+    if waiting:
+        _wait(waiting, now, report)
+    held = {message.record_id for message, _ in not_due}
+    return [(message, job) for message, job in jobs if message.record_id not in held]
 
 
 def _pushes(
@@ -125,9 +134,11 @@ def _pushes(
     return pushes, owners
 
 
-def _settle(job: DeliveryJob, answers: Sequence[tuple[devices.Target, PushResult]], report: Report) -> None:
-    """Act on FCM's answers for one job: clean up dead devices, retry the devices still owed it, dead-letter
-    what FCM refused."""
+def _settle(
+    job: DeliveryJob, answers: Sequence[tuple[devices.Target, PushResult]], report: Report, now: datetime
+) -> None:
+    """Act on FCM's answers for one job: clean up dead devices, dead-letter what FCM refused, and last (so a
+    failure before it leaves no next attempt behind) queue the devices still owed it as the next attempt."""
     retry: list[tuple[str, PushResult]] = []
     refused: list[tuple[str, str]] = []
     for target, result in answers:
@@ -138,43 +149,47 @@ def _settle(job: DeliveryJob, answers: Sequence[tuple[devices.Target, PushResult
             retry.append((target.device_id, result))
         elif result.outcome == "dead_letter":
             refused.append((target.device_id, result.detail))
-    if retry:
-        later = job.model_copy(update={"devices": [device for device, _ in retry]})
-        _retry_or_dead_letter([later], retry[-1][1].detail, [result for _, result in retry], report)
     if refused:
         reasons = "; ".join(sorted({detail for _, detail in refused}))
         _dead_letter(job, [device for device, _ in refused], f"FCM refused the message: {reasons}")
+    if retry:
+        later = job.model_copy(update={"devices": [device for device, _ in retry]})
+        _retry_or_dead_letter([later], retry[-1][1].detail, [result for _, result in retry], report, now)
 
 
-def _after_crash(claimed: Sequence[tuple[Received, DeliveryJob]], exc: Exception, report: Report) -> None:
+def _after_crash(
+    claimed: Sequence[tuple[Received, DeliveryJob]], exc: Exception, report: Report, now: datetime
+) -> None:
     """Queue each job as its next attempt and mark this attempt done, so that neither an SQS redelivery of
-    it nor anything else sends it again; only if even queuing fails are the claims released for SQS."""
-    try:
-        _retry_or_dead_letter([job for _, job in claimed], f"delivery failed: {exc!r}", [], report)
-    except Exception:
-        log.exception("could not re-queue the jobs; SQS hands them out again after the visibility timeout")
-        for message, job in claimed:
+    it nor anything else sends it again; a job that cannot even be queued is released for SQS instead."""
+    for message, job in claimed:
+        try:
+            _retry_or_dead_letter([job], f"delivery failed: {exc!r}", [], report, now)
+        except Exception:
+            log.exception("could not re-queue %s; SQS hands it out again after the visibility timeout", job.message_id)
             _idempotency().delete_record({"key": job.idempotency_key}, exc)
             report.retry_records.add(message.record_id)
-        return
-    for _, job in claimed:
+            continue
         _idempotency().save_success({"key": job.idempotency_key}, {"requeued": True})
 
 
 def _retry_or_dead_letter(
-    jobs: Sequence[DeliveryJob], why: str, failures: Sequence[PushResult], report: Report
+    jobs: Sequence[DeliveryJob], why: str, failures: Sequence[PushResult], report: Report, now: datetime
 ) -> None:
     """Each job again as its next attempt after a backoff, or, with its attempts used up, to the dead letters."""
     outgoing = []
-    now = datetime.now(UTC)
     for job in jobs:
         if job.attempt + 1 >= MAX_ATTEMPTS:
             queues.dead_letter(job.model_dump_json(), f"gave up after {MAX_ATTEMPTS} attempts: {why}"[:1000])
             report.outcomes["gave_up"] += 1
             continue
         wait = backoff(job.attempt, failures, get_settings().delivery_retry_base_seconds)
-        later = job.model_copy(update={"attempt": job.attempt + 1, "not_before": now + timedelta(seconds=wait)})
-        outgoing.append(queues.Outgoing(later.model_dump_json(), min(wait, queues.MAX_DELAY_SECONDS)))
+        later: dict[str, object] = {"attempt": job.attempt + 1}
+        if wait > queues.MAX_DELAY_SECONDS:  # longer than one SQS delay: hops until then (see _wait)
+            later["not_before"] = now + timedelta(seconds=wait)
+        outgoing.append(
+            queues.Outgoing(job.model_copy(update=later).model_dump_json(), min(wait, queues.MAX_DELAY_SECONDS))
+        )
     if outgoing:
         queues.send(queues.delivery_queue(), outgoing)
 

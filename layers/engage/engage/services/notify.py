@@ -193,10 +193,15 @@ def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = Non
 
 def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, tally: Tally) -> None:
     config = active_config().config
-    stored = inbox.stored(user_id, [job.message_id for job in jobs])
+    latest: dict[str, DeferredRelease] = {}  # one message may come twice (a repeated hop): decide it once
+    for job in jobs:
+        if job.message_id not in latest or job.deliver_at > latest[job.message_id].deliver_at:
+            latest[job.message_id] = job
+    stored = inbox.stored(user_id, list(latest))
     pending = [
-        job for job in jobs if job.message_id in stored and stored[job.message_id].push.get("decision") == "defer"
-    ]
+        job for job in latest.values()
+        if job.message_id in stored and stored[job.message_id].push.get("decision") == "defer"
+    ]  # fmt: skip
     if not pending:
         return
     state = load_user(user_id)
