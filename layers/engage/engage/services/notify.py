@@ -77,7 +77,7 @@ class LedgerRow:
             sk=str(image["sk"]),
             ts=str(image["ts"]),
             event_type=str(image.get("event_type", "")),
-            occurred_at=_parse_time(occurred) if occurred else None,
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
             properties=dict(image.get("properties") or {}),
             facts=[dict(fact) for fact in image.get("facts") or []],
         )
@@ -141,7 +141,7 @@ def decide_and_store(
     caps = config.notifications.defaults.caps if config.notifications else Caps()
     earlier = inbox.stored(state.user_id, [p.candidate.message_id for p in prepared])
     fresh = [p for p in prepared if p.candidate.message_id not in earlier]
-    history = PushHistory(inbox.recent_pushes(state.user_id, now - HISTORY))
+    history = PushHistory(inbox.recent_pushes(state.user_id, now - HISTORY) if fresh else [])
     decided = decide([p.candidate for p in fresh], user_prefs(config, state), history, caps, now)
     pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
     if pushed_before:  # one push per moment, caps or not: an earlier attempt already pushed one of these
@@ -265,7 +265,7 @@ def _stored_decision(row: inbox.Message, inputs: Inputs) -> Decision:
     deliver_at = record.get("deliver_at")
     return Decision(
         row.message_id, record.get("decision", "inbox"), record.get("reason", "ok"),
-        _parse_time(deliver_at) if deliver_at else None, inputs, "decided by an earlier attempt",
+        datetime.fromisoformat(deliver_at) if deliver_at else None, inputs, "decided by an earlier attempt",
     )  # fmt: skip
 
 
@@ -350,11 +350,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set | tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _parse_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

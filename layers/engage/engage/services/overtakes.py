@@ -13,13 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError
 from ulid import ULID
 
 from ..config.schema import Leaderboard
 from ..engine.leaderboards import bucket_of
 from ..store import leaderboards as store
 from ..store.models import LedgerItem
+from ..store.writes import written
 from .config import active_config
 from .leaderboards import my_rank
 
@@ -87,10 +87,5 @@ def _tell(user_id: str, key: str, passer: store.BoardRow, new_rank: int, now: da
         facts=[fact],
         expires_at=now + FACT_RETENTION,
     )
-    try:
-        row.save(condition=LedgerItem.sk.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return 0  # written by an earlier delivery of the same stream record
-        raise
-    return 1
+    # False: written by an earlier delivery of the same stream record.
+    return int(written(lambda: row.save(condition=LedgerItem.sk.does_not_exist())))

@@ -6,9 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DeleteError
-
 from .models import DeviceItem
+from .writes import written
 
 # FCM: tokens are stale after about a month without refresh; Android expires them after 270 days.
 STALE_AFTER = timedelta(days=30)
@@ -79,13 +78,8 @@ def remove(user_id: str, device_id: str) -> None:
 
 def remove_dead(user_id: str, target: Target) -> bool:
     """Forget a device FCM said is gone, unless the app re-registered it with a new token meanwhile."""
-    try:
-        DeviceItem(user_id, target.device_id).delete(condition=DeviceItem.token_hash == token_hash(target.token))
-    except DeleteError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    item = DeviceItem(user_id, target.device_id)
+    return written(lambda: item.delete(condition=DeviceItem.token_hash == token_hash(target.token)))
 
 
 @dataclass(frozen=True)

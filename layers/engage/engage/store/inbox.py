@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
 from ulid import ULID
 
 from .history import BadCursor, decode_cursor, encode_cursor
 from .models import InboxItem
+from .writes import written
 
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
@@ -54,13 +55,7 @@ def add(user_id: str, message: Message) -> bool:
         created_at=message.created_at,
         expires_at=message.created_at + RETENTION,
     )
-    try:
-        item.save(condition=InboxItem.message_id.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return written(lambda: item.save(condition=InboxItem.message_id.does_not_exist()))
 
 
 def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
@@ -93,12 +88,8 @@ def mark(user_id: str, message_id: str, action: str, now: datetime) -> Message:
         "archive": InboxItem.archived_at.set(now),
     }
     item = InboxItem(user_id, message_id)
-    try:
-        item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise MessageNotFound(message_id) from None
-        raise
+    if not written(lambda: item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())):
+        raise MessageNotFound(message_id)
     return _message(item)
 
 
@@ -126,12 +117,8 @@ def recent_pushes(user_id: str, since: datetime) -> list[datetime]:
         attributes_to_get=["push"],
         consistent_read=True,  # a push decided a moment ago counts
     )
-    pushed = []
-    for item in items:
-        at = (item.push.as_dict() if hasattr(item.push, "as_dict") else dict(item.push)).get("at")
-        if at and datetime.fromisoformat(at) >= since:
-            pushed.append(datetime.fromisoformat(at))
-    return pushed
+    pushed = (datetime.fromisoformat(at) for item in items if (at := _plain(item.push).get("at")))
+    return [at for at in pushed if at >= since]
 
 
 def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: datetime | None = None) -> bool:
@@ -140,28 +127,21 @@ def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: date
     actions: list[Action] = [InboxItem.push.set(push)]
     if archive_at is not None:
         actions.append(InboxItem.archived_at.set(archive_at))
-    try:
-        InboxItem(user_id, message_id).update(actions=actions, condition=InboxItem.push["decision"] == "defer")
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    item = InboxItem(user_id, message_id)
+    return written(lambda: item.update(actions=actions, condition=InboxItem.push["decision"] == "defer"))
 
 
 def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
     """Attribute a notification_opened event to its message (the first open counts); False if there is no
     such message or it was already opened."""
-    try:
-        InboxItem(user_id, message_id).update(
-            actions=[InboxItem.opened_at.set(at)],
-            condition=InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist(),
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    item = InboxItem(user_id, message_id)
+    first_open = InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist()
+    return written(lambda: item.update(actions=[InboxItem.opened_at.set(at)], condition=first_open))
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    # Untyped map attributes come back as MapAttribute objects or plain dicts, depending on how they were read.
+    return value.as_dict() if hasattr(value, "as_dict") else dict(value)
 
 
 def _message(item: InboxItem) -> Message:
@@ -172,8 +152,8 @@ def _message(item: InboxItem) -> Message:
         title=item.title,
         body=item.body,
         deep_link=item.deep_link,
-        actions=[a.as_dict() if hasattr(a, "as_dict") else a for a in item.actions],
-        push=item.push.as_dict() if hasattr(item.push, "as_dict") else dict(item.push),
+        actions=[_plain(action) for action in item.actions],
+        push=_plain(item.push),
         created_at=item.created_at,
         read_at=item.read_at,
         archived_at=item.archived_at,
