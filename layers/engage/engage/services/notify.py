@@ -3,8 +3,10 @@
 Every message a trigger produces becomes an inbox row, stored with a conditional write keyed by its id,
 which is derived from (trigger, user, fact): a stream record handled twice stores nothing new and uses the
 decision already stored, so one fact never yields two pushes (deliver's idempotency covers the job itself).
-A push decision becomes a delivery job; a quiet-hours deferral waits on the deferred queue and is decided
-again when due (release_deferred), against the user as they are then.
+A push decision is first claimed in the user's push log (store.inbox.claim_push: a conditional write), so
+decisions racing for one user cannot together exceed a cap; then it becomes a delivery job. A quiet-hours
+deferral waits on the deferred queue and is decided again when due (release_deferred), against the user as
+they are then.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ log = logging.getLogger(__name__)
 # The caps look back one ISO week and a day at most.
 HISTORY = timedelta(days=8)
 OPENED = "notification_opened"
+# Decisions for one user that lose the race to the push log decide again, this many times in all.
+CLAIM_ATTEMPTS = 3
+
+
+class PushLogBusy(RuntimeError):
+    """Other decisions for the user kept claiming pushes first: the batch fails and is retried later."""
 
 
 @dataclass
@@ -134,22 +142,22 @@ def decide_and_store(
 
     Messages an earlier attempt already stored (a retried stream record) keep the decision stored then and
     are only acted on again (deliver's idempotency makes a repeated job send nothing); the others are
-    decided now, against a history that includes those earlier pushes.
+    decided now, against the push log, and a push among them is claimed there before anything is stored.
     """
     if not prepared:
         return
     caps = config.notifications.defaults.caps if config.notifications else Caps()
-    earlier = inbox.stored(state.user_id, [p.candidate.message_id for p in prepared])
-    fresh = [p for p in prepared if p.candidate.message_id not in earlier]
-    history = PushHistory(inbox.recent_pushes(state.user_id, now - HISTORY) if fresh else [])
-    decided = decide([p.candidate for p in fresh], user_prefs(config, state), history, caps, now)
-    pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
-    if pushed_before:  # one push per moment, caps or not: an earlier attempt already pushed one of these
-        decided = [
-            replace(d, action="inbox", reason="lower_priority", detail=f"{pushed_before[0]} was pushed instead")
-            if d.action == "push" else d
-            for d in decided
-        ]  # fmt: skip
+    prefs = user_prefs(config, state)
+    for _ in range(CLAIM_ATTEMPTS):
+        earlier, log = inbox.lookup(state.user_id, [p.candidate.message_id for p in prepared])
+        fresh = [p.candidate for p in prepared if p.candidate.message_id not in earlier]
+        decided = decide(fresh, prefs, PushHistory(log.since(now - HISTORY)), caps, now) if fresh else []
+        pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
+        decided = _earlier_push_stands(decided, pushed_before, log)
+        if _claimed(state.user_id, decided, log, now):
+            break
+    else:
+        raise PushLogBusy(f"user {state.user_id}: the push log changed under {CLAIM_ATTEMPTS} decisions in a row")
     decisions = {d.message_id: d for d in decided}
     deliveries: list[queues.Outgoing] = []
     deferrals: list[queues.Outgoing] = []
@@ -197,7 +205,7 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
     for job in jobs:
         if job.message_id not in latest or job.deliver_at > latest[job.message_id].deliver_at:
             latest[job.message_id] = job
-    stored = inbox.stored(user_id, list(latest))
+    stored, log = inbox.lookup(user_id, list(latest))
     pending = [
         job for job in latest.values()
         if job.message_id in stored and stored[job.message_id].push.get("decision") == "defer"
@@ -215,8 +223,16 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
         seen = FactSeen(job.fact_key, job.created_at, job.fact)
         due.append((candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))))
     caps = config.notifications.defaults.caps if config.notifications else Caps()
-    history = PushHistory(inbox.recent_pushes(user_id, now - HISTORY))
-    decisions = release_due(due, now, prefs=user_prefs(config, state), history=history, caps=caps)
+    prefs = user_prefs(config, state)
+    for attempt in range(CLAIM_ATTEMPTS):
+        if attempt:  # another decision pushed to this user meanwhile: their log, read again
+            _, log = inbox.lookup(user_id, [])
+        history = PushHistory(log.since(now - HISTORY))
+        decisions = _earlier_push_stands(release_due(due, now, prefs=prefs, history=history, caps=caps), [], log)
+        if _claimed(user_id, decisions, log, now):
+            break
+    else:
+        raise PushLogBusy(f"user {user_id}: the push log changed under {CLAIM_ATTEMPTS} decisions in a row")
     for job, decision in zip(pending, decisions, strict=True):
         tally.add(decision)
         row = stored[job.message_id]
@@ -233,6 +249,30 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
 
 
 # ---------------------------------------------------------------- steps
+
+
+def _earlier_push_stands(decided: list[Decision], pushed_before: list[str], log: inbox.PushLog) -> list[Decision]:
+    """One push per moment, across attempts: a message an earlier attempt claimed in the push log (and then
+    failed before storing or settling it) is pushed now; when an earlier attempt pushed one of these messages,
+    no other is."""
+    claimed = [d.message_id for d in decided if d.message_id in log.pushed]
+    winner = claimed[0] if claimed else pushed_before[0] if pushed_before else None
+    if winner is None:
+        return decided
+    return [
+        replace(d, action="push", reason="ok", deliver_at=None, detail="claimed by an earlier attempt")
+        if d.message_id in claimed
+        else replace(d, action="inbox", reason="lower_priority", detail=f"{winner} was pushed instead")
+        if d.action == "push"
+        else d
+        for d in decided
+    ]
+
+
+def _claimed(user_id: str, decided: list[Decision], log: inbox.PushLog, now: datetime) -> bool:
+    """Claim the push among these decisions in the push log; False if the log changed since it was read."""
+    push = next((d for d in decided if d.action == "push" and d.message_id not in log.pushed), None)
+    return push is None or inbox.claim_push(user_id, log, push.message_id, now, HISTORY)
 
 
 def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decision, inbox.Message]:

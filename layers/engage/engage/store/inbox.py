@@ -1,4 +1,10 @@
-"""The inbox: every message a user was sent, pushed or not, newest first; marked read, unread or archived."""
+"""The inbox: every message a user was sent, pushed or not, newest first; marked read, unread or archived.
+
+Next to the messages, in the same partition, each user has a push log: the pushes of the last days, which the
+caps count, under a version. A push is claimed there with a conditional write before it is queued, so two
+decisions racing for one user (a stream batch, a quiet-hours release, a schedule run) cannot both spend the
+same cap: the one whose claim fails reads the log again and decides again.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,6 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.update import Action
-from ulid import ULID
 
 from .history import BadCursor, decode_cursor, encode_cursor
 from .models import InboxItem
@@ -16,12 +21,23 @@ from .writes import written
 
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
-# How long before its release a deferred message may have been created (a quiet-hours window plus margin).
-RETENTION_OF_DEFERRAL = timedelta(days=2)
+# The push log's key: no message id takes it, and it sorts after every ULID (so message queries stop before it).
+PUSH_LOG = "~push-log"
 
 
 class MessageNotFound(LookupError):
     """No such message in this user's inbox (never sent, expired, or someone else's)."""
+
+
+@dataclass(frozen=True)
+class PushLog:
+    """A user's recent pushes (message id → when it was pushed) as read, and the version a claim checks."""
+
+    version: int
+    pushed: dict[str, datetime]
+
+    def since(self, floor: datetime) -> list[datetime]:
+        return [at for at in self.pushed.values() if at >= floor]
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], s
     start = decode_cursor(cursor, user_id) if cursor else None
     items = InboxItem.query(
         user_id,
+        InboxItem.message_id < PUSH_LOG,
         filter_condition=InboxItem.archived_at.does_not_exist(),
         scan_index_forward=False,
         limit=limit,
@@ -76,7 +93,9 @@ def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], s
 def unread_count(user_id: str) -> int:
     """Messages neither read nor archived (a count query over the user's inbox, bounded by its retention)."""
     return InboxItem.count(
-        user_id, filter_condition=InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist()
+        user_id,
+        InboxItem.message_id < PUSH_LOG,
+        filter_condition=InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist(),
     )
 
 
@@ -88,7 +107,9 @@ def mark(user_id: str, message_id: str, action: str, now: datetime) -> Message:
         "archive": InboxItem.archived_at.set(now),
     }
     item = InboxItem(user_id, message_id)
-    if not written(lambda: item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())):
+    if message_id == PUSH_LOG or not written(
+        lambda: item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())
+    ):
         raise MessageNotFound(message_id)
     return _message(item)
 
@@ -100,25 +121,33 @@ def get(user_id: str, message_id: str) -> Message | None:
         return None
 
 
-def stored(user_id: str, message_ids: list[str]) -> dict[str, Message]:
-    """The messages of these ids already in the inbox (one BatchGetItem per 100 ids, strongly consistent)."""
-    keys = [(user_id, message_id) for message_id in message_ids]
-    return {item.message_id: _message(item) for item in InboxItem.batch_get(keys, consistent_read=True)}
+def lookup(user_id: str, message_ids: list[str]) -> tuple[dict[str, Message], PushLog]:
+    """The messages of these ids already in the inbox, and the user's push log: strongly consistent, in one
+    BatchGetItem (per 100 keys)."""
+    keys = [(user_id, message_id) for message_id in [*message_ids, PUSH_LOG]]
+    messages, log = {}, PushLog(0, {})
+    for item in InboxItem.batch_get(keys, consistent_read=True):
+        if item.message_id == PUSH_LOG:
+            pushed = _plain(item.pushed) if item.pushed is not None else {}
+            log = PushLog(int(item.log_version or 0), {m: datetime.fromisoformat(at) for m, at in pushed.items()})
+        else:
+            messages[item.message_id] = _message(item)
+    return messages, log
 
 
-def recent_pushes(user_id: str, since: datetime) -> list[datetime]:
-    """When the user was pushed to since `since` (the caps' history): message ids are ULIDs, so the
-    query starts at `since`'s id; a deferred message counts from when it was released."""
-    floor = str(ULID.from_datetime(since - RETENTION_OF_DEFERRAL))[:10] + "0" * 16
-    items = InboxItem.query(
-        user_id,
-        InboxItem.message_id >= floor,
-        filter_condition=InboxItem.push["decision"] == "push",
-        attributes_to_get=["push"],
-        consistent_read=True,  # a push decided a moment ago counts
-    )
-    pushed = (datetime.fromisoformat(at) for item in items if (at := _plain(item.push).get("at")))
-    return [at for at in pushed if at >= since]
+def claim_push(user_id: str, log: PushLog, message_id: str, at: datetime, keep: timedelta) -> bool:
+    """Log a push, keeping the pushes of the last `keep`, if the log is still as `log` read it; False if another
+    decision wrote it since (the caller reads it again and decides again)."""
+    pushed = {m: when.isoformat() for m, when in log.pushed.items() if when >= at - keep}
+    pushed[message_id] = at.isoformat()
+    unchanged = InboxItem.log_version == log.version if log.version else InboxItem.log_version.does_not_exist()
+    changes: list[Action] = [
+        InboxItem.pushed.set(pushed),
+        InboxItem.log_version.set(log.version + 1),
+        InboxItem.expires_at.set(at + RETENTION),
+    ]
+    item = InboxItem(user_id, PUSH_LOG)
+    return written(lambda: item.update(actions=changes, condition=unchanged))
 
 
 def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: datetime | None = None) -> bool:
@@ -134,6 +163,8 @@ def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: date
 def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
     """Attribute a notification_opened event to its message (the first open counts); False if there is no
     such message or it was already opened."""
+    if message_id == PUSH_LOG:
+        return False
     item = InboxItem(user_id, message_id)
     first_open = InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist()
     return written(lambda: item.update(actions=[InboxItem.opened_at.set(at)], condition=first_open))
@@ -162,6 +193,6 @@ def _message(item: InboxItem) -> Message:
 
 
 __all__ = [
-    "BadCursor", "Message", "MessageNotFound", "add", "get", "mark", "mark_opened", "page", "recent_pushes",
-    "settle", "stored", "unread_count",
+    "PUSH_LOG", "BadCursor", "Message", "MessageNotFound", "PushLog", "add", "claim_push", "get", "lookup", "mark",
+    "mark_opened", "page", "settle", "unread_count",
 ]  # fmt: skip

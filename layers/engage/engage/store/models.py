@@ -172,7 +172,8 @@ class DeviceItem(Model):
 
 
 class InboxItem(Model):
-    """One message in a user's inbox (sk: the message id, a ULID shared with its push)."""
+    """One message in a user's inbox (sk: the message id, a ULID shared with its push), and one row per user
+    logging their recent pushes (sk "~push-log", which sorts after every ULID)."""
 
     class Meta(_Meta):
         table_name = _settings.inbox_table
@@ -191,6 +192,10 @@ class InboxItem(Model):
     archived_at = UTCDateTimeAttribute(null=True)
     opened_at = UTCDateTimeAttribute(null=True)  # from a notification_opened event
     expires_at = TTLAttribute()
+    # Only on the user's push-log row (sk store.inbox.PUSH_LOG): recent pushes {message id: ISO time}, and the
+    # version its conditional writes check.
+    pushed = MapAttribute[str, Any](null=True)
+    log_version = NumberAttribute(null=True)
 
 
 class ConfigItem(Model):
