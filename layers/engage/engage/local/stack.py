@@ -171,6 +171,7 @@ def start(
                     HandlerPool(template.functions[source.function]),
                     failed_batches(prefix),
                     source.batch_size,
+                    source.filters,
                 )
                 for source in template.streams
             ],

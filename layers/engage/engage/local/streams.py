@@ -2,14 +2,16 @@
 
 Reads DynamoDB Local's stream of a table, hands batches to the function with the DynamoDB stream event
 payload, and honours partial batch responses: the batch is retried from the first failed record, up to
-MAX_ATTEMPTS, after which the records are set aside in a failed-batches file (the DLQ's stand-in).
+MAX_ATTEMPTS, after which the records are set aside in a failed-batches file (the DLQ's stand-in). The
+mapping's FilterCriteria apply as in Lambda: a record that matches none of the patterns is passed over
+(matched with moto's implementation of EventBridge patterns, the syntax Lambda's filters use).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,15 @@ MAX_ATTEMPTS = 5
 class StreamPoller:
     """One table's stream feeding one function."""
 
-    def __init__(self, endpoint: str, table: str, pool: HandlerPool, failed_log: Path, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        table: str,
+        pool: HandlerPool,
+        failed_log: Path,
+        batch_size: int = 100,
+        filters: Sequence[str] = (),
+    ) -> None:
         session = boto3.session.Session(
             aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
         )
@@ -37,6 +47,7 @@ class StreamPoller:
         self._pool = pool
         self._failed_log = failed_log
         self._batch_size = batch_size
+        self._patterns = [_pattern(text) for text in filters]
         self._shards: dict[str, _Shard] = {}
         self._lock = threading.Lock()
 
@@ -52,6 +63,7 @@ class StreamPoller:
             return sum(self._poll_shard(shard_id, shard) for shard_id, shard in list(self._shards.items()))
 
     def _poll_shard(self, shard_id: str, shard: _Shard) -> int:
+        """Deliver the shard's next batch; returns how many records it consumed (delivered or passed over)."""
         if shard.closed:
             return 0
         try:
@@ -64,22 +76,26 @@ class StreamPoller:
             shard.iterator = response.get("NextShardIterator")
             shard.closed = shard.iterator is None
             return 0
-        failed_at = self._deliver(records)
+        matching = [record for record in records if self._matches(record)]
+        failed_at = self._deliver(matching) if matching else None
         if failed_at is not None and shard.attempts < MAX_ATTEMPTS:
             shard.attempts += 1  # Lambda's rule: retry from the first failed record, the rest with it
-            delivered = records[:failed_at]
             shard.iterator = None
-        else:
-            if failed_at is not None:
-                self._set_aside(records[failed_at:])
-            shard.attempts = 0
-            delivered = records
-            shard.iterator = response.get("NextShardIterator")
-        if delivered:
-            shard.last_sequence = delivered[-1]["dynamodb"]["SequenceNumber"]
-        if failed_at is not None and shard.attempts == 0:
-            shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
-        return len(delivered)
+            if failed_at:
+                shard.last_sequence = matching[failed_at - 1]["dynamodb"]["SequenceNumber"]
+            return failed_at
+        if failed_at is not None:
+            self._set_aside(matching[failed_at:])
+        shard.attempts = 0
+        shard.iterator = response.get("NextShardIterator")
+        shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
+        return len(records)
+
+    def _matches(self, record: dict[str, Any]) -> bool:
+        if not self._patterns:
+            return True
+        plain = json.loads(json.dumps(record, default=str))
+        return any(pattern.matches_event(plain) for pattern in self._patterns)
 
     def _iterator(self, shard_id: str, shard: _Shard) -> str:
         if shard.iterator is None:
@@ -116,6 +132,12 @@ class StreamPoller:
         with open(self._failed_log, "a", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, default=str) + "\n")
+
+
+def _pattern(text: str) -> Any:
+    from moto.events.models import EventPattern  # moto is part of the local stack (its SQS server)
+
+    return EventPattern.load(text)
 
 
 @dataclass

@@ -45,6 +45,7 @@ class StreamSource:
     function: str  # logical id
     table: str  # logical id of the table whose stream it reads
     batch_size: int = 100
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns (JSON): a record matching none is not delivered
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,11 @@ def load_template(path: str | Path) -> Template:
                 stream = event["Properties"]["Stream"]
                 table = stream["Fn::GetAtt"][0] if isinstance(stream, dict) and "Fn::GetAtt" in stream else None
                 if table:
-                    streams.append(StreamSource(rid, table, int(event["Properties"].get("BatchSize", 100))))
+                    batch_size = int(event["Properties"].get("BatchSize", 100))
+                    filters = tuple(
+                        f["Pattern"] for f in event["Properties"].get("FilterCriteria", {}).get("Filters", [])
+                    )
+                    streams.append(StreamSource(rid, table, batch_size, filters))
                 continue
             if event["Type"] == "SQS":
                 queue_sources.append(_queue_source(rid, event["Properties"]))
