@@ -330,8 +330,20 @@ def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(s
     calls: set[tuple[str, str]] = set()
     original = botocore.client.BaseClient._make_api_call
 
+    item_actions = {
+        "Put": "PutItem",
+        "Update": "UpdateItem",
+        "Delete": "DeleteItem",
+        "ConditionCheck": "ConditionCheckItem",
+    }
+
     def recording(client, operation, params):
         service = client.meta.service_model.service_name
+        if operation == "TransactWriteItems":  # IAM authorises each contained action on its table
+            for item in params["TransactItems"]:
+                ((kind, action),) = item.items()
+                calls.add((f"dynamodb:{item_actions[kind]}", action["TableName"]))
+            return original(client, operation, params)
         resource = params.get("TableName") or params.get("QueueUrl") or next(iter(params.get("RequestItems", {})), "")
         calls.add((f"{service}:{'SendMessage' if operation == 'SendMessageBatch' else operation}", resource))
         return original(client, operation, params)

@@ -1,23 +1,27 @@
 """The push log: decisions racing for one user cannot together exceed a cap (services.notify, on DynamoDB Local).
 
-FitQuest's caps allow one push per 2 hours (min_gap). Each test makes two or more decisions meet for the same
-user — a stream batch, another stream batch, a quiet-hours release — and checks that only one of them pushes.
+FitQuest's caps allow one push per 2 hours (min_gap). Most tests make two or more decisions meet for the same
+user — a stream batch, another stream batch, a quiet-hours release — and check that only one of them pushes;
+the others check what a crash or a retry leaves behind.
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from engage.api.models import PreferencesIn
+from engage.config.schema import Caps
 from engage.notify.triggers import FactSeen, Prepared, prepare
 from engage.services import notify
 from engage.services.config import active_config
-from engage.services.notify import Tally, decide_and_store, release_deferred
+from engage.services.notify import Tally, decide_and_store, release_deferred, run_schedule
 from engage.services.preferences import update_preferences
-from engage.store import inbox
+from engage.store import inbox, queues
+from engage.store.history import encode_cursor
 from engage.store.progress import load_user
 
 from .test_notify_release import held
@@ -67,15 +71,17 @@ def race_on_first_lookup(monkeypatch: pytest.MonkeyPatch, other_decision) -> Non
 def test_given_another_decision_pushes_between_read_and_claim_then_this_one_decides_again_and_keeps_the_gap(
     user_id, now, monkeypatch
 ):
+    yesterday = now - timedelta(hours=25)
+    decide(user_id, badge_message(user_id, "e0", yesterday), yesterday)  # the log exists: version 1
     first, second = badge_message(user_id, "e1", now), badge_message(user_id, "e2", now)
     race_on_first_lookup(monkeypatch, lambda: decide(user_id, second, now))
 
     assert decide(user_id, first, now).decisions == {"inbox:min_gap": 1}
-    assert pushed(user_id) == [second[0].candidate.message_id]
+    assert pushed(user_id)[0] == second[0].candidate.message_id  # newest first: then yesterday's
     _, log = inbox.lookup(user_id, [])
-    assert list(log.pushed) == [second[0].candidate.message_id]
+    assert log.version == 2 and second[0].candidate.message_id in log.pushed
     messages, _ = inbox.page(user_id, 50, None)  # the log row is not a message
-    assert len(messages) == 2 and inbox.unread_count(user_id) == 2
+    assert len(messages) == 3 and inbox.unread_count(user_id) == 3
     assert not inbox.mark_opened(user_id, inbox.PUSH_LOG, now)
 
 
@@ -113,26 +119,114 @@ def test_given_eight_decisions_at_once_for_one_user_then_exactly_one_pushes(user
     assert sorted(row.push["reason"] for row in stored.values()) == ["min_gap"] * 7 + ["ok"]
 
 
-def test_given_a_crash_after_the_claim_when_retried_then_the_claimed_message_is_pushed_once(user_id, now, monkeypatch):
+def test_given_pushes_hours_apart_then_each_is_logged_on_the_version_the_last_one_wrote(user_id, now):
+    earlier = now - timedelta(hours=3)
+    assert decide(user_id, badge_message(user_id, "e1", earlier), earlier).decisions == {"push:ok": 1}
+    assert decide(user_id, badge_message(user_id, "e2", now), now).decisions == {"push:ok": 1}  # 3 h > min_gap
+    (third,) = decide(user_id, badge_message(user_id, "e3", now), now).decisions
+    assert third in ("inbox:min_gap", "inbox:cap_per_day")  # per_day is 2: which applies depends on the hour
+    _, log = inbox.lookup(user_id, [])
+    assert log.version == 2 and sorted(log.pushed.values()) == [earlier, now]
+
+
+def test_given_a_crash_after_the_push_was_stored_when_retried_then_it_is_queued_again_and_logged_once(
+    user_id, now, monkeypatch
+):
     prepared = badge_message(user_id, "e1", now)
-    real_add = inbox.add
+    real_send, sent = queues.send, []
 
-    def crash(*_args):
-        monkeypatch.setattr(inbox, "add", real_add)
-        raise ConnectionError("the Lambda died after claiming the push")
+    def crash_once(queue, messages):
+        monkeypatch.setattr(queues, "send", lambda q, m: sent.extend(m) or real_send(q, m))
+        raise ConnectionError("the Lambda died before queueing the push")
 
-    monkeypatch.setattr(inbox, "add", crash)
+    monkeypatch.setattr(queues, "send", crash_once)
     with pytest.raises(ConnectionError):
         decide(user_id, prepared, now)
 
     assert decide(user_id, prepared, now).decisions == {"push:ok": 1}  # the stream record, retried
+    assert [prepared[0].candidate.message_id in m.body for m in sent] == [True]
     row = inbox.get(user_id, prepared[0].candidate.message_id)
-    assert row is not None and row.push["detail"] == "claimed by an earlier attempt"
+    assert row is not None and row.push["decision"] == "push"
+    assert len(inbox.lookup(user_id, [])[1].pushed) == 1
+
+
+def test_given_a_release_that_died_after_settling_when_its_job_comes_again_then_the_push_is_queued_again(
+    user_id, now, monkeypatch
+):
+    job = held(user_id, now - timedelta(minutes=10), now - timedelta(minutes=1))
+    monkeypatch.setattr(queues, "send", lambda *_: (_ for _ in ()).throw(ConnectionError("died")))
+    with pytest.raises(ConnectionError):
+        release_deferred([job], now=now)
+    row = inbox.get(user_id, job.message_id)
+    assert row is not None and row.push["decision"] == "push"  # settled together with its log entry
+
+    sent: list[queues.Outgoing] = []
+    monkeypatch.setattr(queues, "send", lambda queue, messages: sent.extend(messages))
+    assert release_deferred([job], now=now).decisions == {}  # decided once
+    assert [job.message_id in m.body for m in sent] == [True]  # and queued again; deliver sends it once
+
+
+def test_given_a_push_whose_row_a_concurrent_attempt_stored_then_nothing_is_logged_for_it(user_id, now, monkeypatch):
+    prepared = badge_message(user_id, "e1", now)
+    other = inbox.Message(**{**notify._row(prepared[0], _inbox_decision(prepared, now)).__dict__})
+    race_on_first_lookup(monkeypatch, lambda: inbox.add(user_id, other))  # stored as "inbox" meanwhile
+
+    assert decide(user_id, prepared, now).decisions == {"inbox:min_gap": 1}  # the stored decision stands
+    assert inbox.lookup(user_id, [])[1].pushed == {}  # no push logged without its message
+
+
+def test_given_two_deliveries_of_one_held_message_race_then_it_is_pushed_once(user_id, now, monkeypatch):
+    config = active_config().config
+    assert config.notifications is not None
+    defaults = config.notifications.defaults.model_copy(update={"caps": Caps(per_day=5)})  # no min_gap
+    no_gap = config.model_copy(update={"notifications": config.notifications.model_copy(update={"defaults": defaults})})
+    monkeypatch.setattr(notify, "active_config", lambda: SimpleNamespace(config=no_gap))
+    x = held(user_id, now - timedelta(minutes=20), now - timedelta(minutes=1))
+    y = held(user_id, now - timedelta(minutes=10), now - timedelta(minutes=1))
+    race_on_first_lookup(monkeypatch, lambda: release_deferred([x, y], now=now))  # both, from another batch
+
+    release_deferred([y], now=now)  # a duplicate of y's job, which lost the race
+
+    rows = inbox.lookup(user_id, [x.message_id, y.message_id])[0]
+    assert sorted(row.push["decision"] for row in rows.values()) == ["inbox", "push"]
     assert len(inbox.lookup(user_id, [])[1].pushed) == 1
 
 
 def test_given_the_log_keeps_changing_then_the_batch_fails_to_be_retried(user_id, now, monkeypatch):
-    monkeypatch.setattr(inbox, "claim_push", lambda *_args: False)
+    monkeypatch.setattr(inbox, "add_pushed", lambda *_args: False)
     with pytest.raises(notify.PushLogBusy, match=user_id):
         decide(user_id, badge_message(user_id, "e1", now), now)
     assert pushed(user_id) == []  # nothing stored: the retry decides afresh
+
+
+def test_given_a_schedule_run_meets_a_busy_user_then_it_goes_on_and_names_them(user_id, now, monkeypatch):
+    monkeypatch.setattr(inbox, "add_pushed", lambda *_args: False)
+    monkeypatch.setattr(notify, "holds", lambda *_args: True)  # as if the streak were at risk
+    tally = run_schedule("streak-at-risk", [user_id], now)
+    assert tally.busy_users == [user_id]
+
+
+def test_the_log_keeps_the_newest_pushes_within_its_window(user_id, now):
+    prepared = badge_message(user_id, "e1", now)
+    for i in range(inbox.PUSH_LOG_SIZE + 5):
+        _, log = inbox.lookup(user_id, [])
+        at = now - timedelta(days=9) + timedelta(minutes=i)  # the first 5 beyond any cap's window
+        row = notify._row(prepared[0], notify.Decision(f"m{i:03d}", "push", "ok", None, _inputs(at), ""))
+        assert inbox.add_pushed(user_id, log, inbox.Message(**{**row.__dict__, "message_id": f"m{i:03d}"}),
+                                timedelta(days=8))  # fmt: skip
+    _, log = inbox.lookup(user_id, [])
+    assert len(log.pushed) == inbox.PUSH_LOG_SIZE and min(log.pushed) == "m005"
+
+
+def test_a_cursor_pointing_at_the_log_is_refused(user_id):
+    cursor = encode_cursor({"user_id": {"S": user_id}, "message_id": {"S": inbox.PUSH_LOG}})
+    with pytest.raises(inbox.BadCursor):
+        inbox.page(user_id, 10, cursor)
+
+
+def _inputs(at: datetime) -> notify.Inputs:
+    return notify._bare_inputs(at)
+
+
+def _inbox_decision(prepared: list[Prepared], now: datetime) -> notify.Decision:
+    return notify.Decision(prepared[0].candidate.message_id, "inbox", "min_gap", None, _inputs(now), "")

@@ -85,7 +85,6 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:PutItem", "InboxTable"),
         ("dynamodb:GetItem", "InboxTable"),
         ("dynamodb:BatchGetItem", "InboxTable"),
-        ("dynamodb:Query", "InboxTable"),
         ("dynamodb:UpdateItem", "InboxTable"),
         ("dynamodb:GetItem", "ConfigTable"),
         ("sqs:SendMessage", "DeliveryQueue"),

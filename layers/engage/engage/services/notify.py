@@ -3,10 +3,10 @@
 Every message a trigger produces becomes an inbox row, stored with a conditional write keyed by its id,
 which is derived from (trigger, user, fact): a stream record handled twice stores nothing new and uses the
 decision already stored, so one fact never yields two pushes (deliver's idempotency covers the job itself).
-A push decision is first claimed in the user's push log (store.inbox.claim_push: a conditional write), so
-decisions racing for one user cannot together exceed a cap; then it becomes a delivery job. A quiet-hours
-deferral waits on the deferred queue and is decided again when due (release_deferred), against the user as
-they are then.
+A push is stored (or, released, settled) in one transaction with the user's push log, conditioned on the
+log's version, so decisions racing for one user cannot together exceed a cap; then it becomes a delivery
+job. A quiet-hours deferral waits on the deferred queue and is decided again when due (release_deferred),
+against the user as they are then.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 HISTORY = timedelta(days=8)
 OPENED = "notification_opened"
 # Decisions for one user that lose the race to the push log decide again, this many times in all.
-CLAIM_ATTEMPTS = 3
+LOG_ATTEMPTS = 3
 
 
 class PushLogBusy(RuntimeError):
-    """Other decisions for the user kept claiming pushes first: the batch fails and is retried later."""
+    """Other decisions for the user kept logging pushes first: the batch fails and is retried later."""
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Tally:
 
     decisions: Counter[str] = field(default_factory=Counter)
     opens: int = 0
+    busy_users: list[str] = field(default_factory=list)  # a schedule run's users to run again (PushLogBusy)
 
     def add(self, decision: Decision) -> None:
         self.decisions[f"{decision.action}:{decision.reason}"] += 1
@@ -130,8 +131,13 @@ def run_schedule(trigger_id: str, user_ids: Iterable[str], now: datetime | None 
         state = load_user(user_id)
         seen = scheduled_fact(config, trigger, state, now)
         values = scope(config, trigger, state, seen, now)
-        if holds(trigger, values):
+        if not holds(trigger, values):
+            continue
+        try:
             decide_and_store(config, state, [prepared_message(config, trigger, state, seen, values)], now, tally)
+        except PushLogBusy:
+            log.warning("user %s: pushes kept racing; run the schedule again for them", user_id)
+            tally.busy_users.append(user_id)
     return tally
 
 
@@ -142,22 +148,26 @@ def decide_and_store(
 
     Messages an earlier attempt already stored (a retried stream record) keep the decision stored then and
     are only acted on again (deliver's idempotency makes a repeated job send nothing); the others are
-    decided now, against the push log, and a push among them is claimed there before anything is stored.
+    decided now, against the push log; a push among them is stored in one transaction with its log entry.
     """
     if not prepared:
         return
     caps = config.notifications.defaults.caps if config.notifications else Caps()
     prefs = user_prefs(config, state)
-    for _ in range(CLAIM_ATTEMPTS):
-        earlier, log = inbox.lookup(state.user_id, [p.candidate.message_id for p in prepared])
+    by_id = {p.candidate.message_id: p for p in prepared}
+    for _ in range(LOG_ATTEMPTS):
+        earlier, log = inbox.lookup(state.user_id, list(by_id))
         fresh = [p.candidate for p in prepared if p.candidate.message_id not in earlier]
         decided = decide(fresh, prefs, PushHistory(log.since(now - HISTORY)), caps, now) if fresh else []
         pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
-        decided = _earlier_push_stands(decided, pushed_before, log)
-        if _claimed(state.user_id, decided, log, now):
+        if pushed_before:  # one push per moment: an earlier attempt already pushed one of these
+            decided = [_instead(d, pushed_before[0]) if d.action == "push" else d for d in decided]
+        push = next((d for d in decided if d.action == "push"), None)
+        pushed = _row(by_id[push.message_id], push) if push else None
+        if pushed is None or inbox.add_pushed(state.user_id, log, pushed, HISTORY):
             break
     else:
-        raise PushLogBusy(f"user {state.user_id}: the push log changed under {CLAIM_ATTEMPTS} decisions in a row")
+        raise PushLogBusy(f"user {state.user_id}: the push log changed under {LOG_ATTEMPTS} decisions in a row")
     decisions = {d.message_id: d for d in decided}
     deliveries: list[queues.Outgoing] = []
     deferrals: list[queues.Outgoing] = []
@@ -166,6 +176,8 @@ def decide_and_store(
         if message_id in earlier:
             row = earlier[message_id]
             decision = _stored_decision(row, decided[0].inputs if decided else _bare_inputs(now))
+        elif pushed is not None and message_id == pushed.message_id:
+            decision, row = decisions[message_id], pushed
         else:
             decision, row = _store(state.user_id, message, decisions[message_id])
         tally.add(decision)
@@ -184,7 +196,8 @@ def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = Non
 
     The messages of one user that are due together are decided together (one push at most), against the user
     as they are now: validity, the trigger's `when` on their current state, their choices, quiet hours, caps.
-    A message an earlier delivery of the same job already settled is left alone.
+    A message an earlier delivery of the same job already settled is not decided again (if it was pushed, its
+    delivery is queued again: that attempt may have died before queueing it, and deliver sends it once).
     """
     now = now or datetime.now(UTC)
     tally = tally or Tally()
@@ -201,85 +214,93 @@ def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = Non
 
 def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, tally: Tally) -> None:
     config = active_config().config
+    caps = config.notifications.defaults.caps if config.notifications else Caps()
     latest: dict[str, DeferredRelease] = {}  # one message may come twice (a repeated hop): decide it once
     for job in jobs:
         if job.message_id not in latest or job.deliver_at > latest[job.message_id].deliver_at:
             latest[job.message_id] = job
-    stored, log = inbox.lookup(user_id, list(latest))
-    pending = [
-        job for job in latest.values()
-        if job.message_id in stored and stored[job.message_id].push.get("decision") == "defer"
-    ]  # fmt: skip
-    if not pending:
-        return
-    state = load_user(user_id)
-    due: list[tuple[Candidate, bool]] = []
-    for job in pending:
-        trigger = _trigger(config, job.trigger)
-        candidate = Candidate(
-            job.message_id, job.trigger, trigger.category if trigger else "", trigger.priority if trigger else 0,
-            job.fact_key, job.created_at, job.valid_until,
-        )  # fmt: skip
-        seen = FactSeen(job.fact_key, job.created_at, job.fact)
-        due.append((candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))))
-    caps = config.notifications.defaults.caps if config.notifications else Caps()
-    prefs = user_prefs(config, state)
-    for attempt in range(CLAIM_ATTEMPTS):
-        if attempt:  # another decision pushed to this user meanwhile: their log, read again
-            _, log = inbox.lookup(user_id, [])
+    state: UserState | None = None
+    for attempt in range(LOG_ATTEMPTS):
+        stored, log = inbox.lookup(user_id, list(latest))
+        if attempt == 0:
+            _requeue_pushed(user_id, config, [job for job in latest.values() if job.message_id in stored], stored)
+        pending = [job for job in latest.values() if _deferred(stored.get(job.message_id))]
+        if not pending:
+            return
+        state = state or load_user(user_id)
+        due = [_due_candidate(config, state, job, now) for job in pending]
         history = PushHistory(log.since(now - HISTORY))
-        decisions = _earlier_push_stands(release_due(due, now, prefs=prefs, history=history, caps=caps), [], log)
-        if _claimed(user_id, decisions, log, now):
+        decisions = release_due(due, now, prefs=user_prefs(config, state), history=history, caps=caps)
+        push = next((d for d in decisions if d.action == "push"), None)
+        if push is None or inbox.settle_pushed(user_id, log, push.message_id, _push_record(push), HISTORY):
             break
     else:
-        raise PushLogBusy(f"user {user_id}: the push log changed under {CLAIM_ATTEMPTS} decisions in a row")
+        raise PushLogBusy(f"user {user_id}: the push log changed under {LOG_ATTEMPTS} decisions in a row")
     for job, decision in zip(pending, decisions, strict=True):
         tally.add(decision)
         row = stored[job.message_id]
-        if decision.action == "defer":  # quiet hours again (the user changed them): wait for the new end
+        if decision.action == "push":  # settled with its log entry above
+            trigger = _trigger(config, job.trigger)
+            assert trigger is not None  # a message whose trigger is gone is stale, never pushed
+            queues.send(queues.delivery_queue(), [_delivery(user_id, row, trigger, job.valid_until)])
+        elif decision.action == "defer":  # quiet hours again (the user changed them): wait for the new end
             assert decision.deliver_at is not None
             _wait(job.model_copy(update={"deliver_at": decision.deliver_at}), now)
             inbox.settle(user_id, job.message_id, _push_record(decision))  # still held: the new held_until
-            continue
-        trigger = _trigger(config, job.trigger)
-        if decision.action == "push" and trigger is not None:
+        else:
+            archive = now if decision.reason == "stale" else None  # no longer true: it would mislead in the inbox
+            inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive)
+
+
+def _deferred(row: inbox.Message | None) -> bool:
+    return row is not None and row.push.get("decision") == "defer"
+
+
+def _due_candidate(
+    config: EngagementConfig, state: UserState, job: DeferredRelease, now: datetime
+) -> tuple[Candidate, bool]:
+    """A held message as the policy's candidate, and whether the trigger's `when` still holds on the user now."""
+    trigger = _trigger(config, job.trigger)
+    candidate = Candidate(
+        job.message_id, job.trigger, trigger.category if trigger else "", trigger.priority if trigger else 0,
+        job.fact_key, job.created_at, job.valid_until,
+    )  # fmt: skip
+    seen = FactSeen(job.fact_key, job.created_at, job.fact)
+    return candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))
+
+
+def _requeue_pushed(
+    user_id: str, config: EngagementConfig, jobs: Sequence[DeferredRelease], stored: dict[str, inbox.Message]
+) -> None:
+    """A release job that comes again after its message was settled as pushed (the attempt that settled it may
+    have died before queueing it): queue the delivery again; deliver's idempotency sends it once."""
+    for job in jobs:
+        row, trigger = stored[job.message_id], _trigger(config, job.trigger)
+        if row.push.get("decision") == "push" and trigger is not None:
             queues.send(queues.delivery_queue(), [_delivery(user_id, row, trigger, job.valid_until)])
-        archive = now if decision.reason == "stale" else None  # no longer true: it would mislead in the inbox too
-        inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive)
 
 
 # ---------------------------------------------------------------- steps
 
 
-def _earlier_push_stands(decided: list[Decision], pushed_before: list[str], log: inbox.PushLog) -> list[Decision]:
-    """One push per moment, across attempts: a message an earlier attempt claimed in the push log (and then
-    failed before storing or settling it) is pushed now; when an earlier attempt pushed one of these messages,
-    no other is."""
-    claimed = [d.message_id for d in decided if d.message_id in log.pushed]
-    winner = claimed[0] if claimed else pushed_before[0] if pushed_before else None
-    if winner is None:
-        return decided
-    return [
-        replace(d, action="push", reason="ok", deliver_at=None, detail="claimed by an earlier attempt")
-        if d.message_id in claimed
-        else replace(d, action="inbox", reason="lower_priority", detail=f"{winner} was pushed instead")
-        if d.action == "push"
-        else d
-        for d in decided
-    ]
-
-
-def _claimed(user_id: str, decided: list[Decision], log: inbox.PushLog, now: datetime) -> bool:
-    """Claim the push among these decisions in the push log; False if the log changed since it was read."""
-    push = next((d for d in decided if d.action == "push" and d.message_id not in log.pushed), None)
-    return push is None or inbox.claim_push(user_id, log, push.message_id, now, HISTORY)
+def _instead(decision: Decision, pushed: str) -> Decision:
+    return replace(decision, action="inbox", reason="lower_priority", detail=f"{pushed} was pushed instead")
 
 
 def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decision, inbox.Message]:
     """The inbox row for a message (none for one dropped as expired); if a concurrent attempt stored it first,
     its decision wins."""
+    row = _row(message, decision)
+    if decision.action == "drop" or inbox.add(user_id, row):
+        return decision, row
+    stored = inbox.get(user_id, row.message_id)
+    return (decision, row) if stored is None else (_stored_decision(stored, decision.inputs), stored)
+
+
+def _row(message: Prepared, decision: Decision) -> inbox.Message:
+    """A message's inbox row: its texts in the user's language, and the decision taken on it."""
     text = message.rendered
-    row = inbox.Message(
+    return inbox.Message(
         message_id=message.candidate.message_id,
         trigger=message.trigger.id,
         category=message.trigger.category,
@@ -293,10 +314,6 @@ def _store(user_id: str, message: Prepared, decision: Decision) -> tuple[Decisio
         archived_at=None,
         opened_at=None,
     )
-    if decision.action == "drop" or inbox.add(user_id, row):
-        return decision, row
-    stored = inbox.get(user_id, row.message_id)
-    return (decision, row) if stored is None else (_stored_decision(stored, decision.inputs), stored)
 
 
 def _stored_decision(row: inbox.Message, inputs: Inputs) -> Decision:

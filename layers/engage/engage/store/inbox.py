@@ -1,28 +1,38 @@
 """The inbox: every message a user was sent, pushed or not, newest first; marked read, unread or archived.
 
 Next to the messages, in the same partition, each user has a push log: the pushes of the last days, which the
-caps count, under a version. A push is claimed there with a conditional write before it is queued, so two
-decisions racing for one user (a stream batch, a quiet-hours release, a schedule run) cannot both spend the
-same cap: the one whose claim fails reads the log again and decides again.
+caps count, under a version. A push is logged in the same transaction that stores (or settles) its message,
+conditioned on the log's version, so two decisions racing for one user (a stream batch, a quiet-hours
+release, a schedule run) cannot both spend the same cap: the one whose transaction fails reads again and
+decides again. A logged push always has its inbox row, and the other way round.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+from ulid import ULID
 
 from .history import BadCursor, decode_cursor, encode_cursor
-from .models import InboxItem
+from .models import InboxItem, connection
 from .writes import written
 
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
 # The push log's key: no message id takes it, and it sorts after every ULID (so message queries stop before it).
 PUSH_LOG = "~push-log"
+# The most pushes the log keeps (the newest): more than any sensible weekly cap, and a bounded row without caps.
+PUSH_LOG_SIZE = 100
+# Cancellation reasons of a transaction that a fresh read and another try resolve.
+_RETRYABLE = {"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+_IS_NEW = InboxItem.message_id.does_not_exist()
+_IS_DEFERRED = InboxItem.push["decision"] == "defer"
 
 
 class MessageNotFound(LookupError):
@@ -58,25 +68,15 @@ class Message:
 
 def add(user_id: str, message: Message) -> bool:
     """Store a new message (the notifier calls this); False if it was already there (a retry stores nothing)."""
-    item = InboxItem(
-        user_id,
-        message.message_id,
-        trigger=message.trigger,
-        category=message.category,
-        title=message.title,
-        body=message.body,
-        deep_link=message.deep_link,
-        actions=message.actions,
-        push=message.push,
-        created_at=message.created_at,
-        expires_at=message.created_at + RETENTION,
-    )
-    return written(lambda: item.save(condition=InboxItem.message_id.does_not_exist()))
+    item = _item(user_id, message)
+    return written(lambda: item.save(condition=_IS_NEW))
 
 
 def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
     """Up to `limit` messages not archived, newest first, and the cursor of the next page."""
     start = decode_cursor(cursor, user_id) if cursor else None
+    if start is not None and not str(start.get("message_id", {}).get("S", "")) < PUSH_LOG:
+        raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none")
     items = InboxItem.query(
         user_id,
         InboxItem.message_id < PUSH_LOG,
@@ -135,19 +135,19 @@ def lookup(user_id: str, message_ids: list[str]) -> tuple[dict[str, Message], Pu
     return messages, log
 
 
-def claim_push(user_id: str, log: PushLog, message_id: str, at: datetime, keep: timedelta) -> bool:
-    """Log a push, keeping the pushes of the last `keep`, if the log is still as `log` read it; False if another
-    decision wrote it since (the caller reads it again and decides again)."""
-    pushed = {m: when.isoformat() for m, when in log.pushed.items() if when >= at - keep}
-    pushed[message_id] = at.isoformat()
-    unchanged = InboxItem.log_version == log.version if log.version else InboxItem.log_version.does_not_exist()
-    changes: list[Action] = [
-        InboxItem.pushed.set(pushed),
-        InboxItem.log_version.set(log.version + 1),
-        InboxItem.expires_at.set(at + RETENTION),
-    ]
-    item = InboxItem(user_id, PUSH_LOG)
-    return written(lambda: item.update(actions=changes, condition=unchanged))
+def add_pushed(user_id: str, log: PushLog, message: Message, keep: timedelta) -> bool:
+    """Store a new message decided as a push and log the push, in one transaction; False if the log changed
+    since `log` was read or the message is already stored (read again and decide again)."""
+    item, at = _item(user_id, message), datetime.fromisoformat(message.push["at"])
+    return _logged(user_id, log, message.message_id, at, keep, lambda t: t.save(item, condition=_IS_NEW))
+
+
+def settle_pushed(user_id: str, log: PushLog, message_id: str, push: dict[str, Any], keep: timedelta) -> bool:
+    """Settle a deferred message as pushed and log the push, in one transaction; False if the log changed or
+    the message is no longer deferred (read again and decide again)."""
+    item, at = InboxItem(user_id, message_id), datetime.fromisoformat(push["at"])
+    actions: list[Action] = [InboxItem.push.set(push)]
+    return _logged(user_id, log, message_id, at, keep, lambda t: t.update(item, actions, condition=_IS_DEFERRED))
 
 
 def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: datetime | None = None) -> bool:
@@ -157,7 +157,7 @@ def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: date
     if archive_at is not None:
         actions.append(InboxItem.archived_at.set(archive_at))
     item = InboxItem(user_id, message_id)
-    return written(lambda: item.update(actions=actions, condition=InboxItem.push["decision"] == "defer"))
+    return written(lambda: item.update(actions=actions, condition=_IS_DEFERRED))
 
 
 def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
@@ -168,6 +168,47 @@ def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
     item = InboxItem(user_id, message_id)
     first_open = InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist()
     return written(lambda: item.update(actions=[InboxItem.opened_at.set(at)], condition=first_open))
+
+
+def _logged(
+    user_id: str, log: PushLog, message_id: str, at: datetime, keep: timedelta, write: Callable[[TransactWrite], None]
+) -> bool:
+    """`write`, and the push at `at` in the log (the pushes of the last `keep` kept), in one transaction
+    conditioned on the log's version as `log` read it."""
+    kept = sorted((when, m) for m, when in log.pushed.items() if when >= at - keep)[-(PUSH_LOG_SIZE - 1) :]
+    pushed = {m: when.isoformat() for when, m in kept} | {message_id: at.isoformat()}
+    unchanged = InboxItem.log_version == log.version if log.version else InboxItem.log_version.does_not_exist()
+    changes: list[Action] = [
+        InboxItem.pushed.set(pushed),
+        InboxItem.log_version.set(log.version + 1),
+        InboxItem.expires_at.set(at + RETENTION),
+    ]
+    try:
+        with TransactWrite(connection=connection(), client_request_token=str(ULID())) as transaction:
+            transaction.update(InboxItem(user_id, PUSH_LOG), changes, condition=unchanged)
+            write(transaction)
+    except TransactWriteError as exc:
+        codes = {reason.code for reason in exc.cancellation_reasons or [] if reason is not None}
+        if codes & _RETRYABLE:
+            return False
+        raise
+    return True
+
+
+def _item(user_id: str, message: Message) -> InboxItem:
+    return InboxItem(
+        user_id,
+        message.message_id,
+        trigger=message.trigger,
+        category=message.category,
+        title=message.title,
+        body=message.body,
+        deep_link=message.deep_link,
+        actions=message.actions,
+        push=message.push,
+        created_at=message.created_at,
+        expires_at=message.created_at + RETENTION,
+    )
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -193,6 +234,6 @@ def _message(item: InboxItem) -> Message:
 
 
 __all__ = [
-    "PUSH_LOG", "BadCursor", "Message", "MessageNotFound", "PushLog", "add", "claim_push", "get", "lookup", "mark",
-    "mark_opened", "page", "settle", "unread_count",
+    "PUSH_LOG", "BadCursor", "Message", "MessageNotFound", "PushLog", "add", "add_pushed", "get", "lookup", "mark",
+    "mark_opened", "page", "settle", "settle_pushed", "unread_count",
 ]  # fmt: skip
