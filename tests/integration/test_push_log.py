@@ -68,7 +68,7 @@ def race_on_first_lookup(monkeypatch: pytest.MonkeyPatch, other_decision) -> Non
     monkeypatch.setattr(inbox, "lookup", lookup_then_race)
 
 
-def test_given_another_decision_pushes_between_read_and_claim_then_this_one_decides_again_and_keeps_the_gap(
+def test_given_another_decision_pushes_between_read_and_write_then_this_one_decides_again_and_keeps_the_gap(
     user_id, now, monkeypatch
 ):
     yesterday = now - timedelta(hours=25)
@@ -199,11 +199,19 @@ def test_given_the_log_keeps_changing_then_the_batch_fails_to_be_retried(user_id
     assert pushed(user_id) == []  # nothing stored: the retry decides afresh
 
 
-def test_given_a_schedule_run_meets_a_busy_user_then_it_goes_on_and_names_them(user_id, now, monkeypatch):
-    monkeypatch.setattr(inbox, "add_pushed", lambda *_args: False)
-    monkeypatch.setattr(notify, "holds", lambda *_args: True)  # as if the streak were at risk
-    tally = run_schedule("streak-at-risk", [user_id], now)
-    assert tally.busy_users == [user_id]
+def test_given_a_schedule_run_fails_for_one_user_then_it_goes_on_with_the_others_and_names_them(
+    user_id, now, monkeypatch
+):
+    other = f"{user_id}-other"
+    update_preferences({"sub": other}, PreferencesIn(timezone="UTC", quiet_hours={"start": "00:00", "end": "00:01"}))
+    real_add_pushed = inbox.add_pushed
+    monkeypatch.setattr(inbox, "add_pushed", lambda uid, *rest: uid != user_id and real_add_pushed(uid, *rest))
+    monkeypatch.setattr(notify, "holds", lambda *_args: True)  # as if both streaks were at risk
+
+    tally = run_schedule("streak-at-risk", [user_id, other], now)
+
+    assert tally.failed_users == [user_id]
+    assert tally.decisions == {"push:ok": 1} and pushed(other) != []
 
 
 def test_the_log_keeps_the_newest_pushes_within_its_window(user_id, now):
@@ -218,8 +226,9 @@ def test_the_log_keeps_the_newest_pushes_within_its_window(user_id, now):
     assert len(log.pushed) == inbox.PUSH_LOG_SIZE and min(log.pushed) == "m005"
 
 
-def test_a_cursor_pointing_at_the_log_is_refused(user_id):
-    cursor = encode_cursor({"user_id": {"S": user_id}, "message_id": {"S": inbox.PUSH_LOG}})
+@pytest.mark.parametrize("message_id", [{"S": inbox.PUSH_LOG}, "not-a-key-value"])
+def test_a_cursor_pointing_at_the_log_or_malformed_is_refused(user_id, message_id):
+    cursor = encode_cursor({"user_id": {"S": user_id}, "message_id": message_id})
     with pytest.raises(inbox.BadCursor):
         inbox.page(user_id, 10, cursor)
 

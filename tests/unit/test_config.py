@@ -212,6 +212,13 @@ SINGLE_PROBLEMS = {
         "currency: stars",
         "unknown currency 'stars'",
     ),
+    "push_cap_beyond_the_push_log": (
+        "caps: {per_day: 2, per_week: 6",
+        "caps: {per_day: 2, per_week: 600",
+        "notifications.defaults.caps.per_week",
+        "caps: {per_day: 2, per_week: 600",
+        "100",
+    ),
     "negative_constant_award": (
         "award: {xp: 5}",
         "award: {xp: -5}",

@@ -1,14 +1,17 @@
-"""How a cancelled transaction is read: which cancellations mean "retry" and which events were duplicates."""
+"""How a refused write is read: which cancellations mean "retry", which events were duplicates, and when a plain
+conditional write is tried again."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+from pynamodb.exceptions import CancellationReason, TransactWriteError, UpdateError, VerboseClientError
 
 from engage.engine import Applied, Event
+from engage.store import writes
 from engage.store.progress import CommitConflict, _conflict
+from engage.store.writes import written
 
 APPLIED = [Applied(Event(f"e{i}", "app_opened", datetime(2026, 11, 22, tzinfo=UTC)), ()) for i in range(2)]
 
@@ -43,3 +46,37 @@ def test_concurrent_transactions_and_throttling_mean_read_again_and_retry(code):
 def test_a_validation_error_is_not_retried():
     error = cancelled("ValidationError", None, None)
     assert _conflict(error, APPLIED) is error
+
+
+def refused(code: str) -> UpdateError:
+    return UpdateError("refused", VerboseClientError({"Error": {"Code": code, "Message": code}}, "UpdateItem"))
+
+
+def test_a_plain_write_meeting_a_transaction_is_tried_again(monkeypatch):
+    monkeypatch.setattr(writes, "pause", lambda attempt: None)
+    outcomes = [refused("TransactionConflictException"), refused("TransactionConflictException"), None]
+
+    def write():
+        if outcome := outcomes.pop(0):
+            raise outcome
+
+    assert written(write) and outcomes == []
+
+
+def test_a_plain_write_that_keeps_meeting_transactions_fails_after_its_tries(monkeypatch):
+    monkeypatch.setattr(writes, "pause", lambda attempt: None)
+    tries = []
+
+    def write():
+        tries.append(1)
+        raise refused("TransactionConflictException")
+
+    with pytest.raises(UpdateError):
+        written(write)
+    assert len(tries) == writes.TRIES
+
+
+def test_a_failed_condition_is_an_answer_and_other_errors_are_raised_at_once():
+    assert written(lambda: (_ for _ in ()).throw(refused("ConditionalCheckFailedException"))) is False
+    with pytest.raises(UpdateError):
+        written(lambda: (_ for _ in ()).throw(refused("ValidationException")))

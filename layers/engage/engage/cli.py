@@ -142,8 +142,8 @@ def notify_schedule(
         raise typer.Exit(1) from None
     decided = ", ".join(f"{count} {kind}" for kind, count in sorted(tally.decisions.items())) or "nothing to send"
     console.print(f"[green]✓[/] {trigger} for {len(user)} user(s): {decided}")
-    if tally.busy_users:
-        errors.print(f"other pushes kept racing for {', '.join(tally.busy_users)}. Fix: run it again for them")
+    if tally.failed_users:
+        errors.print(f"failed for {', '.join(tally.failed_users)} (see the log). Fix: run it again for them")
         raise typer.Exit(1)
 
 

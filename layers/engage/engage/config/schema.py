@@ -254,8 +254,9 @@ class QuietHours(Strict):
 
 
 class Caps(Strict):
-    per_day: PositiveInt | None = None
-    per_week: PositiveInt | None = None
+    # At most 100: the push log the caps count keeps a user's newest 100 pushes (store.inbox.PUSH_LOG_SIZE).
+    per_day: Annotated[int, Field(gt=0, le=100)] | None = None
+    per_week: Annotated[int, Field(gt=0, le=100)] | None = None
     min_gap: Duration | None = None
 
 

@@ -37,6 +37,7 @@ from ..notify.triggers import (
 )  # fmt: skip
 from ..store import inbox, queues
 from ..store.progress import load_user
+from ..store.writes import pause
 from .config import active_config
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Tally:
 
     decisions: Counter[str] = field(default_factory=Counter)
     opens: int = 0
-    busy_users: list[str] = field(default_factory=list)  # a schedule run's users to run again (PushLogBusy)
+    failed_users: list[str] = field(default_factory=list)  # a schedule run's users to run again
 
     def add(self, decision: Decision) -> None:
         self.decisions[f"{decision.action}:{decision.reason}"] += 1
@@ -128,17 +129,20 @@ def run_schedule(trigger_id: str, user_ids: Iterable[str], now: datetime | None 
         raise LookupError(f"no schedule trigger {trigger_id!r}. Fix: use one of {', '.join(schedules) or '(none)'}")
     tally = Tally()
     for user_id in user_ids:
-        state = load_user(user_id)
-        seen = scheduled_fact(config, trigger, state, now)
-        values = scope(config, trigger, state, seen, now)
-        if not holds(trigger, values):
-            continue
         try:
-            decide_and_store(config, state, [prepared_message(config, trigger, state, seen, values)], now, tally)
-        except PushLogBusy:
-            log.warning("user %s: pushes kept racing; run the schedule again for them", user_id)
-            tally.busy_users.append(user_id)
+            _schedule_one(config, trigger, user_id, now, tally)
+        except Exception:  # one user's failure does not stop the run; running it again decides them once
+            log.exception("schedule %s failed for user %s; run it again for them", trigger_id, user_id)
+            tally.failed_users.append(user_id)
     return tally
+
+
+def _schedule_one(config: EngagementConfig, trigger: Trigger, user_id: str, now: datetime, tally: Tally) -> None:
+    state = load_user(user_id)
+    seen = scheduled_fact(config, trigger, state, now)
+    values = scope(config, trigger, state, seen, now)
+    if holds(trigger, values):
+        decide_and_store(config, state, [prepared_message(config, trigger, state, seen, values)], now, tally)
 
 
 def decide_and_store(
@@ -152,34 +156,18 @@ def decide_and_store(
     """
     if not prepared:
         return
-    caps = config.notifications.defaults.caps if config.notifications else Caps()
-    prefs = user_prefs(config, state)
-    by_id = {p.candidate.message_id: p for p in prepared}
-    for _ in range(LOG_ATTEMPTS):
-        earlier, log = inbox.lookup(state.user_id, list(by_id))
-        fresh = [p.candidate for p in prepared if p.candidate.message_id not in earlier]
-        decided = decide(fresh, prefs, PushHistory(log.since(now - HISTORY)), caps, now) if fresh else []
-        pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
-        if pushed_before:  # one push per moment: an earlier attempt already pushed one of these
-            decided = [_instead(d, pushed_before[0]) if d.action == "push" else d for d in decided]
-        push = next((d for d in decided if d.action == "push"), None)
-        pushed = _row(by_id[push.message_id], push) if push else None
-        if pushed is None or inbox.add_pushed(state.user_id, log, pushed, HISTORY):
-            break
-    else:
-        raise PushLogBusy(f"user {state.user_id}: the push log changed under {LOG_ATTEMPTS} decisions in a row")
-    decisions = {d.message_id: d for d in decided}
+    decided = _decide_and_log(config, state, prepared, now)
     deliveries: list[queues.Outgoing] = []
     deferrals: list[queues.Outgoing] = []
     for message in prepared:
         message_id = message.candidate.message_id
-        if message_id in earlier:
-            row = earlier[message_id]
-            decision = _stored_decision(row, decided[0].inputs if decided else _bare_inputs(now))
-        elif pushed is not None and message_id == pushed.message_id:
-            decision, row = decisions[message_id], pushed
+        if message_id in decided.earlier:
+            row = decided.earlier[message_id]
+            decision = _stored_decision(row, decided.inputs)
+        elif decided.pushed is not None and message_id == decided.pushed.message_id:
+            decision, row = decided.decisions[message_id], decided.pushed
         else:
-            decision, row = _store(state.user_id, message, decisions[message_id])
+            decision, row = _store(state.user_id, message, decided.decisions[message_id])
         tally.add(decision)
         if decision.action == "push":
             deliveries.append(_delivery(state.user_id, row, message.trigger, message.candidate.valid_until))
@@ -189,6 +177,39 @@ def decide_and_store(
         queues.send(queues.delivery_queue(), deliveries)
     if deferrals:
         queues.send(queues.deferred_queue(), deferrals)
+
+
+@dataclass(frozen=True)
+class _Decided:
+    earlier: dict[str, inbox.Message]  # rows an earlier attempt stored: their decisions stand
+    decisions: dict[str, Decision]  # of the other messages, decided now
+    pushed: inbox.Message | None  # the push among them, already stored with its log entry
+    inputs: Inputs  # what the policy saw (recorded with the decisions)
+
+
+def _decide_and_log(
+    config: EngagementConfig, state: UserState, prepared: Sequence[Prepared], now: datetime
+) -> _Decided:
+    """Decide the messages not stored yet and store their push (if any) with its log entry; read and decide
+    again when another decision for the user wrote the log first."""
+    caps = config.notifications.defaults.caps if config.notifications else Caps()
+    prefs = user_prefs(config, state)
+    by_id = {p.candidate.message_id: p for p in prepared}
+    for attempt in range(LOG_ATTEMPTS):
+        if attempt:
+            pause(attempt)
+        earlier, log = inbox.lookup(state.user_id, list(by_id))
+        fresh = [p.candidate for p in prepared if p.candidate.message_id not in earlier]
+        decided = decide(fresh, prefs, PushHistory(log.since(now - HISTORY)), caps, now) if fresh else []
+        pushed_before = [m for m, row in earlier.items() if row.push.get("decision") == "push"]
+        if pushed_before:  # one push per moment: an earlier attempt already pushed one of these
+            decided = [_instead(d, pushed_before[0]) if d.action == "push" else d for d in decided]
+        push = next((d for d in decided if d.action == "push"), None)
+        pushed = _row(by_id[push.message_id], push) if push else None
+        if pushed is None or inbox.add_pushed(state.user_id, log, pushed, HISTORY):
+            inputs = decided[0].inputs if decided else _bare_inputs(now)
+            return _Decided(earlier, {d.message_id: d for d in decided}, pushed, inputs)
+    raise PushLogBusy(f"user {state.user_id}: the push log kept changing (or was throttled) in {LOG_ATTEMPTS} tries")
 
 
 def release_deferred(jobs: Sequence[DeferredRelease], now: datetime | None = None, tally: Tally | None = None) -> Tally:
@@ -219,11 +240,13 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
     for job in jobs:
         if job.message_id not in latest or job.deliver_at > latest[job.message_id].deliver_at:
             latest[job.message_id] = job
+    stored, log = inbox.lookup(user_id, list(latest))
+    _requeue_pushed(user_id, config, [job for job in latest.values() if job.message_id in stored], stored)
     state: UserState | None = None
     for attempt in range(LOG_ATTEMPTS):
-        stored, log = inbox.lookup(user_id, list(latest))
-        if attempt == 0:
-            _requeue_pushed(user_id, config, [job for job in latest.values() if job.message_id in stored], stored)
+        if attempt:  # another decision wrote the log first: the rows and the log, read again
+            pause(attempt)
+            stored, log = inbox.lookup(user_id, list(latest))
         pending = [job for job in latest.values() if _deferred(stored.get(job.message_id))]
         if not pending:
             return
@@ -235,9 +258,8 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
         if push is None or inbox.settle_pushed(user_id, log, push.message_id, _push_record(push), HISTORY):
             break
     else:
-        raise PushLogBusy(f"user {user_id}: the push log changed under {LOG_ATTEMPTS} decisions in a row")
+        raise PushLogBusy(f"user {user_id}: the push log kept changing (or was throttled) in {LOG_ATTEMPTS} tries")
     for job, decision in zip(pending, decisions, strict=True):
-        tally.add(decision)
         row = stored[job.message_id]
         if decision.action == "push":  # settled with its log entry above
             trigger = _trigger(config, job.trigger)
@@ -245,11 +267,14 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
             queues.send(queues.delivery_queue(), [_delivery(user_id, row, trigger, job.valid_until)])
         elif decision.action == "defer":  # quiet hours again (the user changed them): wait for the new end
             assert decision.deliver_at is not None
+            if not inbox.settle(user_id, job.message_id, _push_record(decision)):  # the new held_until
+                continue  # another release of it settled it meanwhile
             _wait(job.model_copy(update={"deliver_at": decision.deliver_at}), now)
-            inbox.settle(user_id, job.message_id, _push_record(decision))  # still held: the new held_until
         else:
             archive = now if decision.reason == "stale" else None  # no longer true: it would mislead in the inbox
-            inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive)
+            if not inbox.settle(user_id, job.message_id, _push_record(decision), archive_at=archive):
+                continue
+        tally.add(decision)
 
 
 def _deferred(row: inbox.Message | None) -> bool:

@@ -62,6 +62,7 @@ def decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none") from None
-    if not isinstance(key, dict) or key.get("user_id", {}).get("S") != user_id:
+    well_formed = isinstance(key, dict) and all(isinstance(v, dict) and len(v) == 1 for v in key.values())
+    if not well_formed or key.get("user_id", {}).get("S") != user_id:
         raise BadCursor("the cursor belongs to another listing. Fix: start again without a cursor")
     return key

@@ -4,7 +4,7 @@ Next to the messages, in the same partition, each user has a push log: the pushe
 caps count, under a version. A push is logged in the same transaction that stores (or settles) its message,
 conditioned on the log's version, so two decisions racing for one user (a stream batch, a quiet-hours
 release, a schedule run) cannot both spend the same cap: the one whose transaction fails reads again and
-decides again. A logged push always has its inbox row, and the other way round.
+decides again. A logged push always has its inbox row.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class MessageNotFound(LookupError):
 
 @dataclass(frozen=True)
 class PushLog:
-    """A user's recent pushes (message id → when it was pushed) as read, and the version a claim checks."""
+    """A user's recent pushes (message id → when it was pushed) as read, and the version a write of it checks."""
 
     version: int
     pushed: dict[str, datetime]
@@ -151,8 +151,8 @@ def settle_pushed(user_id: str, log: PushLog, message_id: str, push: dict[str, A
 
 
 def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: datetime | None = None) -> bool:
-    """Record what became of a deferred message (pushed, kept in the inbox, dropped); False if an earlier
-    release already settled it (the condition: it is still deferred)."""
+    """Record what became of a deferred message (held again, kept in the inbox, dropped; a push is settled
+    with settle_pushed); False if an earlier release already settled it (the condition: it is still deferred)."""
     actions: list[Action] = [InboxItem.push.set(push)]
     if archive_at is not None:
         actions.append(InboxItem.archived_at.set(archive_at))

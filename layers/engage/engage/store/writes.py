@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+# A write that meets a transaction in flight on its item is refused (TransactionConflict) and not retried by
+# botocore: it is tried again this many times in all, after a short pause.
+TRIES = 3
 
 
 def written(write: Callable[[], object]) -> bool:
     """Run one conditional PutItem, UpdateItem or DeleteItem; False when DynamoDB refused it because its
     condition did not hold (the row already exists, was settled, changed), any other error raised."""
-    try:
-        write()
-    except (PutError, UpdateError, DeleteError) as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    for attempt in range(TRIES):
+        try:
+            write()
+        except (PutError, UpdateError, DeleteError) as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            if exc.cause_response_code != "TransactionConflictException" or attempt == TRIES - 1:
+                raise
+            pause(attempt)
+            continue
+        return True
+    raise AssertionError("unreachable")
+
+
+def pause(attempt: int) -> None:
+    """A short random wait before trying again after a conflict (so racing writers do not meet again)."""
+    time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
