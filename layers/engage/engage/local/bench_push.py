@@ -14,6 +14,7 @@ from ..config import load_config_file
 from ..engine.model import Profile, UserState
 from ..notify.policy import PushHistory, decide
 from ..notify.triggers import FactSeen, prepare, user_prefs
+from ..push.sender import MAX_BATCH, Push, PushResult, build_message, send_batch
 from .dynamodb_local import free_port
 
 TARGET_PUSHES_PER_SECOND = 2000
@@ -22,31 +23,36 @@ TARGET_PUSHES_PER_SECOND = 2000
 def push_costs(repo: Path, pushes: int = 5000) -> str:
     """The report section: send rate to the emulator, and µs per fact for triggers and the policy."""
     rate, client_ms = pushes_per_second(pushes)
+    sync_rate, sync_ms = pushes_per_second(pushes // 2, threads=True)
     prepare_us, decide_us = policy_us(repo / "examples/fitquest/engagement.yaml")
     ok = "met ✅" if rate >= TARGET_PUSHES_PER_SECOND else "**not met** ❌"
     return "\n".join(
         [
             "## Notifications",
             "",
-            f"**Pushes per second from one process** (the `deliver` function's sender: `send_batch`, firebase-admin "
-            f"`send_each_async` in chunks of 500) to the FCM emulator running in its own process: **{rate:,.0f}/s** "
-            f"over {pushes:,} pushes (target ≥ {TARGET_PUSHES_PER_SECOND:,}/s: {ok}); the sender spends "
-            f"{client_ms:.2f} ms of CPU per push.",
+            f"**Pushes per second from one process** to the FCM emulator running in its own process: **{rate:,.0f}/s** "
+            f"(target ≥ {TARGET_PUSHES_PER_SECOND:,}/s: {ok}).",
+            "",
+            "| sender | pushes | pushes/s | sender CPU ms per push |",
+            "|---|---:|---:|---:|",
+            f"| the `deliver` function's `send_batch`: firebase-admin `send_each_async` in chunks of 500 | {pushes:,} "
+            f"| {rate:,.0f} | {client_ms:.2f} |",
+            f"| for comparison: firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
+            f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
             "",
             "Where the time goes (profiled): building and encoding a message is ~40 µs; nearly all the rest is "
             "httpcore's connection pool handling one HTTP/1.1 request per message. With many requests queued it "
             "hands one idle connection to several of them at once, and all but one retry (about 11 passes per "
-            "request here, each scanning every request against every connection and checking idle sockets), and "
-            "it closes idle connections as soon as the pool holds more than 20 (it counts all connections, not "
-            "the idle ones: encode/httpcore#1000, #1110, unfixed in 1.0.9). Smaller chunks or a larger keep-alive "
-            "limit do not help (measured: 250–580/s), and firebase-admin's synchronous `send_each` (a thread per "
-            "message) reaches about 770/s. Against FCM the same client speaks HTTP/2 over one multiplexed "
-            "connection, which this pool path does not touch; the emulator speaks HTTP/1.1 only (httpx negotiates "
-            "HTTP/2 only through TLS), and it takes a core of this 2-core machine. A bare httpx HTTP/2 client "
-            "spends ~0.6 ms of CPU per request against a trivial TLS server here, so one Python process would "
-            "stay under 2,000/s on this machine even then. `sniffio` is installed with the deliver function "
-            "because without it httpcore retries a failed import on every request (about a third more pushes "
-            "per second with it).",
+            "request when profiled, each scanning every request against every connection and checking idle "
+            "sockets), and it closes idle connections as soon as the pool holds more than 20 (it counts all "
+            "connections, not the idle ones: encode/httpcore#1000, #1110, unfixed in 1.0.9); smaller chunks or a "
+            "larger keep-alive limit did not help when tried. Against FCM the same client speaks HTTP/2 over one "
+            "multiplexed connection, which this pool path does not touch; the emulator speaks HTTP/1.1 only "
+            "(httpx negotiates HTTP/2 only through TLS), and it takes a core of this 2-core machine. A bare httpx "
+            "HTTP/2 client spent ~0.6 ms of CPU per request against a trivial TLS server here when tried, so one "
+            "Python process would stay under 2,000/s on this machine even then. `sniffio` is installed with the "
+            "deliver function because without it httpcore retries a failed import on every request (about a "
+            "third more pushes per second with it).",
             "",
             "| step, per fact | µs |",
             "|---|---:|",
@@ -57,10 +63,10 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
     )
 
 
-def pushes_per_second(count: int) -> tuple[float, float]:
-    """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up."""
+def pushes_per_second(count: int, threads: bool = False) -> tuple[float, float]:
+    """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up: with
+    deliver's sender, or (`threads`) with firebase-admin's synchronous send_each."""
     from ..push.firebase import run
-    from ..push.sender import Push, send_batch
     from .fcm_emulator import fcm_app
 
     port = free_port()
@@ -90,10 +96,13 @@ def pushes_per_second(count: int) -> tuple[float, float]:
                 for i in range(n)
             ]
 
-        run(send_batch(app, batch(500, 0), now))  # warm-up: connections, imports
+        def send(pushes: list[Push]) -> list[PushResult]:
+            return _send_each(app, pushes, datetime.now(UTC)) if threads else run(send_batch(app, pushes, now))
+
+        send(batch(500, 0))  # warm-up: connections, imports
         pushes = batch(count, 10_000)
         started, cpu = time.perf_counter(), time.process_time()
-        results = run(send_batch(app, pushes, datetime.now(UTC)))
+        results = send(pushes)
         elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
         sent = sum(result.outcome == "sent" for result in results)
         if sent != count:
@@ -102,6 +111,21 @@ def pushes_per_second(count: int) -> tuple[float, float]:
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
+
+
+def _send_each(app: Any, pushes: list[Push], now: datetime) -> list[PushResult]:
+    """firebase-admin's synchronous send_each (requests, a thread per message), in chunks of 500."""
+    from firebase_admin import messaging
+
+    results = []
+    for start in range(0, len(pushes), MAX_BATCH):
+        chunk = pushes[start : start + MAX_BATCH]
+        answer = messaging.send_each([build_message(push, now) for push in chunk], app=app)
+        results += [
+            PushResult(p.message_id, "sent" if r.success else "retry")
+            for p, r in zip(chunk, answer.responses, strict=True)
+        ]
+    return results
 
 
 def policy_us(config_path: Path, facts: int = 5000) -> tuple[float, float]:
