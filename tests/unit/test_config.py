@@ -219,6 +219,13 @@ SINGLE_PROBLEMS = {
         "caps: {per_day: 2, per_week: 600",
         "100",
     ),
+    "min_gap_beyond_a_week": (
+        "per_week: 6, min_gap: 2h}",
+        "per_week: 6, min_gap: 2w}",
+        "notifications.defaults.caps.min_gap",
+        "min_gap: 2w}",
+        "at most 7d",
+    ),
     "negative_constant_award": (
         "award: {xp: 5}",
         "award: {xp: -5}",

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .expressions import CelExpr, Expr, compile_expression
-from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName
+from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName, format_duration
 
 
 class Strict(BaseModel):
@@ -258,6 +258,14 @@ class Caps(Strict):
     per_day: Annotated[int, Field(gt=0, le=100)] | None = None
     per_week: Annotated[int, Field(gt=0, le=100)] | None = None
     min_gap: Duration | None = None
+
+    @field_validator("min_gap")
+    @classmethod
+    def _within_a_week(cls, value: timedelta | None) -> timedelta | None:
+        # The push log looks back 8 days; a longer gap could not be kept (and would mean almost no pushes).
+        if value is not None and not timedelta(0) < value <= timedelta(days=7):
+            raise ValueError(f"min_gap {format_duration(value)} is out of range. Fix: use more than 0 and at most 7d")
+        return value
 
 
 class NotificationDefaults(Strict):

@@ -40,19 +40,19 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             f"| for comparison: firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
             f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
             "",
-            "Where the time goes (profiled): building and encoding a message is ~40 µs; nearly all the rest is "
-            "httpcore's connection pool handling one HTTP/1.1 request per message. With many requests queued it "
-            "hands one idle connection to several of them at once, and all but one retry (about 11 passes per "
-            "request when profiled, each scanning every request against every connection and checking idle "
-            "sockets), and it closes idle connections as soon as the pool holds more than 20 (it counts all "
-            "connections, not the idle ones: encode/httpcore#1000, #1110, unfixed in 1.0.9); smaller chunks or a "
-            "larger keep-alive limit did not help when tried. Against FCM the same client speaks HTTP/2 over one "
-            "multiplexed connection, which this pool path does not touch; the emulator speaks HTTP/1.1 only "
-            "(httpx negotiates HTTP/2 only through TLS), and it takes a core of this 2-core machine. A bare httpx "
-            "HTTP/2 client spent ~0.6 ms of CPU per request against a trivial TLS server here when tried, so one "
-            "Python process would stay under 2,000/s on this machine even then. `sniffio` is installed with the "
-            "deliver function because without it httpcore retries a failed import on every request (about a "
-            "third more pushes per second with it).",
+            "Where the time goes (profiled on 2026-11-22, on this 2-core machine): building and encoding a message "
+            "is ~40 µs; nearly all the rest is httpcore's connection pool handling one HTTP/1.1 request per "
+            "message. With many requests queued it hands one idle connection to several of them at once and all "
+            "but one retry (encode/httpcore#1110; about 11 passes per request, each scanning every request "
+            "against every connection and checking idle sockets), and it closes idle connections as soon as the "
+            "pool holds more than 20, counting all connections instead of the idle ones (encode/httpcore#1000); "
+            "both are unfixed in httpcore 1.0.9. Smaller chunks or a larger keep-alive limit did not help when "
+            "tried. Against FCM the same client speaks HTTP/2 over one multiplexed connection, which this pool "
+            "path does not touch; the emulator speaks HTTP/1.1 only (httpx negotiates HTTP/2 only through TLS), "
+            "and it takes one of the two cores. A bare httpx HTTP/2 client spent ~0.6 ms of CPU per request "
+            "against a trivial TLS server when tried, so one Python process would stay under 2,000/s on this "
+            "machine even then. `sniffio` is installed with the deliver function because without it httpcore "
+            "retries a failed import on every request (about a third more pushes per second with it).",
             "",
             "| step, per fact | µs |",
             "|---|---:|",

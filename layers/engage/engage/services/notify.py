@@ -1,6 +1,7 @@
 """Function `notify`: committed facts → messages → the policy's decision → inbox row (+ delivery job).
 
-Every message a trigger produces becomes an inbox row, stored with a conditional write keyed by its id,
+Every message a trigger produces becomes an inbox row (but one already expired when first decided: it is only
+counted), stored with a conditional write keyed by its id,
 which is derived from (trigger, user, fact): a stream record handled twice stores nothing new and uses the
 decision already stored, so one fact never yields two pushes (deliver's idempotency covers the job itself).
 A push is stored (or, released, settled) in one transaction with the user's push log, conditioned on the

@@ -15,7 +15,8 @@ TRIES = 3
 
 def written(write: Callable[[], object]) -> bool:
     """Run one conditional PutItem, UpdateItem or DeleteItem; False when DynamoDB refused it because its
-    condition did not hold (the row already exists, was settled, changed), any other error raised."""
+    condition did not hold (the row already exists, was settled, changed). A TransactionConflict is tried
+    again, up to TRIES times in all; any other error is raised."""
     for attempt in range(TRIES):
         try:
             write()
