@@ -3,8 +3,8 @@
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from engage.api.events import EventsRequest, IngestResponse, ServerEventsRequest, ServerIngestResponse
 from engage.api.http import jwt_claims, make_resolver, require_iam_caller
-from engage.api.models import EventsRequest, IngestResponse, ServerEventsRequest, ServerIngestResponse
 from engage.observability import logger, metrics
 from engage.services.ingest import ingest_client_events, ingest_server_events
 

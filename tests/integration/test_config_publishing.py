@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 import engage.services.config as config_service
-from engage.api.models import EventsRequest
+from engage.api.events import EventsRequest
 from engage.services.ingest import ingest_client_events
 from engage.settings import get_settings
 from engage.store import config_store

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engage.api.models import EventsRequest
+from engage.api.events import EventsRequest
 from engage.config.loader import parse_yaml
 from engage.services.config import forget_cached_config
 from engage.services.ingest import ingest_client_events

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import engage.services.leaderboards as boards_service
-from engage.api.models import EventsRequest
+from engage.api.events import EventsRequest
 from engage.services.errors import NotFound
 from engage.services.ingest import ingest_client_events
 from engage.services.leaderboards import leaderboard

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import engage.services.overtakes as overtakes
-from engage.api.models import EventsRequest
+from engage.api.events import EventsRequest
 from engage.services.ingest import ingest_client_events
 from engage.store.models import LedgerItem
 

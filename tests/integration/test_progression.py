@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from engage.api.models import EventsRequest
+from engage.api.events import EventsRequest
 from engage.services.ingest import ingest_client_events
 from engage.services.me import my_progress
 from engage.store.models import LedgerItem

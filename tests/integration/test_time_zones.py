@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engage.api.models import EventsRequest, IngestResponse, StreakOut
+from engage.api.events import EventsRequest, IngestResponse
+from engage.api.models import StreakOut
 from engage.services.ingest import ingest_client_events
 from engage.services.me import my_progress
 

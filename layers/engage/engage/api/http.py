@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from ..config.checks import format_path
 from ..observability import logger, metrics
 from ..services.errors import Forbidden, ServiceError
-from .models import ErrorDetail, ErrorResponse
+from .common import ErrorDetail, ErrorResponse
 
 
 def make_resolver() -> APIGatewayHttpResolver:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.models import (
+from ..api.events import (
     BoardScoreOut,
     EventIn,
     EventResultOut,
@@ -35,7 +35,7 @@ from ..observability import metrics
 from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
 from .errors import Busy, signed_in_user
-from .leaderboards import cached_stats, estimated_rank
+from .rank_estimates import cached_stats, estimated_rank
 from .retries import MAX_ATTEMPTS, back_off
 from .views import level_out
 

@@ -8,7 +8,6 @@ Other users appear by display name only, never by id.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ from ..config import EngagementConfig
 from ..config.schema import Leaderboard
 from ..engine.leaderboards import board_period, estimate_ahead
 from ..engine.rewards import grant
-from ..settings import get_settings
 from ..store import leaderboards as store
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
@@ -59,24 +57,6 @@ def leaderboard(
         me=rank,
         around=around,
     )
-
-
-_stats_cache: dict[str, tuple[float, store.BoardStats, datetime]] = {}
-
-
-def cached_stats(key: str, shards: int, now: datetime) -> tuple[store.BoardStats, datetime]:
-    """A board period's histogram as of at most a minute ago (one query per minute per Lambda environment),
-    for the ingest's rank estimates, which must not add a read to every request."""
-    max_age = get_settings().config_cache_seconds
-    cached = _stats_cache.get(key)
-    if cached is None or time.monotonic() - cached[0] >= max_age:
-        cached = (time.monotonic(), store.stats(key, shards), now)
-        _stats_cache[key] = cached
-    return cached[1], cached[2]
-
-
-def estimated_rank(stats: store.BoardStats, score: int) -> int:
-    return round(estimate_ahead(stats.histogram, score)[0]) + 1
 
 
 def my_rank(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..api.models import LevelOut
+from ..api.common import LevelOut
 from ..config import EngagementConfig
 from ..engine.levels import level_view
 

@@ -1,0 +1,132 @@
+"""POST /v1/events and /v1/server/events: the request and response bodies of the ingest function.
+
+Apart from the other API bodies (engage.api.models) so that ingest, the function on every app event, builds
+only its own models at a cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator, model_serializer
+
+from ..config.types import Locale, TimeZoneName
+from .common import Body, LevelOut
+
+MAX_EVENTS_PER_REQUEST = 100
+# Each event is stored in its ledger row: this keeps 99 of them well inside a 4 MB transaction.
+MAX_PROPERTIES_BYTES = 16_384
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# DynamoDB stores numbers of up to 38 digits between 1e-130 and 1e126; NaN and infinity not at all.
+PropertyValue = (
+    Annotated[str, StringConstraints(max_length=1024)]
+    | Annotated[int, Field(gt=-(10**38), lt=10**38)]
+    | Annotated[float, Field(allow_inf_nan=False, gt=-1e125, lt=1e125)]
+    | bool
+    | None
+)
+
+
+class ClientContext(Body):
+    """What the SDK knows about the device; the user's profile keeps the latest valid values."""
+
+    timezone: TimeZoneName | None = Field(None, description="IANA zone of the device, e.g. Europe/Berlin")
+    locale: Locale | None = Field(None, description="BCP 47 language tag, e.g. de-DE")
+    app_version: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+class EventIn(Body):
+    """One event as the app sends it. `id` is the app's unique id for it: resending it is safe."""
+
+    id: EventId
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    occurred_at: AwareDatetime = Field(description="ISO 8601 with offset, e.g. 2026-11-22T07:30:00Z")
+    properties: dict[PropertyName, PropertyValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("properties")
+    @classmethod
+    def _fits_a_ledger_row(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(properties))
+        if size > MAX_PROPERTIES_BYTES:
+            raise ValueError(f"properties take {size} bytes; at most {MAX_PROPERTIES_BYTES} are kept per event")
+        return properties
+
+
+class ServerEventIn(EventIn):
+    user_id: UserId
+
+
+class EventsRequest(Body):
+    """POST /v1/events. Events are parsed one by one, so one bad event does not sink the batch."""
+
+    events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+    context: ClientContext | None = None
+
+
+class ServerEventsRequest(Body):
+    """POST /v1/server/events: like /v1/events, with a user_id on each event."""
+
+    events: list[Any] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventResultOut(BaseModel):
+    index: int = Field(description="position of the event in the request")
+    id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    code: str | None = Field(None, description="machine-readable reason: unknown_type, bad_property, …")
+    reason: str | None = None
+    user_id: str | None = None
+    awards: dict[str, int] = {}
+    facts: list[dict[str, Any]] = []
+    warnings: list[str] = []
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler: Any) -> dict[str, Any]:
+        # code/reason only on rejections and duplicates, user_id only on the server route
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class LevelChange(BaseModel):
+    before: LevelOut
+    after: LevelOut
+
+
+class BoardScoreOut(BaseModel):
+    board: str
+    period: str
+    score: int = Field(description="the user's score on this board period after the request")
+    rank: int = Field(description="estimated rank after the request (GET /v1/leaderboards/{id} counts it exactly)")
+    rank_before: int | None = Field(description="estimated rank before; null if the user was not on the board yet")
+    as_of: AwareDatetime = Field(description="age of the histogram the estimates come from (at most a minute)")
+
+
+class ProgressDelta(BaseModel):
+    gained: dict[str, int] = Field(description="points gained per currency by this request")
+    balances: dict[str, int]
+    level: LevelChange | None = None
+    badges: list[dict[str, Any]] = Field([], description="badge_awarded facts of this request, in order")
+    streaks: list[dict[str, Any]] = Field([], description="streak_extended/frozen/broken/milestone facts")
+    quests: list[dict[str, Any]] = Field([], description="quest_step_completed/completed/expired facts")
+    leaderboards: list[BoardScoreOut] = Field(
+        [], description="boards whose score this request changed (ranks: GET /v1/leaderboards/{id})"
+    )
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+    progress: ProgressDelta
+
+
+class ServerIngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResultOut]
+    progress: dict[str, ProgressDelta] = Field(description="per user id")
