@@ -53,7 +53,7 @@ def refused(code: str) -> UpdateError:
 
 
 def test_a_plain_write_meeting_a_transaction_is_tried_again(monkeypatch):
-    monkeypatch.setattr(writes, "pause", lambda attempt: None)
+    monkeypatch.setattr(writes, "back_off", lambda attempt: None)
     outcomes = [refused("TransactionConflictException"), refused("TransactionConflictException"), None]
 
     def write():
@@ -64,7 +64,7 @@ def test_a_plain_write_meeting_a_transaction_is_tried_again(monkeypatch):
 
 
 def test_a_plain_write_that_keeps_meeting_transactions_fails_after_its_tries(monkeypatch):
-    monkeypatch.setattr(writes, "pause", lambda attempt: None)
+    monkeypatch.setattr(writes, "back_off", lambda attempt: None)
     tries = []
 
     def write():

@@ -32,11 +32,11 @@ from ..config.checks import format_path
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import metrics
+from ..retries import MAX_ATTEMPTS, back_off
 from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
 from .errors import Busy, signed_in_user
 from .rank_estimates import cached_stats, estimated_rank
-from .retries import MAX_ATTEMPTS, back_off
 from .views import level_out
 
 

@@ -18,11 +18,11 @@ from ..config import EngagementConfig
 from ..config.schema import Leaderboard
 from ..engine.leaderboards import board_period, estimate_ahead
 from ..engine.rewards import grant
+from ..retries import MAX_ATTEMPTS, back_off
 from ..store import leaderboards as store
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
 from .errors import Busy, InvalidInput, NotFound, signed_in_user
-from .retries import MAX_ATTEMPTS, back_off
 
 EXACT_COUNT_CAP = 1000
 

@@ -36,9 +36,9 @@ from ..notify.triggers import (
     scope,
     user_prefs,
 )  # fmt: skip
+from ..retries import back_off
 from ..store import inbox, queues
 from ..store.progress import load_user
-from ..store.writes import pause
 from .config import active_config
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def _decide_and_log(
     by_id = {p.candidate.message_id: p for p in prepared}
     for attempt in range(LOG_ATTEMPTS):
         if attempt:
-            pause(attempt)
+            back_off(attempt)
         earlier, log = inbox.lookup(state.user_id, list(by_id))
         fresh = [p.candidate for p in prepared if p.candidate.message_id not in earlier]
         decided = decide(fresh, prefs, PushHistory(log.since(now - HISTORY)), caps, now) if fresh else []
@@ -246,7 +246,7 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
     state: UserState | None = None
     for attempt in range(LOG_ATTEMPTS):
         if attempt:  # another decision wrote the log first: the rows and the log, read again
-            pause(attempt)
+            back_off(attempt)
             stored, log = inbox.lookup(user_id, list(latest))
         pending = [job for job in latest.values() if _deferred(stored.get(job.message_id))]
         if not pending:

@@ -14,10 +14,10 @@ from typing import Any
 from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
 from ..config import EngagementConfig
 from ..engine.model import Outcome, UserState
+from ..retries import MAX_ATTEMPTS, back_off
 from ..store.progress import CommitConflict, commit, load_user
 from .config import active_config
 from .errors import Busy, InvalidInput, signed_in_user
-from .retries import MAX_ATTEMPTS, back_off
 
 
 def my_preferences(claims: Mapping[str, Any]) -> PreferencesOut:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+from ..retries import back_off
 
 # A write that meets a transaction in flight on its item is refused (TransactionConflict) and not retried by
 # botocore: it is tried again this many times in all, after a short pause.
@@ -25,12 +25,7 @@ def written(write: Callable[[], object]) -> bool:
                 return False
             if exc.cause_response_code != "TransactionConflictException" or attempt == TRIES - 1:
                 raise
-            pause(attempt)
+            back_off(attempt)
             continue
         return True
     raise AssertionError("unreachable")
-
-
-def pause(attempt: int) -> None:
-    """A short random wait before trying again after a conflict (so racing writers do not meet again)."""
-    time.sleep(random.uniform(0.01, 0.05) * 2**attempt)

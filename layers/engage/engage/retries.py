@@ -1,4 +1,4 @@
-"""How the use cases retry a write that lost a race: a bounded number of attempts, spread out at random."""
+"""How a write that lost a race is tried again: a bounded number of attempts, spread out at random."""
 
 import random
 import time
