@@ -90,10 +90,11 @@ _TABLES = {
     "INBOX_TABLE": ("InboxTable", "InboxTableName"),
     "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
 }
-# Queues the CLI may put messages on (a schedule trigger's pushes and deferrals).
+# Queues the CLI uses (a schedule trigger's pushes and deferrals; replaying failed stream batches).
 _QUEUES = {
     "DELIVERY_QUEUE_URL": ("DeliveryQueue", "DeliveryQueueUrl"),
     "DEFERRED_QUEUE_URL": ("DeferredQueue", "DeferredQueueUrl"),
+    "DEAD_LETTER_QUEUE_URL": ("NotificationsDeadLetterQueue", "NotificationsDeadLetterQueueUrl"),
 }
 
 
@@ -147,6 +148,28 @@ def notify_schedule(
         raise typer.Exit(1)
 
 
+@notify_app.command("replay")
+def notify_replay(
+    stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
+) -> None:
+    """Replay the ledger-stream batches notify gave up on (their failure records in the notifications
+    dead-letter queue), within the stream's 24 hours. Safe to run again: no message is stored or pushed twice."""
+    _point_at_stage(stage, None, stack_name, app_id=None)
+    import boto3
+
+    from .services.replay import replay_failed_batches
+    from .settings import get_settings
+
+    replayed = replay_failed_batches(get_settings().required("dead_letter_queue_url"), boto3.client("dynamodbstreams"))
+    decided = ", ".join(f"{count} {kind}" for kind, count in sorted(replayed.tally.decisions.items())) or "no messages"
+    console.print(f"[green]✓[/] replayed {replayed.batches} batch(es), {replayed.rows} ledger row(s): {decided}")
+    for why in replayed.left:
+        errors.print(f"left in the queue: {why}")
+    if replayed.left:
+        raise typer.Exit(1)
+
+
 def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str | None) -> None:
     """Set the settings the store needs for a local or deployed stage (every table; the app if given)."""
     env = {name: "unused" for name in _TABLES}
@@ -169,6 +192,7 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
         env.update(
             ENGAGE_APP_ID=app_id or state.get("app_id", "fitquest"),
             AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
+            AWS_ENDPOINT_URL_DYNAMODB_STREAMS=state["dynamodb_endpoint"],
             AWS_REGION="us-east-1",
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",

@@ -172,6 +172,7 @@ def start(
                     failed_batches(prefix),
                     source.batch_size,
                     source.filters,
+                    (sqs.endpoint, queue_urls[source.on_failure]) if source.on_failure else None,
                 )
                 for source in template.streams
             ],

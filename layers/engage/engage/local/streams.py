@@ -2,7 +2,9 @@
 
 Reads DynamoDB Local's stream of a table, hands batches to the function with the DynamoDB stream event
 payload, and honours partial batch responses: the batch is retried from the first failed record, up to
-MAX_ATTEMPTS, after which the records are set aside in a failed-batches file (the DLQ's stand-in). The
+MAX_ATTEMPTS, after which the records are set aside in a failed-batches file (for people to read) and, as
+Lambda does, a failure record naming the batch's place in the stream goes to the mapping's OnFailure queue
+(what `engage notify replay` reads). The
 mapping's FilterCriteria apply as in Lambda: a record that matches none of the patterns is passed over
 (matched with moto's implementation of EventBridge patterns, the syntax Lambda's filters use).
 """
@@ -36,6 +38,7 @@ class StreamPoller:
         failed_log: Path,
         batch_size: int = 100,
         filters: Sequence[str] = (),
+        on_failure: tuple[str, str] | None = None,  # (SQS endpoint, queue URL) of DestinationConfig.OnFailure
     ) -> None:
         session = boto3.session.Session(
             aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
@@ -48,6 +51,7 @@ class StreamPoller:
         self._failed_log = failed_log
         self._batch_size = batch_size
         self._patterns = [_pattern(text) for text in filters]
+        self._on_failure = on_failure
         self._shards: dict[str, _Shard] = {}
         self._lock = threading.Lock()
 
@@ -86,6 +90,7 @@ class StreamPoller:
             return failed_at
         if failed_at is not None:
             self._set_aside(matching[failed_at:])
+            self._report_failure(shard_id, matching[failed_at:])
         shard.attempts = 0
         shard.iterator = response.get("NextShardIterator")
         shard.last_sequence = records[-1]["dynamodb"]["SequenceNumber"]
@@ -126,6 +131,26 @@ class StreamPoller:
             if record["dynamodb"]["SequenceNumber"] in failures:
                 return index
         return None
+
+    def _report_failure(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        """Lambda's failure record for a batch it gave up on: where the batch is in the stream, not its records."""
+        if self._on_failure is None:
+            return
+        endpoint, url = self._on_failure
+        record = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": MAX_ATTEMPTS + 1},
+            "version": "1.0",
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "batchSize": len(records),
+                "streamArn": self._arn,
+            },
+        }
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
 
     def _set_aside(self, records: list[dict[str, Any]]) -> None:
         self._failed_log.parent.mkdir(parents=True, exist_ok=True)

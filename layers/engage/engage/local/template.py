@@ -46,6 +46,7 @@ class StreamSource:
     table: str  # logical id of the table whose stream it reads
     batch_size: int = 100
     filters: tuple[str, ...] = ()  # FilterCriteria patterns (JSON): a record matching none is not delivered
+    on_failure: str | None = None  # logical id of the queue DestinationConfig.OnFailure names
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,11 @@ def load_template(path: str | Path) -> Template:
                     filters = tuple(
                         f["Pattern"] for f in event["Properties"].get("FilterCriteria", {}).get("Filters", [])
                     )
-                    streams.append(StreamSource(rid, table, batch_size, filters))
+                    destination = (
+                        event["Properties"].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                    )
+                    on_failure = destination["Fn::GetAtt"][0] if isinstance(destination, dict) else None
+                    streams.append(StreamSource(rid, table, batch_size, filters, on_failure))
                 continue
             if event["Type"] == "SQS":
                 queue_sources.append(_queue_source(rid, event["Properties"]))

@@ -74,3 +74,25 @@ def send(url: str, messages: Sequence[Outgoing]) -> None:
 def dead_letter(body: str, reason: str) -> None:
     """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped."""
     send(get_settings().required("dead_letter_queue_url"), [Outgoing(body, attributes={"reason": reason})])
+
+
+@dataclass(frozen=True)
+class Incoming:
+    message_id: str
+    receipt: str
+    body: str
+
+
+def receive(url: str, hold_seconds: int) -> list[Incoming]:
+    """Up to 10 visible messages (no waiting), hidden from other readers for `hold_seconds`."""
+    answer = _client().receive_message(QueueUrl=url, MaxNumberOfMessages=_BATCH, VisibilityTimeout=hold_seconds)
+    return [Incoming(m["MessageId"], m["ReceiptHandle"], m["Body"]) for m in answer.get("Messages", [])]
+
+
+def delete(url: str, receipt: str) -> None:
+    _client().delete_message(QueueUrl=url, ReceiptHandle=receipt)
+
+
+def release(url: str, receipt: str) -> None:
+    """Make a received message visible again at once (it was not this reader's to handle)."""
+    _client().change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
