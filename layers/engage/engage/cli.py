@@ -161,7 +161,8 @@ def notify_replay(
     from .services.replay import replay_failed_batches
     from .settings import get_settings
 
-    replayed = replay_failed_batches(get_settings().required("dead_letter_queue_url"), boto3.client("dynamodbstreams"))
+    streams = boto3.client("dynamodbstreams", region_name=get_settings().region)
+    replayed = replay_failed_batches(get_settings().required("dead_letter_queue_url"), streams)
     decided = ", ".join(f"{count} {kind}" for kind, count in sorted(replayed.tally.decisions.items())) or "no messages"
     console.print(f"[green]✓[/] replayed {replayed.batches} batch(es), {replayed.rows} ledger row(s): {decided}")
     for why in replayed.left:

@@ -31,7 +31,8 @@ def _client() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("sqs", config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}))
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"})
+    return boto3.client("sqs", region_name=get_settings().region, config=config)
 
 
 def delivery_queue() -> str:
