@@ -21,8 +21,10 @@ from .notify import LedgerRow, Tally, handle_rows
 
 log = logging.getLogger(__name__)
 
-# How long a received dead letter stays hidden while replay works through the queue (then it is released).
+# How long a received dead letter stays hidden while replay works through the queue (then it is released),
+# and how long each receive waits: an empty long poll means nothing visible is left.
 HOLD_SECONDS = 300
+WAIT_SECONDS = 2
 # Empty pages of a shard that replay reads past before it decides the batch's last record is not coming.
 EMPTY_PAGES = 5
 
@@ -40,28 +42,56 @@ class Replayed:
 
 def replay_failed_batches(dead_letter_url: str, streams: Any) -> Replayed:
     """Replay every stream failure record in the queue (`streams`: a boto3 dynamodbstreams client)."""
-    replayed, others = Replayed(), []
-    while received := queues.receive(dead_letter_url, HOLD_SECONDS):  # each hidden until the end: read once
+    replayed = Replayed()
+    kept: dict[str, str] = {}  # message id → latest receipt, of the messages that stay in the queue
+    done: set[str] = set()
+    while received := queues.receive(dead_letter_url, HOLD_SECONDS, WAIT_SECONDS):
         for message in received:
+            if message.message_id in kept:
+                kept[message.message_id] = message.receipt  # its hold ran out and it came again: seen already
+        fresh = [m for m in received if m.message_id not in kept and m.message_id not in done]
+        if not fresh:
+            break
+        for message in fresh:
             batch = _batch_info(message.body)
-            if batch is None:
-                others.append(message.receipt)  # a delivery job or held message: not replay's to handle
+            if batch is None:  # a delivery job or held message: not replay's to handle
+                kept[message.message_id] = message.receipt
                 continue
-            try:
-                rows = _ledger_rows(streams, batch)
-                for _, group in groupby(rows, key=lambda row: row.user_id):
-                    handle_rows(list(group), tally=replayed.tally)
-            except Exception as exc:  # this batch stays in the queue, with why; the others go on
-                log.exception("could not replay stream batch %s", batch.get("startSequenceNumber"))
-                replayed.left.append(f"{batch.get('shardId')} from {batch.get('startSequenceNumber')}: {exc}")
-                others.append(message.receipt)
+            problems = _replay(streams, batch, replayed)
+            if problems:  # the batch stays in the queue, with why; running replay again retries it
+                kept[message.message_id] = message.receipt
+                where = f"{batch.get('shardId')} from {batch.get('startSequenceNumber')}"
+                replayed.left += [f"{where}: {problem}" for problem in problems]
                 continue
             queues.delete(dead_letter_url, message.receipt)
+            done.add(message.message_id)
             replayed.batches += 1
-            replayed.rows += len(rows)
-    for receipt in others:
+    for receipt in kept.values():
         queues.release(dead_letter_url, receipt)
     return replayed
+
+
+def _replay(streams: Any, batch: dict[str, Any], replayed: Replayed) -> list[str]:
+    """Hand the batch's new ledger rows to notify, one user at a time; the problems met (none: all handled)."""
+    try:
+        records = _stream_records(streams, batch)
+    except Exception as exc:
+        log.exception("could not read stream batch %s", batch.get("startSequenceNumber"))
+        return [str(exc)]
+    rows, problems = [], []
+    for record in records:
+        try:
+            rows.append(LedgerRow.from_image(_new_image(record)))
+        except (KeyError, ValueError) as exc:
+            problems.append(f"unreadable ledger row {record['dynamodb']['SequenceNumber']}: {exc!r}")
+    for user_id, group in groupby(rows, key=lambda row: row.user_id):
+        try:
+            handle_rows(list(group), tally=replayed.tally)
+        except Exception as exc:  # this user stays to be replayed again; the others go on
+            log.exception("replay failed for user %s", user_id)
+            problems.append(f"user {user_id}: {exc}")
+    replayed.rows += len(rows)
+    return problems
 
 
 def _batch_info(body: str) -> dict[str, Any] | None:
@@ -72,11 +102,15 @@ def _batch_info(body: str) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def _ledger_rows(streams: Any, batch: dict[str, Any]) -> list[LedgerRow]:
-    """The new ledger rows of the batch, in stream order (read again from the stream, which keeps 24 hours)."""
+def _new_image(record: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserialize = TypeDeserializer().deserialize
+    return {name: deserialize(value) for name, value in record["dynamodb"]["NewImage"].items()}
+
+
+def _stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch's INSERT records, in stream order (read again from the stream, which keeps 24 hours)."""
     last = int(batch["endSequenceNumber"])
     iterator = streams.get_shard_iterator(
         StreamArn=batch["streamArn"],
@@ -84,7 +118,7 @@ def _ledger_rows(streams: Any, batch: dict[str, Any]) -> list[LedgerRow]:
         ShardIteratorType="AT_SEQUENCE_NUMBER",
         SequenceNumber=batch["startSequenceNumber"],
     )["ShardIterator"]
-    rows: list[LedgerRow] = []
+    records: list[dict[str, Any]] = []
     empty = 0
     while iterator and empty < EMPTY_PAGES:
         page = streams.get_records(ShardIterator=iterator, Limit=1000)
@@ -92,11 +126,13 @@ def _ledger_rows(streams: Any, batch: dict[str, Any]) -> list[LedgerRow]:
         for record in page["Records"]:
             sequence = int(record["dynamodb"]["SequenceNumber"])
             if sequence > last:
-                return rows
+                return records
             if record.get("eventName") == "INSERT":
-                image = {name: deserialize(value) for name, value in record["dynamodb"]["NewImage"].items()}
-                rows.append(LedgerRow.from_image(image))
+                records.append(record)
             if sequence == last:
-                return rows
+                return records
         iterator = page.get("NextShardIterator")
-    raise LookupError(f"the stream no longer holds the batch up to {last} (it keeps 24 hours): replay it by hand")
+    raise LookupError(
+        f"the stream no longer holds this batch up to {last} (it keeps records 24 hours): its facts stay in the "
+        "ledger without messages. Fix: note them, then delete this record from the queue"
+    )

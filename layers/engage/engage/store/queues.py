@@ -84,9 +84,12 @@ class Incoming:
     body: str
 
 
-def receive(url: str, hold_seconds: int) -> list[Incoming]:
-    """Up to 10 visible messages (no waiting), hidden from other readers for `hold_seconds`."""
-    answer = _client().receive_message(QueueUrl=url, MaxNumberOfMessages=_BATCH, VisibilityTimeout=hold_seconds)
+def receive(url: str, hold_seconds: int, wait_seconds: int = 0) -> list[Incoming]:
+    """Up to 10 visible messages, hidden from other readers for `hold_seconds`. `wait_seconds` > 0 long-polls:
+    SQS then asks all its servers, so an empty answer means the queue has nothing visible."""
+    answer = _client().receive_message(
+        QueueUrl=url, MaxNumberOfMessages=_BATCH, VisibilityTimeout=hold_seconds, WaitTimeSeconds=wait_seconds
+    )
     return [Incoming(m["MessageId"], m["ReceiptHandle"], m["Body"]) for m in answer.get("Messages", [])]
 
 
@@ -94,6 +97,13 @@ def delete(url: str, receipt: str) -> None:
     _client().delete_message(QueueUrl=url, ReceiptHandle=receipt)
 
 
-def release(url: str, receipt: str) -> None:
-    """Make a received message visible again at once (it was not this reader's to handle)."""
-    _client().change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+def release(url: str, receipt: str) -> bool:
+    """Make a received message visible again at once (it was not this reader's to handle); False if the receipt
+    no longer holds it (its hold ran out, or another reader received it since): it is visible or held anyway."""
+    from botocore.exceptions import ClientError
+
+    try:
+        _client().change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    except ClientError:
+        return False
+    return True
