@@ -188,3 +188,27 @@ def test_every_reference_names_a_parameter_or_resource(template):
     document = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
     unknown = {name for name in names(document) if not name.startswith("AWS::") and name not in known}
     assert not unknown, f"template.yaml refers to undeclared names: {sorted(unknown)}"
+
+
+def test_every_dead_letter_destination_raises_an_alarm(resources):
+    # Whatever Engage sets aside needs a person, and a failed stream batch only while the stream holds it.
+    destinations = {
+        props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for props in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::Queue")
+        if "RedrivePolicy" in props
+    } | {
+        event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for function in resources.values()
+        if function["Type"] == "AWS::Serverless::Function"
+        for event in function["Properties"].get("Events", {}).values()
+        if "DestinationConfig" in event.get("Properties", {})
+    }
+    alarmed = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in resources.values()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm"
+        and alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and alarm["Properties"]["Threshold"] == 0
+    }
+    assert destinations == {"NotificationsDeadLetterQueue", "BoardsFailedBatchesQueue"}
+    assert destinations <= alarmed
