@@ -252,18 +252,10 @@ def _lambda_attribute(value: dict[str, Any]) -> dict[str, Any]:
     return attribute
 
 
-class QueuePollers(BackgroundPolling):
+class QueuePollers(BackgroundPolling[QueuePoller]):
     """Every SQS mapping of the template, polled in the background (and on demand with drain())."""
 
     name = "local-queues"
-
-    def __init__(self, pollers: list[QueuePoller], interval: float = 0.5, pause: threading.RLock | None = None) -> None:
-        super().__init__(interval, pause)
-        self.pollers = pollers
-
-    def start(self) -> None:
-        if self.pollers:
-            super().start()
 
     def tick(self) -> None:
         self.poll()

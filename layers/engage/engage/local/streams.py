@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError
@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from .server import HandlerPool, LambdaContext
 
 MAX_ATTEMPTS = 5
+P = TypeVar("P")  # one event source mapping's poller
 
 
 class StreamPoller:
@@ -173,12 +174,13 @@ class _Shard:
     closed: bool = False
 
 
-class BackgroundPolling:
+class BackgroundPolling(Generic[P]):
     """Event source mappings polled on a background thread, which a shared lock can hold (paused())."""
 
     name = "local-pollers"
 
-    def __init__(self, interval: float = 0.5, pause: threading.RLock | None = None) -> None:
+    def __init__(self, pollers: list[P], interval: float = 0.5, pause: threading.RLock | None = None) -> None:
+        self.pollers = pollers
         self._interval = interval
         self._stop = threading.Event()
         self._pause = pause or threading.RLock()  # the local stack shares one between streams and queues
@@ -189,7 +191,8 @@ class BackgroundPolling:
         raise NotImplementedError
 
     def start(self) -> None:
-        self._thread.start()
+        if self.pollers:  # a template without such mappings needs no thread
+            self._thread.start()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -211,20 +214,10 @@ class BackgroundPolling:
                 print(f"[{self.name}] {exc!r}")
 
 
-class StreamPollers(BackgroundPolling):
+class StreamPollers(BackgroundPolling[StreamPoller]):
     """Every stream mapping of the template, polled in the background (and on demand with drain())."""
 
     name = "local-streams"
-
-    def __init__(
-        self, pollers: list[StreamPoller], interval: float = 0.5, pause: threading.RLock | None = None
-    ) -> None:
-        super().__init__(interval, pause)
-        self._pollers = pollers
-
-    def start(self) -> None:
-        if self._pollers:
-            super().start()
 
     def tick(self) -> None:
         self.drain(rounds=1)
@@ -233,8 +226,8 @@ class StreamPollers(BackgroundPolling):
         """Poll until the streams are empty and no batch waits for a retry: what a test calls before checking."""
         total = 0
         for _ in range(rounds):
-            delivered = sum(poller.poll() for poller in self._pollers)
+            delivered = sum(poller.poll() for poller in self.pollers)
             total += delivered
-            if not delivered and not any(poller.retrying for poller in self._pollers):
+            if not delivered and not any(poller.retrying for poller in self.pollers):
                 break
         return total

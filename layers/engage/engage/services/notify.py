@@ -300,10 +300,14 @@ def _requeue_pushed(
 ) -> None:
     """A release job that comes again after its message was settled as pushed (the attempt that settled it may
     have died before queueing it): queue the delivery again; deliver's idempotency sends it once."""
-    for job in jobs:
-        row, trigger = stored[job.message_id], _trigger(config, job.trigger)
-        if row.push.get("decision") == "push" and trigger is not None:
-            queues.send(queues.delivery_queue(), [_delivery(user_id, row, trigger, job.valid_until)])
+    again = [
+        _delivery(user_id, row, trigger, job.valid_until)
+        for job in jobs
+        if (row := stored[job.message_id]).push.get("decision") == "push"
+        and (trigger := _trigger(config, job.trigger)) is not None
+    ]
+    if again:
+        queues.send(queues.delivery_queue(), again)  # one SendMessageBatch per 10, not a call per job
 
 
 # ---------------------------------------------------------------- steps
