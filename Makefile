@@ -11,7 +11,8 @@ RUN := $(VENV)/bin
 STAGE ?= dev
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
-export AWS_DEFAULT_REGION ?= us-east-1
+# sam validate and the tests need some region; deploy and the CLI use your AWS profile's.
+validate test: export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: help demo test bench build deploy lint format layer-requirements check-layer-requirements validate clean
 
@@ -51,12 +52,20 @@ build: $(VENV)/.synced  ## sam build (arm64 layer from layers/engage/requirement
 deploy: build  ## sam deploy to STAGE (dev|staging|prod); needs AWS credentials
 	$(RUN)/sam deploy --config-file infra/samconfig.toml $(if $(filter-out dev,$(STAGE)),--config-env $(STAGE))
 
-layer-requirements: $(VENV)/.synced  ## re-export the layer's pinned requirements from uv.lock
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet -o layers/engage/requirements.txt
+# What SAM installs is pinned from uv.lock: the layer gets the runtime dependencies, the deliver function
+# the `deliver` group (firebase-admin and everything it pulls in).
+EXPORT := $(UV) export --frozen --no-hashes --no-emit-project --no-header --quiet
+LAYER_REQUIREMENTS := $(EXPORT) --no-default-groups
+DELIVER_REQUIREMENTS := $(EXPORT) --only-group deliver
+
+layer-requirements: $(VENV)/.synced  ## re-export the layer's and the deliver function's pinned requirements from uv.lock
+	$(LAYER_REQUIREMENTS) -o layers/engage/requirements.txt
+	$(DELIVER_REQUIREMENTS) -o functions/deliver/requirements.txt
 
 check-layer-requirements: $(VENV)/.synced
-	@diff <($(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet) layers/engage/requirements.txt \
-	  || { echo "layers/engage/requirements.txt is out of date with uv.lock: run make layer-requirements"; exit 1; }
+	@diff <($(LAYER_REQUIREMENTS)) layers/engage/requirements.txt \
+	  && diff <($(DELIVER_REQUIREMENTS)) functions/deliver/requirements.txt \
+	  || { echo "a requirements.txt is out of date with uv.lock: run make layer-requirements"; exit 1; }
 
 clean:  ## remove build output and caches (keeps .venv and the DynamoDB Local download)
 	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

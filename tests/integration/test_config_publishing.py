@@ -120,3 +120,40 @@ def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch, stack):
         _point_at_stage("staging", table=None, stack_name=None, app_id="fitquest")
         assert os.environ["CONFIG_TABLE"] == "engage-staging-ConfigTable-ABC123"
         assert os.environ["AWS_REGION"] == "eu-west-1"  # the store writes where the stack is
+
+
+def test_a_stage_without_a_stack_is_a_clear_error(monkeypatch, stack, capsys):
+    import typer
+
+    from engage.cli import _point_at_stage
+
+    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):  # restored after
+        monkeypatch.setenv(written, os.environ[written])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with stack.streams.paused(), mock_aws(), pytest.raises(typer.Exit):
+        _point_at_stage("nosuch", table=None, stack_name=None, app_id="fitquest")
+    assert "there is no stack engage-nosuch in eu-west-1. Fix: deploy it" in capsys.readouterr().err
+
+
+def test_a_local_stack_that_died_is_forgotten_with_a_clear_error(monkeypatch, tmp_path, capsys):
+    import typer
+
+    import engage.local.stack as local_stack
+    from engage.cli import _point_at_stage
+    from engage.local.dynamodb_local import free_port
+
+    recorded = tmp_path / "stack.json"
+    recorded.write_text(f'{{"dynamodb_endpoint": "http://127.0.0.1:{free_port()}", "tables": {{}}}}')
+    monkeypatch.setattr(local_stack, "state_file", lambda: recorded)
+    with pytest.raises(typer.Exit):
+        _point_at_stage("local", table=None, stack_name=None, app_id=None)
+    assert "not running any more. Fix: start one with `engage local up`" in capsys.readouterr().err
+    assert not recorded.exists()
+
+
+def test_publish_outside_the_checkout_and_with_bad_bytes_fails_cleanly(tmp_path):
+    binary = tmp_path / "engagement.yaml"
+    binary.write_bytes(b"app: \xff\n")
+    result = engage_cli("config", "publish", str(binary))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not UTF-8" in result.stderr

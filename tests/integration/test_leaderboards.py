@@ -120,6 +120,8 @@ def test_closing_a_week_rewards_each_winner_exactly_once(board_users):
     assert load_user(linus).balances["coins"] == coins_before + expected
     with pytest.raises(InvalidInput, match="has not ended"):
         close_period("weekly-xp", period="2026-W25", now=next_week)
+    with pytest.raises(InvalidInput, match=r"is not a week .* Fix: write it like '2026-W"):
+        close_period("weekly-xp", period="2026-25", now=next_week)  # would compare as an ended period
 
 
 def test_a_small_gain_inside_the_same_histogram_bucket_still_commits(board_users):

@@ -279,6 +279,21 @@ def test_invalid_yaml_unclosed_bracket_reports_a_line_inside_the_file(fitquest_t
     assert "not valid YAML" in issues[0].message
 
 
+def test_invalid_yaml_names_where_the_open_bracket_started_and_the_fix():
+    issues = issues_of_text("app: x\nevents:\n  foo: [a, b\nrules: []\n")
+    assert issues[0].line == 4
+    assert "on line 3" in issues[0].message and "Fix:" in issues[0].message
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_not_a_crash(tmp_path):
+    from engage.config import load_config_file
+
+    path = tmp_path / "engagement.yaml"
+    path.write_bytes(b"app: \xff\xfe\n")
+    with pytest.raises(ConfigInvalid, match=r"not UTF-8.*Fix: save the file as UTF-8"):
+        load_config_file(path)
+
+
 def test_empty_file_is_rejected_at_the_top_level():
     issues = issues_of_text("")
     assert [issue.where for issue in issues] == ["(top level)"]

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from engage.config.schema import Leaderboard
-from engage.engine.leaderboards import board_period, bucket_of, bucket_range, estimate_ahead, rank_key, shard_of
+from engage.engine.leaderboards import (
+    board_period,
+    bucket_of,
+    bucket_range,
+    estimate_ahead,
+    is_period,
+    rank_key,
+    shard_of,
+)
 
 
 def board(period: str, timezone: str = "UTC") -> Leaderboard:
@@ -21,6 +29,16 @@ def board(period: str, timezone: str = "UTC") -> Leaderboard:
 )  # fmt: skip
 def test_periods_follow_the_boards_calendar(period, back, expected):
     assert board_period(board(period), datetime(2026, 1, 4, 12, tzinfo=UTC), back) == expected
+
+
+@pytest.mark.parametrize(
+    ("period", "text", "valid"),
+    [("week", "2026-W47", True), ("week", "2026-W53", True), ("week", "2025-W53", False), ("week", "2026-47", False),
+     ("week", "2026-W1", False), ("day", "2026-11-22", True), ("day", "2026-02-30", False), ("day", "2026-11-2", False),
+     ("month", "2026-11", True), ("month", "2026-13", False), ("month", "last-month", False), ("all", "all", True)],
+)  # fmt: skip
+def test_a_period_is_recognised_only_as_the_board_writes_it(period, text, valid):
+    assert is_period(board(period), text) is valid
 
 
 def test_the_boards_time_zone_decides_the_period():

@@ -25,7 +25,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(board_app, name="leaderboard")
 app.add_typer(notify_app, name="notify")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one problem per line, even in a narrow pipe (CI logs, grep)
 
 ConfigFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="engagement.yaml")]
 DEFAULT_CONFIG = Path("examples/fitquest/engagement.yaml")
@@ -55,10 +55,10 @@ def config_publish(
     stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
 ) -> None:
     """Validate FILE, store it as a new version in the stage's config table and make it active."""
-    from .config.loader import parse_yaml, validate_config_data
+    from .config.loader import parse_yaml, read_config_text, validate_config_data
 
-    text = file.read_text(encoding="utf-8")
     try:
+        text = read_config_text(file)
         data, lines = parse_yaml(text, str(file))
         config = validate_config_data(data, lines, str(file))
     except ConfigInvalid as exc:
@@ -134,12 +134,16 @@ def notify_schedule(
     Each user gets at most one such message per local day, whatever the number of runs.
     """
     _point_at_stage(stage, None, stack_name, app_id=None)
+    from .services.errors import ServiceError
     from .services.notify import run_schedule
 
     try:
         tally = run_schedule(trigger, user)
     except LookupError as exc:
         errors.print(str(exc.args[0]))
+        raise typer.Exit(1) from None
+    except ServiceError as exc:
+        errors.print(exc.message)
         raise typer.Exit(1) from None
     decided = ", ".join(f"{count} {kind}" for kind, count in sorted(tally.decisions.items())) or "nothing to send"
     console.print(f"[green]✓[/] {trigger} for {len(user)} user(s): {decided}")
@@ -172,52 +176,105 @@ def notify_replay(
 
 
 def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_id: str | None) -> None:
-    """Set the settings the store needs for a local or deployed stage (every table; the app if given)."""
+    """Set the settings the store needs for a local or deployed stage (every table; the app if given).
+
+    `table` names the config table directly: for a deployed stage the stack is then not looked up, and with
+    `local` it may live in a DynamoDB that AWS_ENDPOINT_URL_DYNAMODB names instead of the local stack's.
+    """
     env = {name: "unused" for name in _TABLES}
-    if app_id:
-        env["ENGAGE_APP_ID"] = app_id
+    if stage == "local" and table and os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        pass  # the caller's own DynamoDB (tests, a DynamoDB Local of their own), never AWS by accident
+    elif stage == "local":
+        env.update(_local_stage())
+    elif table:
+        env["AWS_REGION"] = _region()
+    else:
+        env.update(_deployed_stage(stack_name or f"engage-{stage}", stage))
     if table:
         env["CONFIG_TABLE"] = table
-    elif stage == "local":
-        from .local.stack import state_file
-
-        if not state_file().exists():
-            errors.print("no local stack is running. Fix: start one with `engage local up` in another terminal")
-            raise typer.Exit(1)
-        state = json.loads(state_file().read_text())
-        env.update({name: state["tables"][logical] for name, (logical, _) in _TABLES.items()})
-        queues = state.get("queues", {})
-        env.update({name: queues[logical] for name, (logical, _) in _QUEUES.items() if logical in queues})
-        if state.get("sqs_endpoint"):
-            env["AWS_ENDPOINT_URL_SQS"] = state["sqs_endpoint"]
-        env.update(
-            ENGAGE_APP_ID=app_id or state.get("app_id", "fitquest"),
-            AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
-            AWS_ENDPOINT_URL_DYNAMODB_STREAMS=state["dynamodb_endpoint"],
-            AWS_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",
-        )
-    else:
-        import boto3
-
-        name = stack_name or f"engage-{stage}"
-        region = boto3.session.Session().region_name
-        if not region:
-            errors.print("no AWS region is configured. Fix: set AWS_REGION or a region in your AWS profile")
-            raise typer.Exit(1)
-        env["AWS_REGION"] = region  # the table lives where the stack does
-        cloudformation = boto3.client("cloudformation", region_name=region)
-        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-        outputs = stack.get("Outputs", [])
-        found = {o["OutputKey"]: o["OutputValue"] for o in outputs}
-        if "ConfigTableName" not in found:
-            errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")
-            raise typer.Exit(1)
-        env.update({var: found[output] for var, (_, output) in {**_TABLES, **_QUEUES}.items() if output in found})
-        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
-        env.setdefault("ENGAGE_APP_ID", parameters.get("AppId", "fitquest"))
+    if app_id:
+        env["ENGAGE_APP_ID"] = app_id
     os.environ.update(env)
+
+
+def _local_stage() -> dict[str, str]:
+    """The settings of the local stack that `engage local up` (or `make demo`) recorded."""
+    from .local.stack import state_file
+
+    if not state_file().exists():
+        errors.print("no local stack is running. Fix: start one with `engage local up` in another terminal")
+        raise typer.Exit(1)
+    state = json.loads(state_file().read_text())
+    if not _reachable(state["dynamodb_endpoint"]):
+        state_file().unlink(missing_ok=True)  # left by a stack that was killed before it could clean up
+        errors.print("the local stack that was recorded is not running any more. Fix: start one with `engage local up`")
+        raise typer.Exit(1)
+    env = {name: state["tables"][logical] for name, (logical, _) in _TABLES.items()}
+    queues = state.get("queues", {})
+    env.update({name: queues[logical] for name, (logical, _) in _QUEUES.items() if logical in queues})
+    if state.get("sqs_endpoint"):
+        env["AWS_ENDPOINT_URL_SQS"] = state["sqs_endpoint"]
+    env.update(
+        ENGAGE_APP_ID=state.get("app_id", "fitquest"),
+        AWS_ENDPOINT_URL_DYNAMODB=state["dynamodb_endpoint"],
+        AWS_ENDPOINT_URL_DYNAMODB_STREAMS=state["dynamodb_endpoint"],
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    return env
+
+
+def _reachable(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    try:
+        socket.create_connection((address.hostname, address.port or 80), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _region() -> str:
+    import boto3
+
+    # boto3 reads AWS_DEFAULT_REGION and the profile, not AWS_REGION (which Lambda sets): accept either.
+    region = boto3.session.Session().region_name or os.environ.get("AWS_REGION")
+    if not region:
+        errors.print("no AWS region is configured. Fix: set AWS_DEFAULT_REGION or a region in your AWS profile")
+        raise typer.Exit(1)
+    return region
+
+
+def _deployed_stage(name: str, stage: str) -> dict[str, str]:
+    """Table and queue names from the deployed stack's outputs; the app id from its parameters."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    region = _region()
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    try:
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        errors.print(
+            f"there is no stack {name} in {region}. Fix: deploy it (`make deploy STAGE={stage}`), pass --stack-name, "
+            "or set AWS_DEFAULT_REGION to the stack's region"
+        )
+        raise typer.Exit(1) from None
+    found = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if "ConfigTableName" not in found:
+        errors.print(f"stack {name} has no ConfigTableName output. Fix: pass --table or --stack-name")
+        raise typer.Exit(1)
+    env = {var: found[output] for var, (_, output) in {**_TABLES, **_QUEUES}.items() if output in found}
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+    env.update(
+        AWS_REGION=region, ENGAGE_APP_ID=parameters.get("AppId", "fitquest")
+    )  # the tables live where the stack does
+    return env
 
 
 @local_app.command("up")
@@ -228,6 +285,10 @@ def local_up(
     """Start the local stack and serve until Ctrl-C."""
     from .local import stack as local_stack
 
+    _require_repo_root()
+    if port and not _port_free(port):
+        errors.print(f"port {port} on 127.0.0.1 is taken (another `engage local up`?). Fix: stop it or pass --port")
+        raise typer.Exit(1)
     running = local_stack.start(config_path=config, port=port)
     console.print(
         f"[green]✓[/] local stack on [bold]{running.api_url}[/] (DynamoDB Local at {running.dynamodb.endpoint})"
@@ -237,7 +298,8 @@ def local_up(
     console.print(f"  server key: x-engage-server-key: {running.server_key}")
     console.print(f"  functions' logs and metrics: {local_stack.function_log()}")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for ending in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal too: stop the children, remove the state
+        signal.signal(ending, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -267,8 +329,10 @@ def demo(
     from .local import stack as local_stack
     from .local.demo import run_demo
 
+    _require_repo_root()
     with console.status("starting DynamoDB Local and the local API…"):
-        running = local_stack.start(config_path=config)
+        # Not recorded: a running `engage local up` keeps its place as the stack `--stage local` means.
+        running = local_stack.start(config_path=config, record_state=False)
     wide = Console(width=max(console.width, 140))  # the summary table is wide; pipes default to 80 columns
     with running:
         wide.print(f"[green]✓[/] local stack on {running.api_url}, tables created from template.yaml")
@@ -283,10 +347,56 @@ def bench(
     """Measure ingest latency, DynamoDB calls, rule evaluation and cold imports; write a Markdown report."""
     from .local.bench import run_benchmarks
 
-    report = run_benchmarks(console)
+    _require_repo_root()
     output.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(output.parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        errors.print(f"cannot write {output}. Fix: pass --output with a writable path")
+        raise typer.Exit(1)
+    report = run_benchmarks(console)
     output.write_text(report, encoding="utf-8")
     console.print(f"[green]✓[/] wrote {output}")
+
+
+def _require_repo_root() -> None:
+    """The local stack, the demo and the benchmarks read template.yaml and examples/ from the checkout."""
+    if not Path("template.yaml").is_file():
+        errors.print(f"no template.yaml in {Path.cwd()}. Fix: run this from the root of the Engage checkout")
+        raise typer.Exit(1)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _aws_problem(exc: Exception) -> str | None:
+    """One line for the AWS failures a user can fix (credentials, network, permissions), else None."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+    from pynamodb.exceptions import PynamoDBException
+
+    from .settings import SettingsMissing
+
+    if isinstance(exc, PynamoDBException) and isinstance(exc.cause, Exception):
+        exc = exc.cause
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found. Fix: run `aws configure` or set AWS_PROFILE"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach {exc.kwargs.get('endpoint_url')}. Fix: check the network and the region"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return (
+            f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}. "
+            "Fix: check the stage, the region and your permissions"
+        )
+    if isinstance(exc, SettingsMissing):
+        return f"{exc}. Fix: deploy the current template (`make deploy`), whose stack has the outputs this needs"
+    return None
 
 
 def main() -> None:
@@ -294,6 +404,12 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:
+        problem = _aws_problem(exc)
+        if problem is None:
+            raise
+        errors.print(problem, markup=False, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

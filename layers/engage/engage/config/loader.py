@@ -38,7 +38,16 @@ class ConfigInvalid(ValueError):
 def load_config_file(path: str | Path) -> EngagementConfig:
     """Read and validate a YAML file."""
     path = Path(path)
-    return parse_config_text(path.read_text(encoding="utf-8"), source=str(path))
+    return parse_config_text(read_config_text(path), source=str(path))
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 is a ConfigInvalid, not a crash."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}). Fix: save the file as UTF-8"
+        raise ConfigInvalid([Issue((), message, None)], str(path)) from None
 
 
 def parse_config_text(text: str, source: str = "engagement.yaml") -> EngagementConfig:
@@ -77,9 +86,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
         node = yaml.compose(text, Loader=Loader)
         data = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigInvalid([Issue((), f"not valid YAML: {getattr(exc, 'problem', exc)}", line)], source) from None
+        message = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        if getattr(exc, "context", None) and opened is not None:
+            message += f" ({exc.context} on line {opened.line + 1})"  # type: ignore[attr-defined]
+        message += ". Fix: check the indentation, quotes and brackets up to this line"
+        raise ConfigInvalid([Issue((), message, line)], source) from None
     if node is None:
         raise ConfigInvalid(
             [Issue((), "the file is empty. Fix: start from examples/fitquest/engagement.yaml", 1)], source

@@ -44,6 +44,19 @@ def board_period(board: Leaderboard, moment: datetime, back: int = 0) -> str:
     return f"{month_index // 12}-{month_index % 12 + 1:02d}"
 
 
+def is_period(board: Leaderboard, text: str) -> bool:
+    """Whether `text` names a period of this board, written as board_period writes it ('2026-W47', …)."""
+    formats = {"day": "%Y-%m-%d", "week": "%G-W%V-%u", "month": "%Y-%m"}
+    if board.period not in formats:
+        return text == "all"
+    written = f"{text}-1" if board.period == "week" else text  # a week parses from its Monday
+    try:
+        parsed = datetime.strptime(written, formats[board.period])
+    except ValueError:
+        return False
+    return parsed.strftime(formats[board.period]) == written  # no '2026-1-5' or '2026-W1'
+
+
 def rank_key(score: int, reached_ms: int, user_id: str) -> str:
     """Sorts descending as the board ranks: higher score first, then the earlier to reach it.
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ..api.models import BoardEntryOut, LeaderboardResponse, RankOut
 from ..config import EngagementConfig
 from ..config.schema import Leaderboard
-from ..engine.leaderboards import board_period, estimate_ahead
+from ..engine.leaderboards import board_period, estimate_ahead, is_period
 from ..engine.rewards import grant
 from ..retries import MAX_ATTEMPTS, back_off
 from ..store import leaderboards as store
@@ -107,6 +107,11 @@ def close_period(board_id: str, period: str | None = None, now: datetime | None 
     board = _board(board_id)
     now = now or datetime.now(UTC)
     period = period or board_period(board, now, back=1)
+    if board.period != "all" and not is_period(board, period):
+        raise InvalidInput(
+            f"period {period!r} is not a {board.period} of {board.id!r}. "
+            f"Fix: write it like {board_period(board, now, back=1)!r} (the last finished one)"
+        )
     if board.period == "all" or period >= board_period(board, now):
         raise InvalidInput(f"period {period!r} of {board.id!r} has not ended; only finished periods are closed")
     tiers = sorted(board.rewards, key=lambda reward: reward.rank_lte)
