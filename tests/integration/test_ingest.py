@@ -291,10 +291,11 @@ def test_an_app_cannot_claim_the_id_of_a_backend_event(user_id):
         ({"minutes": float("nan"), "kind": "run"}, "invalid_event", "finite"),
         ({"extra": 1e300, "minutes": 20, "kind": "run"}, "invalid_event", "properties.extra"),
         ({"blob": "x" * 1000, **{f"p{i}": "y" * 1000 for i in range(20)}}, "invalid_event", "bytes"),
-        # 10**40 has too many digits for DynamoDB as an integer; as the double 1e40 it is over minutes' max
-        ({"minutes": 10**40, "kind": "run"}, "bad_property", "above the maximum"),
+        ({"minutes": 10**40, "kind": "run"}, "invalid_event", "more than 38 digits"),
+        ({"extra": 1e-131, "minutes": 20, "kind": "run"}, "invalid_event", "between 1e-130 and 1e125"),
+        ({"extra": {"nested": 1}, "minutes": 20, "kind": "run"}, "invalid_event", "is an object. Fix:"),
     ],
-    ids=["empty-name", "space-in-name", "nan", "out-of-range", "too-large", "too-many-digits"],
+    ids=["empty-name", "space-in-name", "nan", "out-of-range", "too-large", "too-many-digits", "underflow", "object"],
 )
 def test_values_dynamodb_cannot_store_are_rejected_per_event_not_a_500(user_id, properties, code, problem):
     now = datetime.now(UTC)
@@ -309,6 +310,30 @@ def test_values_dynamodb_cannot_store_are_rejected_per_event_not_a_500(user_id, 
 
     assert [(r.status, r.code) for r in answer.results] == [("rejected", code), ("accepted", None)]
     assert problem in answer.results[0].reason
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_outside_the_calendar_in_utc_is_one_rejected_event(user_id, moment):
+    # .NET and Unity write DateTimeOffset.MinValue for "no date"; in UTC it falls before year 1
+    bad = {**workout(f"{user_id}-bad", datetime.now(UTC)), "occurred_at": moment}
+
+    answer = send(user_id, [bad, workout(f"{user_id}-ok", datetime.now(UTC))])
+
+    assert [(r.status, r.code) for r in answer.results] == [("rejected", "invalid_event"), ("accepted", None)]
+    assert "occurred_at: is before year 1 or after 9999 in UTC" in answer.results[0].reason
+
+
+def test_an_award_too_large_to_keep_pays_nothing_and_says_so_instead_of_failing(user_id):
+    # Given a purchase whose amount makes `int(event.amount)` coins more than one award may pay
+    now = datetime.now(UTC).isoformat()
+    events = [{"id": f"{user_id}-{n}", "user_id": user_id, "type": "purchase_completed", "occurred_at": now,
+               "properties": {"sku": "a", "amount": amount}} for n, amount in enumerate((1e12, 5))]  # fmt: skip
+
+    answer = ingest_server_events(ServerEventsRequest.model_validate({"events": events}))
+
+    assert [r.status for r in answer.results] == ["accepted", "accepted"]
+    assert answer.results[0].awards == {} and "more than one award may pay" in answer.results[0].warnings[0]
+    assert load_user(user_id).balances["coins"] == 5
 
 
 def test_a_non_object_entry_is_one_rejected_event(user_id):

@@ -518,3 +518,22 @@ def test_a_template_placeholder_the_trigger_cannot_fill_is_a_config_error(fitque
     issues = issues_of_text(text)
     assert [issue.where for issue in issues] == ["notifications.triggers[0].template"]
     assert "user.nickname" in issues[0].message and "Fix:" in issues[0].message
+
+
+@pytest.mark.parametrize("tag", ["de", "de-DE", "pt_BR", "ja-JP-u-ca-japanese", "th-TH-u-nu-thai", "zh-Hant-TW"])
+def test_locales_devices_send_are_accepted_with_their_extensions(tag):
+    from pydantic import TypeAdapter
+
+    from engage.config.types import Locale
+
+    assert TypeAdapter(Locale).validate_python(tag) == tag
+
+
+@pytest.mark.parametrize("tag", ["", "d", "de--DE", "de-DE-", "123", "de-toolongsubtag"])
+def test_malformed_locales_are_refused(tag):
+    from pydantic import TypeAdapter, ValidationError
+
+    from engage.config.types import Locale
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(Locale).validate_python(tag)

@@ -43,6 +43,13 @@ def test_concurrent_transactions_and_throttling_mean_read_again_and_retry(code):
     assert isinstance(conflict, CommitConflict) and conflict.user_changed
 
 
+@pytest.mark.parametrize("code", ["ThrottlingException", "TransactionInProgressException"])
+def test_a_throttled_request_means_retry_then_busy_not_a_crash(code):
+    error = TransactWriteError("refused", VerboseClientError({"Error": {"Code": code, "Message": code}}, "x"))
+    conflict = _conflict(error, APPLIED)
+    assert isinstance(conflict, CommitConflict) and conflict.user_changed
+
+
 def test_a_validation_error_is_not_retried():
     error = cancelled("ValidationError", None, None)
     assert _conflict(error, APPLIED) is error

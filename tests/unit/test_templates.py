@@ -139,6 +139,7 @@ def localized() -> Trigger:
         ("DE", "de", "Neues Abzeichen: First Workout"),
         ("pt-BR", "pt-BR", "Nova medalha: First Workout"),
         ("pt-PT", "pt", "Nova insígnia: First Workout"),
+        ("pt-BR-u-nu-latn", "pt-BR", "Nova medalha: First Workout"),  # Android adds extensions
         ("fr-FR", "en", "New badge: First Workout"),
         (None, "en", "New badge: First Workout"),
     ],

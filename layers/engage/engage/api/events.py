@@ -7,9 +7,20 @@ only its own models at a cold start.
 from __future__ import annotations
 
 import json
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator, model_serializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+)
 
 from ..config.types import Locale, TimeZoneName
 from .common import Body, LevelOut
@@ -21,14 +32,44 @@ MAX_PROPERTIES_BYTES = 16_384
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-# DynamoDB stores numbers of up to 38 digits between 1e-130 and 1e126; NaN and infinity not at all.
-PropertyValue = (
-    Annotated[str, StringConstraints(max_length=1024)]
-    | Annotated[int, Field(gt=-(10**38), lt=10**38)]
-    | Annotated[float, Field(allow_inf_nan=False, gt=-1e125, lt=1e125)]
-    | bool
-    | None
-)
+MAX_STRING_PROPERTY = 1024
+
+
+def _property_value(value: Any) -> Any:
+    """A value a ledger row can keep, or one error that says why not (not one per type it might have been)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_PROPERTY:
+            raise ValueError(f"is {len(value)} characters long. Fix: at most {MAX_STRING_PROPERTY} are kept")
+        return value
+    # DynamoDB stores numbers of up to 38 digits between 1e-130 and 1e126; NaN and infinity not at all.
+    if isinstance(value, int):
+        if not -(10**38) < value < 10**38:
+            raise ValueError("has more than 38 digits. Fix: DynamoDB keeps numbers of up to 38 digits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= 1e125 or (value and abs(value) < 1e-130):
+            raise ValueError("is outside what DynamoDB stores. Fix: send a finite number between 1e-130 and 1e125")
+        return value
+    kind = "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
+    raise ValueError(f"is {kind}. Fix: send a string, a number, true/false or null (flatten objects into names)")
+
+
+PropertyValue = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(_property_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_STRING_PROPERTY},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 class ClientContext(Body):
@@ -46,6 +87,14 @@ class EventIn(Body):
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     occurred_at: AwareDatetime = Field(description="ISO 8601 with offset, e.g. 2026-11-22T07:30:00Z")
     properties: dict[PropertyName, PropertyValue] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00, what some SDKs write for "no date"
+            raise ValueError("is before year 1 or after 9999 in UTC. Fix: send when the event happened") from None
 
     @field_validator("properties")
     @classmethod

@@ -64,12 +64,21 @@ class CurrencySpec(Strict):
     description: str | None = None
 
 
+# The most one award may pay: far above any sane reward, far below what a balance, a board's sort key
+# (15 digits) or DynamoDB's 38-digit numbers could not hold after years of awards.
+MAX_AWARD = 10**9
+
+
 def _award_amount(value: Any) -> int | Expr:
     if isinstance(value, bool):
         raise ValueError(f"award amount {value!r} is a boolean. Fix: write a whole number or a CEL expression")
+    if isinstance(value, float):
+        raise ValueError(f"award amount {value} is not a whole number. Fix: write a whole number or a CEL expression")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"award amount {value} is negative. Fix: awards are zero or more")
+        if value > MAX_AWARD:
+            raise ValueError(f"award amount {value} is more than one award may pay. Fix: at most {MAX_AWARD:,}")
         return value
     return compile_expression(value)
 
@@ -78,7 +87,9 @@ AwardAmount = Annotated[
     int | Expr,
     PlainValidator(_award_amount),
     PlainSerializer(lambda amount: amount if isinstance(amount, int) else amount.source),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "description": "CEL"}]}),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_AWARD}, {"type": "string", "description": "CEL"}]}
+    ),
 ]
 # Currency → constant amount or CEL expression over the event, e.g. {xp: "event.minutes * 2", coins: 5}.
 Award = Annotated[dict[Identifier, AwardAmount], Field(min_length=1)]

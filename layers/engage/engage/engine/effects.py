@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config.expressions import Expr, ExpressionError, Scope
-from ..config.schema import EngagementConfig
+from ..config.schema import MAX_AWARD, EngagementConfig
 from .levels import level_index
 from .model import Event, EventResult, Fact, UserState
 
@@ -58,6 +58,9 @@ def amount_of(ctx: EventContext, amount: int | Expr, owner: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         ctx.result.warnings.append(f"{owner}: {amount.source!r} gave {value!r}, not a finite number")
+        return 0
+    if value > MAX_AWARD:
+        ctx.result.warnings.append(f"{owner}: {amount.source!r} gave {value!r}, more than one award may pay")
         return 0
     return max(int(value), 0)  # fractions are cut off: currencies are whole numbers
 

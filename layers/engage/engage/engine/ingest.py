@@ -153,6 +153,8 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
     }[prop.type]
     if not valid_type:
         return f"is not a {prop.type}"
+    if prop.type == "integer" and not -(2**63) <= value < 2**63:  # CEL integers are 64-bit
+        return "is outside the 64-bit integer range"
     if prop.min is not None and numeric and value < prop.min:
         return f"is below the minimum {prop.min:g}"
     if prop.max is not None and numeric and value > prop.max:

@@ -188,12 +188,13 @@ def _tag(locale: str) -> str:
 
 
 def pick_locale(trigger: Trigger, locale: str | None) -> str | None:
-    """The override for a user's locale: the exact tag, else its language ("de-DE" → "de"), else none."""
+    """The override for a user's locale: the exact tag, else the tag with its last subtags cut off one by one
+    ("pt-BR-u-nu-latn" → "pt-BR-u-nu" → … → "pt-BR" → "pt"), else none."""
     if not locale:
         return None
     by_tag = {_tag(key): key for key in trigger.locales}
-    wanted = _tag(locale)
-    return by_tag.get(wanted) or by_tag.get(wanted.split("-", 1)[0])
+    subtags = _tag(locale).split("-")
+    return next((by_tag[tag] for n in range(len(subtags), 0, -1) if (tag := "-".join(subtags[:n])) in by_tag), None)
 
 
 def _value(values: dict[str, dict[str, Any]], name: str) -> str:

@@ -121,9 +121,16 @@ def _text(value: Any) -> str | None:
 
 def _describe(exc: ValidationError) -> str:
     return "; ".join(
-        f"{format_path(err['loc'])}: {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+        f"{format_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+        + (f" (got {_short(err['input'])})" if err["type"] != "missing" else "")
         for err in exc.errors()
     )
+
+
+def _short(value: Any) -> str:
+    """The offending value as the reason quotes it: enough to recognise, never the whole of a huge one."""
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}…"
 
 
 def _apply_for_user(

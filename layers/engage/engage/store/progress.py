@@ -85,16 +85,21 @@ def commit(outcome: Outcome, source: Source, now: datetime) -> None:
 
 # Cancellation reasons that a fresh read and a retry resolve (DynamoDB's names for them).
 _RETRYABLE = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+# Errors of the request as a whole that a retry resolves: DynamoDB throttled it or is busy with the items.
+_RETRYABLE_REQUEST = {
+    "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "TransactionInProgressException", "InternalServerError",
+}  # fmt: skip
 
 
 def _conflict(exc: TransactWriteError, applied: Sequence[Applied]) -> Exception:
     codes = [reason.code if reason is not None else None for reason in exc.cancellation_reasons or []]
     failed = [code == "ConditionalCheckFailed" for code in codes]
-    retryable = any(code in _RETRYABLE for code in codes)
+    retryable = any(code in _RETRYABLE for code in codes) or exc.cause_response_code in _RETRYABLE_REQUEST
     if not (any(failed) or retryable):
         return exc  # a validation error or worse: not resolved by retrying
     duplicates = {applied[i - 1].event.id for i, hit in enumerate(failed) if hit and i > 0}
-    return CommitConflict(user_changed=failed[0] or retryable, duplicate_ids=duplicates)
+    return CommitConflict(user_changed=retryable or failed[0], duplicate_ids=duplicates)
 
 
 def _user_item(before: UserState, after: UserState, now: datetime) -> UserItem:
