@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from engage.local import tokens
 from engage.local.demo import http
+from engage.store.history import encode_cursor
 
 
 def test_history_pages_through_the_ledger_newest_first(stack, user):
@@ -44,9 +45,12 @@ def test_a_cursor_that_is_not_ours_is_a_clear_400(stack, user):
                      headers={"authorization": f"Bearer {tokens.mint('someone-else')}"})  # fmt: skip
 
     garbage = http("GET", f"{stack.api_url}/v1/me/history?cursor=not-a-cursor", headers=headers)
+    crafted = encode_cursor({"user_id": {"S": user}, "sk": {"S": "evt#client#x"}})  # no ts: DynamoDB would refuse it
+    half_key = http("GET", f"{stack.api_url}/v1/me/history?cursor={crafted}", headers=headers)
     stolen = http("GET", f"{stack.api_url}/v1/me/history?cursor={theirs['next_cursor']}", headers=headers)
     too_many = http("GET", f"{stack.api_url}/v1/me/history?limit=1000", headers=headers)
 
     assert garbage[0] == 400 and "cursor" in garbage[1]["message"]
+    assert half_key[0] == 400  # refused before DynamoDB could answer with a ValidationException (a 500)
     assert theirs["next_cursor"] and stolen[0] == 400
     assert too_many[0] == 422

@@ -45,10 +45,13 @@ def test_wrong_preferences_get_a_clear_error(stack, user):
     unknown = http("PUT", url, {"categories": {"marketing": True}}, headers)
     greedy = http("PUT", url, {"weekly_budget": 99}, headers)
     bad_time = http("PUT", url, {"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers)
+    forever = http("PUT", url, {"paused_until": "9999-12-31T23:00:00-05:00"}, headers)  # past 9999 in UTC
 
     assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
     assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
     assert bad_time[0] == 422
+    assert forever[0] == 422 and "paused_until" in str(forever[1]) and "Fix:" in str(forever[1])
+    assert http("GET", url, headers=headers)[1]["paused_until"] is None  # nothing was stored
 
 
 def test_a_zone_chosen_in_preferences_wins_over_the_devices_context_until_reset(stack, user):

@@ -233,6 +233,24 @@ def test_a_cursor_pointing_at_the_log_or_malformed_is_refused(user_id, message_i
         inbox.page(user_id, 10, cursor)
 
 
+@pytest.mark.parametrize(
+    "crafted",
+    [{}, {"message_id": {"N": "1"}}, {"message_id": {"S": "01JDA9X1Z5K3W8N4P6Q7R2S3T4"}, "extra": {"S": "x"}},
+     {"message_id": {"S": "é" * 600}}, {"message_id": {"S": "01JDA9X1Z5K3W8N4P6Q7R2S3T4", "N": "1"}}],
+    ids=["no-message-id", "number", "extra-key", "over-1024-bytes", "two-types"],
+)  # fmt: skip
+def test_a_crafted_cursor_is_refused_before_it_reaches_dynamodb(user_id, crafted):
+    cursor = encode_cursor({"user_id": {"S": user_id}, **crafted})
+    with pytest.raises(inbox.BadCursor):
+        inbox.page(user_id, 10, cursor)
+
+
+def test_an_open_naming_no_message_id_changes_nothing_and_does_not_fail(user_id):
+    # An app's notification_opened carries whatever message_id it was given, up to 1024 characters
+    assert not inbox.mark_opened(user_id, "é" * 600, datetime.now(UTC))
+    assert not inbox.mark_opened(user_id, inbox.PUSH_LOG, datetime.now(UTC))
+
+
 def _inputs(at: datetime) -> notify.Inputs:
     return notify._bare_inputs(at)
 

@@ -6,6 +6,7 @@ function on every app event, imports only those two and builds only its own mode
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -13,6 +14,7 @@ from pydantic import (
     BaseModel,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -152,6 +154,9 @@ class DeviceOut(BaseModel):
     targetable_until: AwareDatetime = Field(description="pushes stop going here after this unless it is refreshed")
 
 
+MAX_PAUSE = timedelta(days=366)
+
+
 class QuietHoursIn(Body):
     start: LocalTime = Field(description="HH:MM in the user's zone, e.g. 21:30")
     end: LocalTime = Field(description="HH:MM; before start means the window crosses midnight")
@@ -168,6 +173,20 @@ class PreferencesIn(Body):
         None, description="no pushes until then (messages still reach the inbox)"
     )
     weekly_budget: Annotated[int, Field(ge=0)] | None = Field(None, description="pushes a week, at most the app's cap")
+
+    @field_validator("paused_until")
+    @classmethod
+    def _within_a_year(cls, until: datetime | None) -> datetime | None:
+        """A pause is a snooze: a year at most (stopping for good is what turning categories off is for)."""
+        if until is None:
+            return None
+        try:
+            until = until.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is before year 1 or after 9999 in UTC. Fix: send when the pause ends") from None
+        if until > datetime.now(UTC) + MAX_PAUSE:
+            raise ValueError("is more than a year ahead. Fix: pause for a year at most, or turn the categories off")
+        return until
 
 
 class PreferencesOut(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,6 @@ from .errors import InvalidInput, NotFound, signed_in_user
 ACTIONS = ("read", "unread", "archive")
 # A "clear" that cannot reach a phone within a day is pointless: the tray entry is long gone or seen.
 CLEAR_VALID_FOR = timedelta(days=1)
-_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> InboxResponse:
@@ -34,7 +32,7 @@ def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> Inbox
 def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: datetime | None = None) -> None:
     if action not in ACTIONS:
         raise InvalidInput(f"unknown action {action!r}. Fix: use one of {', '.join(ACTIONS)}")
-    if not _ULID.match(message_id):
+    if not store.is_message_id(message_id):
         raise NotFound(f"no message {message_id[:40]!r} in this inbox")
     user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     try:

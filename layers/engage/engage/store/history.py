@@ -29,7 +29,7 @@ class HistoryEntry:
 
 def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[HistoryEntry], str | None]:
     """Up to `limit` entries after `cursor` (None: the newest); the cursor of the next page, or None at the end."""
-    start = decode_cursor(cursor, user_id) if cursor else None
+    start = decode_cursor(cursor, user_id, ("user_id", "sk", "ts")) if cursor else None
     rows = LedgerItem.by_time.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     entries = [
         HistoryEntry(
@@ -56,13 +56,22 @@ def encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, user_id: str) -> dict[str, Any]:
-    """The key a cursor stands for; BadCursor unless it is well formed and belongs to `user_id`."""
+def decode_cursor(cursor: str, user_id: str, attributes: tuple[str, ...]) -> dict[str, Any]:
+    """The key a cursor stands for; BadCursor unless it is well formed (exactly these string attributes, as
+    DynamoDB would take them back) and belongs to `user_id`. A crafted cursor is a 400, never a 500."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none") from None
-    well_formed = isinstance(key, dict) and all(isinstance(v, dict) and len(v) == 1 for v in key.values())
-    if not well_formed or key.get("user_id", {}).get("S") != user_id:
+    well_formed = (
+        isinstance(key, dict)
+        and sorted(key) == sorted(attributes)
+        and all(isinstance(v, dict) and list(v) == ["S"] and _key_string(v["S"]) for v in key.values())
+    )
+    if not well_formed or key["user_id"]["S"] != user_id:
         raise BadCursor("the cursor belongs to another listing. Fix: start again without a cursor")
     return key
+
+
+def _key_string(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value.encode()) <= 1024  # DynamoDB's limit for a sort key

@@ -9,6 +9,7 @@ decides again. A logged push always has its inbox row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from .history import BadCursor, decode_cursor, encode_cursor
 from .models import InboxItem, connection
 from .writes import written
 
+# Every message id is a ULID (new, or derived from the fact that caused it).
+_MESSAGE_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
 # The push log's key: no message id takes it, and it sorts after every ULID (so message queries stop before it).
@@ -37,6 +40,11 @@ _IS_DEFERRED = InboxItem.push["decision"] == "defer"
 
 class MessageNotFound(LookupError):
     """No such message in this user's inbox (never sent, expired, or someone else's)."""
+
+
+def is_message_id(text: str) -> bool:
+    """Whether `text` could name a message (anything else names none: not a key to send to DynamoDB)."""
+    return bool(_MESSAGE_ID.match(text))
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,8 @@ def add(user_id: str, message: Message) -> bool:
 
 def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
     """Up to `limit` messages not archived, newest first, and the cursor of the next page."""
-    start = decode_cursor(cursor, user_id) if cursor else None
-    if start is not None and not str(start.get("message_id", {}).get("S", "")) < PUSH_LOG:
+    start = decode_cursor(cursor, user_id, ("user_id", "message_id")) if cursor else None
+    if start is not None and not is_message_id(start["message_id"]["S"]):  # e.g. the push log's key
         raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none")
     items = InboxItem.query(
         user_id,
@@ -107,7 +115,7 @@ def mark(user_id: str, message_id: str, action: str, now: datetime) -> Message:
         "archive": InboxItem.archived_at.set(now),
     }
     item = InboxItem(user_id, message_id)
-    if message_id == PUSH_LOG or not written(
+    if not is_message_id(message_id) or not written(
         lambda: item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())
     ):
         raise MessageNotFound(message_id)
@@ -163,7 +171,7 @@ def settle(user_id: str, message_id: str, push: dict[str, Any], archive_at: date
 def mark_opened(user_id: str, message_id: str, at: datetime) -> bool:
     """Attribute a notification_opened event to its message (the first open counts); False if there is no
     such message or it was already opened."""
-    if message_id == PUSH_LOG:
+    if not is_message_id(message_id):  # an app's typo or a crafted id: names no message
         return False
     item = InboxItem(user_id, message_id)
     first_open = InboxItem.message_id.exists() & InboxItem.opened_at.does_not_exist()
