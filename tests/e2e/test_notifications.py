@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from ulid import ULID
 
 from engage.local import tokens
 from engage.local.demo import http
@@ -308,6 +309,45 @@ def test_an_sqs_job_delivered_twice_is_sent_once(stack, user):
     again = {**record, "messageId": "m-2"}  # SQS's at-least-once: the same job again
     assert _invoke(stack, "DeliverFunction", {"Records": [again]}) == {"batchItemFailures": []}
     assert [p["notification"]["body"] for p in phone.pushes()] == ["Once"]
+
+
+def test_a_job_sent_but_not_recorded_as_done_fails_nothing_and_is_not_sent_again(stack, user, monkeypatch):
+    import engage.services.deliver as deliver
+    from engage.notify.jobs import DeliveryJob
+
+    # Given an idempotency table that refuses to record the first job of a batch as done
+    real, refused = deliver._idempotency, []
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.layer = real()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.layer, name)
+
+        def save_success(self, data: dict, result: dict) -> None:
+            if not refused:
+                refused.append(data)
+                raise RuntimeError("DynamoDB said no")
+            self.layer.save_success(data, result)
+
+    monkeypatch.setattr(deliver, "_idempotency", Flaky)
+    phone = Phone(stack, user).register()
+    jobs = [DeliveryJob(message_id=str(ULID()), user_id=user, trigger="badge-earned", title="Hi", body=f"Job {n}",
+                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for n in range(3)]  # fmt: skip
+    records = [{"messageId": f"m-{n}", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for n, job in enumerate(jobs)]  # fmt: skip
+
+    # When the batch is delivered, and then SQS hands out the same messages again
+    first = _invoke(stack, "DeliverFunction", {"Records": records})
+    again = _invoke(
+        stack, "DeliverFunction", {"Records": [{**r, "messageId": f"{r['messageId']}-again"} for r in records]}
+    )
+
+    # Then the batch did not fail (which would have made SQS resend all three), and each job went out once
+    assert first == {"batchItemFailures": []} and refused
+    assert sorted(p["notification"]["body"] for p in phone.pushes()) == ["Job 0", "Job 1", "Job 2"]
+    assert again["batchItemFailures"] == [{"itemIdentifier": "m-0-again"}]  # still claimed: left for later
 
 
 def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, user):

@@ -150,6 +150,23 @@ def test_given_new_york_dst_nights_when_the_window_ends_then_the_first_minute_af
     assert one(candidate(at=ny(2026, 11, 1, 8)), prefs(), datetime(2026, 11, 1, 13, 0, tzinfo=UTC)).action == "push"
 
 
+@pytest.mark.parametrize(
+    ("now", "end_utc"),
+    [
+        (datetime(2026, 11, 1, 5, 15, tzinfo=UTC), datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),  # 01:15 EDT → 01:30 EDT
+        (datetime(2026, 11, 1, 6, 15, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC)),  # 01:15 EST → 01:30 EST
+    ],
+)
+def test_given_a_window_ending_in_the_hour_that_happens_twice_then_it_ends_at_its_next_occurrence_never_in_the_past(
+    now: datetime, end_utc: datetime
+) -> None:
+    # 22:00–01:30 in New York on the fall-back night: 01:00–02:00 happens twice
+    end = quiet_until(QuietHours(start="22:00", end="01:30"), now, NEW_YORK)
+    assert end == end_utc and end > now
+    between = datetime(2026, 11, 1, 5, 45, tzinfo=UTC)  # 01:45 EDT: outside until the clock shows 01:00 again
+    assert quiet_until(QuietHours(start="22:00", end="01:30"), between, NEW_YORK) is None
+
+
 def test_given_a_plus_fourteen_zone_when_inside_quiet_hours_then_the_window_is_read_on_the_local_clock() -> None:
     p = prefs(timezone="Pacific/Kiritimati")
     now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 22:00 on 2026-03-02 in Kiritimati

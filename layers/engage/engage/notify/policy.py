@@ -124,7 +124,8 @@ def quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> date
 
     The window is read on the user's wall clock, so it follows DST; a window whose start is after its end
     (21:30–08:00) crosses midnight. An end that falls in a DST gap is read with the offset before the change
-    (02:30 on a spring-forward night ends at 03:30): late rather than early. start == end is no window.
+    (02:30 on a spring-forward night ends at 03:30): late rather than early; one that happens twice (a
+    fall-back night) ends at its next occurrence. start == end is no window.
     """
     if quiet is None:
         return None
@@ -142,7 +143,12 @@ def quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> date
         inside = False
     if not inside:
         return None
-    return datetime.combine(end_day, time(end // 60, end % 60), tzinfo=zone).astimezone(UTC)
+    # On the night clocks go back the end's wall time may happen twice: the first time unless that has passed.
+    for fold in (0, 1):
+        end_at = datetime.combine(end_day, time(end // 60, end % 60, fold=fold), tzinfo=zone).astimezone(UTC)
+        if end_at > _utc(now):
+            return end_at
+    return None
 
 
 def _usage(sent_at: Iterable[datetime], now: datetime, zone: ZoneInfo) -> Usage:

@@ -95,10 +95,10 @@ def deliver(
             _settle(job, answers[id(job)], report, now)
         except Exception as exc:  # this job only: SQS hands it out again (a resend shows once: same tag)
             log.exception("could not record the outcome of %s", job.message_id)
-            _idempotency().delete_record({"key": job.idempotency_key}, exc)
+            _release_claim(job, exc)
             report.retry_records.add(message.record_id)
             continue
-        _idempotency().save_success({"key": job.idempotency_key}, {"done": True})
+        _mark_done(job, {"done": True})
     return report
 
 
@@ -167,10 +167,10 @@ def _after_crash(
             _retry_or_dead_letter([job], f"delivery failed: {exc!r}", [], report, now)
         except Exception:
             log.exception("could not re-queue %s; SQS hands it out again after the visibility timeout", job.message_id)
-            _idempotency().delete_record({"key": job.idempotency_key}, exc)
+            _release_claim(job, exc)
             report.retry_records.add(message.record_id)
             continue
-        _idempotency().save_success({"key": job.idempotency_key}, {"requeued": True})
+        _mark_done(job, {"requeued": True})
 
 
 def _retry_or_dead_letter(
@@ -261,6 +261,24 @@ def _claim(job: DeliveryJob, remaining_ms: int | None) -> str:
             except IdempotencyItemNotFoundError:  # gone meanwhile (expired): look again with the next receive
                 return "busy"
         return "done" if record is not None and record.status == "COMPLETED" else "busy"
+
+
+def _mark_done(job: DeliveryJob, result: dict[str, Any]) -> None:
+    """Record the job as done. If even that fails, its record stays "in progress" and SQS still deletes the
+    message (it was handled): raising here would fail the whole batch, and once the claims of the jobs handled
+    after this one expired, their redelivery would send them again."""
+    try:
+        _idempotency().save_success({"key": job.idempotency_key}, result)
+    except Exception:
+        log.exception("could not record %s as done; its claim keeps others from sending it", job.message_id)
+
+
+def _release_claim(job: DeliveryJob, exc: Exception) -> None:
+    """Let the next receive of this job claim it again; if that fails, the claim expires on its own first."""
+    try:
+        _idempotency().delete_record({"key": job.idempotency_key}, exc)
+    except Exception:
+        log.exception("could not release the claim on %s; it expires by itself", job.message_id)
 
 
 @lru_cache(maxsize=1)
