@@ -1,7 +1,5 @@
 """Lambda `notify`: new ledger rows (the ledger's stream) and quiet-hour releases (the deferred queue) → messages."""
 
-from itertools import groupby
-
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,10 +21,12 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
 
 def _ledger_rows(records: list[dict]) -> dict:
-    """One user's consecutive rows at a time, in stream order; stop at the first failure.
+    """All of one user's rows in the batch at once (so their facts make one decision: one push at most),
+    users in the order they first appear; stop at the first failure.
 
     Lambda retries a stream batch from the first failed record and everything after it comes again, so those
-    are reported failed; rows handled before are safe to see twice (message ids are derived from the facts).
+    are reported failed: from the failed user's first row, which no user not yet handled precedes. Rows
+    handled before are safe to see twice (message ids are derived from the facts).
     """
     tally, rows, failed_at = Tally(), [], None
     for index, raw in enumerate(records):
@@ -38,8 +38,10 @@ def _ledger_rows(records: list[dict]) -> dict:
             logger.exception("unreadable ledger row")
             failed_at = index
             break
-    for _, group in groupby(rows, key=lambda pair: pair[1].user_id):
-        batch = list(group)
+    by_user: dict[str, list[tuple[int, LedgerRow]]] = {}
+    for index, row in rows:
+        by_user.setdefault(row.user_id, []).append((index, row))
+    for batch in by_user.values():  # all before an unreadable row, if any
         try:
             handle_rows([row for _, row in batch], tally=tally)
         except Exception:

@@ -59,3 +59,14 @@ def test_given_a_release_already_settled_when_the_job_comes_again_then_nothing_h
     assert release_deferred([job], now=now).decisions == {}  # an SQS redelivery of the same job
     row = inbox.get(user_id, job.message_id)
     assert row is not None and row.push["decision"] == "push"
+
+
+def test_given_a_held_message_the_user_already_read_when_released_then_it_is_not_pushed(user_id):
+    now = datetime.now(UTC)
+    update_preferences({"sub": user_id}, PreferencesIn(timezone="UTC", quiet_hours={"start": (now + timedelta(hours=2)).strftime("%H:%M"), "end": (now + timedelta(hours=3)).strftime("%H:%M")}))  # fmt: skip
+    job = held(user_id, now - timedelta(minutes=10), now - timedelta(minutes=1))
+    inbox.mark(user_id, job.message_id, "read", now - timedelta(minutes=5))  # seen in the app during the night
+
+    assert release_deferred([job], now=now).decisions == {"inbox:seen": 1}
+    row = inbox.get(user_id, job.message_id)
+    assert row is not None and row.push["decision"] == "inbox" and row.read_at is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -327,6 +328,14 @@ def test_given_a_deferred_message_when_still_relevant_at_the_window_end_then_it_
     assert d.deliver_at is not None
     released = release(d, c, d.deliver_at, still_relevant=True, prefs=prefs(), history=PushHistory([]), caps=NO_CAPS)
     assert (released.action, released.reason) == ("push", "ok")
+
+
+def test_given_a_deferred_message_the_user_already_read_in_the_inbox_when_released_then_it_stays_there() -> None:
+    d, c = deferred(ny(2026, 1, 10, 22, 0))
+    assert d.deliver_at is not None
+    read = replace(c, seen=True)
+    released = release(d, read, d.deliver_at, still_relevant=True, prefs=prefs(), history=PushHistory([]), caps=NO_CAPS)
+    assert (released.action, released.reason) == ("inbox", "seen")
 
 
 def test_given_a_deferred_message_when_released_after_validity_then_it_is_dropped_expired() -> None:

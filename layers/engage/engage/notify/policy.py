@@ -22,6 +22,7 @@ Reason = Literal[
     "paused",
     "expired",
     "stale",
+    "seen",
     "quiet_hours",
     "cap_per_day",
     "cap_per_week",
@@ -34,7 +35,10 @@ Reason = Literal[
 
 @dataclass(frozen=True)
 class Candidate:
-    """A message a trigger wants to push; `fact_key` names the fact it is about (one push per fact)."""
+    """A message a trigger wants to push; `fact_key` names the fact it is about (one push per fact).
+
+    `seen`: the user has already read or archived it in the inbox (a held message can be, by its release).
+    """
 
     message_id: str
     trigger_id: str
@@ -43,6 +47,7 @@ class Candidate:
     fact_key: str
     created_at: datetime
     valid_until: datetime
+    seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,9 @@ def release_due(
         elif not still_relevant:
             detail = "no longer relevant to the user's state"
             decisions[index] = Decision(candidate.message_id, "drop", "stale", None, inputs, detail)
+        elif candidate.seen:  # pushing it now would repeat what the user has already dealt with
+            detail = "already read or archived in the inbox"
+            decisions[index] = Decision(candidate.message_id, "inbox", "seen", None, inputs, detail)
         else:
             live.append(index)
     for index, decision in zip(live, decide([due[i][0] for i in live], prefs, history, caps, now), strict=True):

@@ -252,7 +252,7 @@ def _release_user(user_id: str, jobs: Sequence[DeferredRelease], now: datetime, 
         if not pending:
             return
         state = state or load_user(user_id)
-        due = [_due_candidate(config, state, job, now) for job in pending]
+        due = [_due_candidate(config, state, job, stored[job.message_id], now) for job in pending]
         history = PushHistory(log.since(now - HISTORY))
         decisions = release_due(due, now, prefs=user_prefs(config, state), history=history, caps=caps)
         push = next((d for d in decisions if d.action == "push"), None)
@@ -283,13 +283,13 @@ def _deferred(row: inbox.Message | None) -> bool:
 
 
 def _due_candidate(
-    config: EngagementConfig, state: UserState, job: DeferredRelease, now: datetime
+    config: EngagementConfig, state: UserState, job: DeferredRelease, row: inbox.Message, now: datetime
 ) -> tuple[Candidate, bool]:
     """A held message as the policy's candidate, and whether the trigger's `when` still holds on the user now."""
     trigger = _trigger(config, job.trigger)
     candidate = Candidate(
         job.message_id, job.trigger, trigger.category if trigger else "", trigger.priority if trigger else 0,
-        job.fact_key, job.created_at, job.valid_until,
+        job.fact_key, job.created_at, job.valid_until, seen=bool(row.read_at or row.archived_at),
     )  # fmt: skip
     seen = FactSeen(job.fact_key, job.created_at, job.fact)
     return candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))
