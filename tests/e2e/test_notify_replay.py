@@ -1,7 +1,7 @@
 """Stream batches notify gave up on are replayed from their failure records (`engage notify replay`).
 
 Through the local stack: the event goes in over HTTP, the ledger row reaches DynamoDB Local's stream, and the
-failure record Lambda would send is put on the notifications dead-letter queue. The pollers are held, so the
+failure record Lambda would send is put on NotifyFailedBatchesQueue. The pollers are held, so the
 only way the message can reach the inbox is the replay.
 """
 
@@ -28,8 +28,8 @@ def streams(stack):
 
 
 @pytest.fixture
-def dead_letters(stack):
-    return stack.queue_urls["NotificationsDeadLetterQueue"]
+def failed_batches_queue(stack):
+    return stack.queue_urls["NotifyFailedBatchesQueue"]
 
 
 def failure_record(streams: Any, stack: Any, user: str) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def _hold_all(url: str) -> list[queues.Incoming]:
 
 
 def test_given_a_batch_notify_gave_up_on_when_replayed_then_its_messages_reach_the_inbox_once(
-    stack, user, streams, dead_letters
+    stack, user, streams, failed_batches_queue
 ):
     phone = Phone(stack, user)
     # Pushes paused: every message goes to the inbox only, so the stream, which sees the row again once the
@@ -96,25 +96,25 @@ def test_given_a_batch_notify_gave_up_on_when_replayed_then_its_messages_reach_t
         record = failure_record(streams, stack, user)
         delivery_letter = json.dumps({"message_id": "01KAS5N3J1X5Q7Y0D6Z8W00000", "user_id": user})
         twice = [queues.Outgoing(json.dumps(record))] * 2  # Lambda may send one more than once: safe to replay
-        queues.send(dead_letters, [*twice, queues.Outgoing(delivery_letter)])
+        queues.send(failed_batches_queue, [*twice, queues.Outgoing(delivery_letter)])
         assert phone.inbox() == []
 
-        replayed = replay_failed_batches(dead_letters, streams)
+        replayed = replay_failed_batches(failed_batches_queue, streams)
         assert (replayed.batches, replayed.rows, replayed.left) == (2, 2, [])
         titles = sorted(message["title"] for message in phone.inbox())
         assert titles and any(title.startswith("New badge") for title in titles)
 
-        again = replay_failed_batches(dead_letters, streams)  # nothing left to replay
+        again = replay_failed_batches(failed_batches_queue, streams)  # nothing left to replay
         assert again.batches == 0 and sorted(m["title"] for m in phone.inbox()) == titles
-        left = queued(dead_letters)
-        assert delivery_letter in left and json.dumps(record) not in left  # others' letters stay
-        for body in left:  # tidy up after this test: other tests read the dead letters
+        left = queued(failed_batches_queue)
+        assert delivery_letter in left and json.dumps(record) not in left  # what is not a failure record stays
+        for body in left:  # tidy up after this test: other tests replay this queue
             if body == delivery_letter:
-                _delete(dead_letters, body)
+                _delete(failed_batches_queue, body)
 
 
 def test_given_a_batch_the_stream_no_longer_holds_then_it_stays_in_the_queue_with_why(
-    stack, user, streams, dead_letters
+    stack, user, streams, failed_batches_queue
 ):
     phone = Phone(stack, user)
     with stack.paused():
@@ -123,17 +123,17 @@ def test_given_a_batch_the_stream_no_longer_holds_then_it_stays_in_the_queue_wit
         end = record["DDBStreamBatchInfo"]["endSequenceNumber"]
         gone = str(int(end) + 10**12).zfill(len(end))  # a batch past what the shard holds
         record["DDBStreamBatchInfo"].update(startSequenceNumber=gone, endSequenceNumber=gone)
-        queues.send(dead_letters, [queues.Outgoing(json.dumps(record))])
+        queues.send(failed_batches_queue, [queues.Outgoing(json.dumps(record))])
 
-        replayed = replay_failed_batches(dead_letters, streams)
+        replayed = replay_failed_batches(failed_batches_queue, streams)
         assert replayed.batches == 0 and len(replayed.left) == 1
         assert "no longer holds this batch" in replayed.left[0] and "Fix:" in replayed.left[0]
-        assert json.dumps(record) in queued(dead_letters)
-        _delete(dead_letters, json.dumps(record))
+        assert json.dumps(record) in queued(failed_batches_queue)
+        _delete(failed_batches_queue, json.dumps(record))
 
 
 def test_given_notify_keeps_failing_on_a_batch_then_its_failure_record_is_queued_and_a_replay_recovers_it(
-    stack, user, streams, dead_letters, monkeypatch
+    stack, user, streams, failed_batches_queue, monkeypatch
 ):
     from engage.services import notify
 
@@ -152,12 +152,12 @@ def test_given_notify_keeps_failing_on_a_batch_then_its_failure_record_is_queued
     phone.send(minutes=20, kind="run")
     stack.streams.drain()  # notify fails on the batch until the stream mapping gives up on it
     assert phone.inbox() == []
-    letters = [json.loads(body) for body in queued(dead_letters)]
+    letters = [json.loads(body) for body in queued(failed_batches_queue)]
     assert any("DDBStreamBatchInfo" in letter for letter in letters)
 
     monkeypatch.setattr(notify, "prepare", real_prepare)  # the bug fixed and deployed
     with stack.paused():
-        replayed = replay_failed_batches(dead_letters, streams)
+        replayed = replay_failed_batches(failed_batches_queue, streams)
     assert replayed.left == [] and replayed.batches >= 1
     assert any(message["title"].startswith("New badge") for message in phone.inbox())
     # The rows set aside were this test's doing (its user's, and rank_lost facts its event caused for others,

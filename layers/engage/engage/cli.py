@@ -95,6 +95,7 @@ _QUEUES = {
     "DELIVERY_QUEUE_URL": ("DeliveryQueue", "DeliveryQueueUrl"),
     "DEFERRED_QUEUE_URL": ("DeferredQueue", "DeferredQueueUrl"),
     "DEAD_LETTER_QUEUE_URL": ("NotificationsDeadLetterQueue", "NotificationsDeadLetterQueueUrl"),
+    "FAILED_BATCHES_QUEUE_URL": ("NotifyFailedBatchesQueue", "NotifyFailedBatchesQueueUrl"),
 }
 
 
@@ -166,7 +167,7 @@ def notify_replay(
     from .settings import get_settings
 
     streams = boto3.client("dynamodbstreams", region_name=get_settings().region)
-    replayed = replay_failed_batches(get_settings().required("dead_letter_queue_url"), streams)
+    replayed = replay_failed_batches(get_settings().required("failed_batches_queue_url"), streams)
     decided = ", ".join(f"{count} {kind}" for kind, count in sorted(replayed.tally.decisions.items())) or "no messages"
     console.print(f"[green]✓[/] replayed {replayed.batches} batch(es), {replayed.rows} ledger row(s): {decided}")
     for why in replayed.left:

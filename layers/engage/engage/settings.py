@@ -29,6 +29,8 @@ class Settings(BaseModel):
     delivery_queue_url: str | None = Field(None, alias="DELIVERY_QUEUE_URL")
     deferred_queue_url: str | None = Field(None, alias="DEFERRED_QUEUE_URL")
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
+    # Ledger stream batches notify gave up on (only the CLI's replay reads it).
+    failed_batches_queue_url: str | None = Field(None, alias="FAILED_BATCHES_QUEUE_URL")
     idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")
     fcm_credentials_secret: str | None = Field(None, alias="FCM_CREDENTIALS_SECRET")
     fcm_endpoint: str | None = Field(None, alias="FCM_ENDPOINT")  # the FCM emulator (local stack, tests) instead of FCM

@@ -1,11 +1,11 @@
 """Replay the ledger-stream batches notify gave up on: no committed fact stays without its messages.
 
 When a stream batch keeps failing (the mapping's MaximumRetryAttempts), Lambda sends a failure record to
-NotificationsDeadLetterQueue. The record says where the batch is in the stream (shard, first and last sequence
+NotifyFailedBatchesQueue (whose alarm notifies on each one). The record says where the batch is in the stream (shard, first and last sequence
 number), not what it held. The stream keeps records for 24 hours: within that time, replay reads each such
 batch again and hands its new ledger rows to notify, one user at a time, as the function would. Replaying is
 safe however often: message ids derive from the facts, and a message already stored keeps its decision.
-Delivery jobs and held messages in the same queue are left where they are.
+Anything else found in the queue is left where it is.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .notify import LedgerRow, Tally, handle_rows
 
 log = logging.getLogger(__name__)
 
-# How long a received dead letter stays hidden while replay works through the queue (then it is released),
+# How long a received failure record stays hidden while replay works through the queue (then it is released),
 # and how long each receive waits: an empty long poll means nothing visible is left.
 HOLD_SECONDS = 300
 WAIT_SECONDS = 2
@@ -40,12 +40,12 @@ class Replayed:
     left: list[str] = field(default_factory=list)
 
 
-def replay_failed_batches(dead_letter_url: str, streams: Any) -> Replayed:
+def replay_failed_batches(failed_batches_url: str, streams: Any) -> Replayed:
     """Replay every stream failure record in the queue (`streams`: a boto3 dynamodbstreams client)."""
     replayed = Replayed()
     kept: dict[str, str] = {}  # message id → latest receipt, of the messages that stay in the queue
     done: set[str] = set()
-    while received := queues.receive(dead_letter_url, HOLD_SECONDS, WAIT_SECONDS):
+    while received := queues.receive(failed_batches_url, HOLD_SECONDS, WAIT_SECONDS):
         for message in received:
             if message.message_id in kept:
                 kept[message.message_id] = message.receipt  # its hold ran out and it came again: seen already
@@ -54,7 +54,7 @@ def replay_failed_batches(dead_letter_url: str, streams: Any) -> Replayed:
             break
         for message in fresh:
             batch = _batch_info(message.body)
-            if batch is None:  # a delivery job or held message: not replay's to handle
+            if batch is None:  # not a failure record (sent there by hand?): not replay's to handle
                 kept[message.message_id] = message.receipt
                 continue
             problems = _replay(streams, batch, replayed)
@@ -63,11 +63,11 @@ def replay_failed_batches(dead_letter_url: str, streams: Any) -> Replayed:
                 where = f"{batch.get('shardId')} from {batch.get('startSequenceNumber')}"
                 replayed.left += [f"{where}: {problem}" for problem in problems]
                 continue
-            queues.delete(dead_letter_url, message.receipt)
+            queues.delete(failed_batches_url, message.receipt)
             done.add(message.message_id)
             replayed.batches += 1
     for receipt in kept.values():
-        queues.release(dead_letter_url, receipt)
+        queues.release(failed_batches_url, receipt)
     return replayed
 
 
