@@ -85,3 +85,24 @@ def test_a_secret_badge_appears_once_earned(user_id):
     assert "weekend-warrior" in [f["badge"] for f in answer.progress.badges]
     me = my_progress({"sub": user_id})
     assert next(b for b in me.badges if b.id == "weekend-warrior").earned
+
+
+def test_me_shows_a_distinct_badge_within_a_window_as_a_count_of_kinds():
+    # Its window holds digests of the kinds: /v1/me counted them by summing, which failed (a 500)
+    from engage.config.loader import parse_yaml, validate_config_data
+    from engage.engine import Event, UserState, apply_batch
+    from engage.services.me import _badges
+
+    from ..conftest import FITQUEST
+
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    data["badges"] = [{"id": "variety", "name": "Variety", "criteria": {"distinct": {"event": "workout_completed",
+                       "property": "kind"}, "gte": 3, "within": "1d"}}]  # fmt: skip
+    config, now = validate_config_data(data), datetime.now(UTC)
+    kinds = [(1, "run"), (2, "ride"), (3, "run")]
+    events = [(i, Event(f"e{i}", "workout_completed", now - timedelta(hours=h), {"minutes": 20, "kind": k}))
+              for i, (h, k) in enumerate(kinds)]  # fmt: skip
+    state = apply_batch(config, UserState("u"), events, source="client", now=now).after
+
+    [variety] = _badges(config, state, now)
+    assert (variety.value, variety.earned, variety.next_goal) == (2, False, 3)

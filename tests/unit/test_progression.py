@@ -69,7 +69,7 @@ def test_one_large_event_skipping_a_tier_awards_both_in_order():
 
     awarded = facts(outcome, "badge_awarded")
     assert [(f["tier"], f["tier_index"]) for f in awarded] == [("Bronze", 0), ("Silver", 1)]
-    assert outcome.after.badges["marathoner"] == {"value": 350, "tiers": 2}
+    assert outcome.after.badges["marathoner"] == {"value": 350, "tiers": 2, "counts": "sum:minutes"}
 
 
 def test_distinct_values_earn_the_all_rounder():
@@ -277,3 +277,37 @@ def test_distinct_values_within_a_window_count_only_values_close_in_time():
 
     assert facts(spread, "badge_awarded") == []
     assert [f["badge"] for f in facts(close, "badge_awarded")] == ["variety"]
+
+
+def test_changing_what_a_badge_counts_starts_its_progress_over_and_keeps_the_tiers_won():
+    # Given a badge counting distinct kinds within a day (its window holds digests of kinds)
+    variety = {"id": "variety", "name": "Variety", "tiers": [{"name": "I", "gte": 1}, {"name": "II", "gte": 90}],
+               "criteria": {"distinct": {"event": "workout_completed", "property": "kind"}, "within": "1d"}}  # fmt: skip
+    before = run(config(badges=[variety]), [workout(NOW - timedelta(hours=2), kind="run")])
+    assert before.after.badges["variety"]["tiers"] == 1
+
+    # When the product owner makes it a sum of minutes under the same id
+    minutes = {**variety, "criteria": {"sum": {"event": "workout_completed", "property": "minutes"}, "within": "1d"}}
+    after = run(config(badges=[minutes]), [workout(NOW, minutes=95)], state=before.after)
+
+    # Then the digests are not summed (that failed every request): it starts over, tier I stays won
+    progress = after.after.badges["variety"]
+    assert progress["tiers"] == 2 and progress["counts"] == "sum:minutes:window"
+    assert [f["tier"] for f in facts(after, "badge_awarded")] == ["II"]
+
+
+def test_changing_a_streaks_period_starts_it_over_instead_of_never_extending_again():
+    daily = load_config_file(FITQUEST)
+    days = [workout(NOW - timedelta(days=d)) for d in (2, 1)]
+    before = run(daily, days)
+    weekly_streaks = [{**s, "period": "week"} for s in _fitquest_streaks()]
+
+    after = run(config(streaks=weekly_streaks), [workout(NOW)], state=before.after)
+
+    [extended] = [f for f in facts(after, "streak_extended") if f["streak"] == "daily-workout"]
+    assert extended["length"] == 1 and after.after.streaks["daily-workout"]["period"] == "week"
+
+
+def _fitquest_streaks() -> list[dict]:
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    return data["streaks"]

@@ -4,7 +4,8 @@ Progress of one badge in UserState.badges[id]:
   {"value": number,                 # count or sum so far (without a window)
    "seen": [digests],               # distinct criteria: short digests of the values met so far (until earned)
    "window": [[epoch_s, amount]],   # `within` criteria: recent matching events (distinct: value digests)
-   "tiers": n}                      # how many thresholds were awarded (each exactly once, in order)
+   "tiers": n,                      # how many thresholds were awarded (each exactly once, in order)
+   "counts": "sum:minutes"}         # what the value measures; if the config changes it, progress starts over
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def apply_badges(ctx: EventContext) -> None:
     """Advance every badge this event counts toward and award each newly reached tier, in order."""
     for badge in ctx.config.badges_for(ctx.event.type):
         goals = thresholds(badge)
-        progress = ctx.state.badges.get(badge.id, {"value": 0, "tiers": 0})
+        progress = badge_progress(badge, ctx.state.badges.get(badge.id))
         if progress["tiers"] >= len(goals) or not holds(ctx, badge.criteria.filter.when, f"badge {badge.id}"):
             continue
         value = _advance(ctx, badge, progress)
@@ -44,6 +45,22 @@ def apply_badges(ctx: EventContext) -> None:
             progress.pop("seen", None)
             progress.pop("window", None)
         ctx.state.badges[badge.id] = progress
+
+
+def badge_progress(badge: Badge, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The badge's stored progress; started over (tiers won are kept) if the config changed what it counts:
+    a count is no sum, digests of distinct values add up to nothing, and a window holds other entries."""
+    counts = _measure(badge)
+    if stored is None or stored.get("counts", counts) != counts:
+        return {"value": 0, "tiers": stored["tiers"] if stored else 0, "counts": counts}
+    return {**stored, "counts": counts}
+
+
+def _measure(badge: Badge) -> str:
+    criteria = badge.criteria
+    kind = "count" if criteria.count is not None else "sum" if criteria.sum is not None else "distinct"
+    prop = "" if criteria.count is not None else f":{criteria.filter.property}"  # type: ignore[attr-defined]
+    return f"{kind}{prop}{':window' if criteria.within is not None else ''}"
 
 
 def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float | None:

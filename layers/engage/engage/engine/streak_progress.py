@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config.schema import EngagementConfig, Streak
 from .effects import EventContext, holds
-from .streaks import StreakState, period_index, record_activity
+from .streaks import load_streak, period_index, record_activity, stored_streak
 
 
 def keep_periods(config: EngagementConfig, streak: Streak) -> int:
@@ -18,10 +18,9 @@ def apply_streaks(ctx: EventContext) -> None:
     for streak in ctx.config.streaks_for(ctx.event.type):
         if not holds(ctx, streak.when, f"streak {streak.id}"):
             continue
-        stored = ctx.state.streaks.get(streak.id)
-        state = StreakState.from_dict(stored) if stored else None
+        state = load_streak(streak, ctx.state.streaks.get(streak.id))
         period = period_index(streak.period, ctx.local)
         state, facts = record_activity(streak, state, period, keep_periods(ctx.config, streak))
-        ctx.state.streaks[streak.id] = state.to_dict()
+        ctx.state.streaks[streak.id] = stored_streak(streak, state)
         for fact in facts:
             ctx.fact(fact.type, **fact.data)

@@ -65,6 +65,19 @@ class StreakState:
         return cls(Tally(**data["anchor"]), tuple(sorted(data["active"])))
 
 
+def load_streak(spec: Streak, stored: dict[str, Any] | None) -> StreakState | None:
+    """A streak's stored state, or None (a fresh start) if its period was changed in the config since: day
+    and week numbers do not convert, and read as the other they would never extend again."""
+    if not stored or stored.get("period", spec.period) != spec.period:
+        return None
+    return StreakState.from_dict(stored)
+
+
+def stored_streak(spec: Streak, state: StreakState) -> dict[str, Any]:
+    """What the user item keeps of a streak: its state and the period it counts in."""
+    return {**state.to_dict(), "period": spec.period}
+
+
 @dataclass(frozen=True)
 class StreakFact:
     type: FactType

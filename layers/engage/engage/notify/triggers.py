@@ -19,7 +19,7 @@ from ..config.expressions import ExpressionError
 from ..config.schema import EngagementConfig, Trigger
 from ..engine.ingest import local_time
 from ..engine.model import UserState
-from ..engine.streaks import StreakState, period_index, streak_view
+from ..engine.streaks import load_streak, period_index, streak_view
 from .policy import Candidate, UserPrefs
 from .templates import Rendered, render
 
@@ -78,9 +78,8 @@ def streak_values(config: EngagementConfig, state: UserState, streak_id: str, no
     spec = next((streak for streak in config.streaks if streak.id == streak_id), None)
     if spec is None:
         return {}
-    stored = state.streaks.get(streak_id)
     current = period_index(spec.period, local_time(config, state.profile, now))
-    view = streak_view(spec, StreakState.from_dict(stored) if stored else None, current)
+    view = streak_view(spec, load_streak(spec, state.streaks.get(streak_id)), current)
     return {
         "id": spec.id,
         "name": spec.name,

@@ -8,12 +8,13 @@ from typing import Any
 
 from ..api.models import BadgeOut, CurrencyOut, MeResponse, QuestOut, QuestStepOut, RankOut, StreakOut
 from ..config import EngagementConfig
-from ..engine.badges import thresholds
+from ..config.schema import Badge
+from ..engine.badges import badge_progress, thresholds
 from ..engine.ingest import local_time
 from ..engine.leaderboards import board_period
 from ..engine.model import UserState
 from ..engine.quests import instance_of
-from ..engine.streaks import StreakState, period_index, streak_view
+from ..engine.streaks import load_streak, period_index, streak_view
 from ..store.leaderboards import find
 from ..store.progress import load_user
 from .config import active_config
@@ -55,12 +56,12 @@ def my_progress(claims: Mapping[str, Any], now: datetime | None = None) -> MeRes
 def _badges(config: EngagementConfig, state: UserState, now: datetime) -> list[BadgeOut]:
     shown = []
     for badge in config.badges:
-        progress = state.badges.get(badge.id, {})
+        progress = badge_progress(badge, state.badges.get(badge.id))
         goals = thresholds(badge)
         earned = progress.get("tiers", 0)
         if badge.secret and not earned:
             continue  # a secret stays secret until it is earned
-        value = _badge_value(progress, badge.criteria.within, now)
+        value = _badge_value(progress, badge, now)
         shown.append(
             BadgeOut(
                 id=badge.id,
@@ -79,12 +80,14 @@ def _badges(config: EngagementConfig, state: UserState, now: datetime) -> list[B
     return shown
 
 
-def _badge_value(progress: dict[str, Any], within: Any, now: datetime) -> float:
+def _badge_value(progress: dict[str, Any], badge: Badge, now: datetime) -> float:
     if "seen" in progress:
         return len(progress["seen"])
+    within = badge.criteria.within
     if "window" in progress and within is not None:  # what counts now: the events of the last `within`
         start = now.timestamp() - within.total_seconds()
-        return sum(amount for at, amount in progress["window"] if at >= start)
+        recent = [amount for at, amount in progress["window"] if at >= start]
+        return len(set(recent)) if badge.criteria.distinct is not None else sum(recent)  # distinct: digests
     return progress.get("value", 0)
 
 
@@ -92,9 +95,8 @@ def _streaks(config: EngagementConfig, state: UserState, now: datetime) -> list[
     local = local_time(config, state.profile, now)
     shown = []
     for streak in config.streaks:
-        stored = state.streaks.get(streak.id)
         view = streak_view(
-            streak, StreakState.from_dict(stored) if stored else None, period_index(streak.period, local)
+            streak, load_streak(streak, state.streaks.get(streak.id)), period_index(streak.period, local)
         )
         shown.append(
             StreakOut(
