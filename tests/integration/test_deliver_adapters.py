@@ -35,3 +35,37 @@ def test_backoff_doubles_from_the_base_honours_retry_after_and_stops_at_sqs_long
     assert backoff(0, [], base=30) == 30  # a crash has no FCM answer: the base
     long_quota = PushResult("m", "retry", "QUOTA_EXCEEDED", retry_after=3600.0)
     assert backoff(0, [long_quota], base=30) == 3600  # honoured in full: deliver chains 15-minute SQS delays
+
+
+def test_a_rotated_service_account_key_gets_a_new_app_and_the_old_one_is_let_go(monkeypatch):
+    import firebase_admin
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from engage.push import firebase
+
+    def account(email: str) -> str:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+        return json.dumps({"type": "service_account", "project_id": "fitquest-prod", "private_key_id": "k",
+                           "private_key": pem, "client_email": email, "token_uri": "https://oauth2.googleapis.com/token"})  # fmt: skip
+
+    # Given deliver pointed at FCM (not the emulator) and a secret holding one key, then a rotated one
+    settings = type("Settings", (), {"fcm_endpoint": None, "required": lambda self, name: "arn:engage/fcm"})()
+    monkeypatch.setattr(firebase, "get_settings", lambda: settings)
+    monkeypatch.setattr(firebase, "_built", None)
+    secret = [account("old@fitquest.iam")]
+    monkeypatch.setattr(firebase, "service_account_json", lambda arn: secret[0])
+    try:
+        first = firebase.firebase_app()
+        assert firebase.firebase_app() is first  # the same key: the same App (and HTTP clients)
+
+        secret[0] = account("new@fitquest.iam")  # rotated; the hour-long cache has expired
+        second = firebase.firebase_app()
+
+        assert second is not first and second.credential.service_account_email == "new@fitquest.iam"
+        assert firebase_admin.get_app("engage-fcm") is second  # the old App was deleted, freeing its name
+    finally:
+        if firebase._built is not None:
+            firebase_admin.delete_app(firebase._built[1])

@@ -233,7 +233,78 @@ SINGLE_PROBLEMS = {
         "award: {xp: -5}",
         "negative",
     ),
+    "fractional_constant_award": (
+        "award: {xp: 5}",
+        "award: {xp: 5.5}",
+        "rules[1].award.xp",
+        "award: {xp: 5.5}",
+        "not a whole number",
+    ),
+    "unknown_function": (
+        'when: "event.minutes >= 10"',
+        'when: "foo(event.minutes) >= 10"',
+        "rules[0].when",
+        'when: "foo(event.minutes)',
+        "calls a function CEL does not have",
+    ),
+    "condition_that_is_not_boolean": (
+        'when: "event.minutes >= 10"',
+        'when: "event.minutes"',
+        "rules[0].when",
+        'when: "event.minutes"',
+        "not true or false",
+    ),
+    "award_that_is_not_a_number": (
+        'award: {xp: "event.minutes * 2", coins: 5}',
+        'award: {xp: "event.kind", coins: 5}',
+        "rules[0].award.xp",
+        'award: {xp: "event.kind"',
+        "not a number of points",
+    ),
+    "board_reward_mixing_types": (
+        "- {rank_lte: 1, award: {coins: 100}}",
+        '- {rank_lte: 1, award: {coins: "user.level * 2.5"}}',
+        "leaderboards[0].rewards[0].award.coins",
+        '- {rank_lte: 1, award: {coins: "user.level',
+        "mixes types",
+    ),
+    "sum_of_a_string_property": (
+        "criteria: {distinct: {event: workout_completed, property: kind}, gte: 4}",
+        "criteria: {sum: {event: workout_completed, property: kind}, gte: 4}",
+        "badges[2].criteria.sum.property",
+        "criteria: {sum: {event: workout_completed, property: kind}",
+        "cannot be summed",
+    ),
+    "enum_of_the_wrong_type": (
+        "kind: {type: string, enum: [run, ride, yoga, strength]}",
+        "kind: {type: string, enum: [1, 2]}",
+        "events.workout_completed.properties.kind",
+        "kind: {type: string, enum: [1, 2]}",
+        "not of type string",
+    ),
+    "empty_enum": (
+        "kind: {type: string, enum: [run, ride, yoga, strength]}",
+        "kind: {type: string, enum: []}",
+        "events.workout_completed.properties.kind",
+        "kind: {type: string, enum: []}",
+        "fits no string",
+    ),
+    "property_name_cel_cannot_read": (
+        "minutes: {type: integer, min: 1, max: 600}",
+        "duration-min: {type: integer, min: 1, max: 600}\n      minutes: {type: integer, min: 1, max: 600}",
+        "events.workout_completed.properties.duration-min",
+        "duration-min:",
+        "pattern",
+    ),
 }
+
+
+def test_a_number_property_with_an_enum_of_whole_numbers_is_still_a_double_in_expressions(fitquest_text):
+    # Given amount: number with enum [5, 10] (CEL sees 5.0 at runtime) and an award multiplying it by an int
+    text = edit(fitquest_text, "amount: {type: number, min: 0}", "amount: {type: number, enum: [5, 10]}")
+    text = edit(text, 'award: {coins: "int(event.amount)"}', 'award: {coins: "int(event.amount * 2)"}')
+    [issue] = issues_of_text(text)
+    assert issue.where == "rules[2].award.coins" and "mixes types" in issue.message
 
 
 @pytest.mark.parametrize(("old", "new", "path", "line_text", "says"), SINGLE_PROBLEMS.values(), ids=SINGLE_PROBLEMS)

@@ -22,7 +22,7 @@ from pydantic import (
     model_serializer,
 )
 
-from ..config.types import Locale, TimeZoneName
+from ..config.types import Locale, PropertyName, TimeZoneName
 from .common import Body, LevelOut
 
 MAX_EVENTS_PER_REQUEST = 100
@@ -31,7 +31,6 @@ MAX_PROPERTIES_BYTES = 16_384
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 MAX_STRING_PROPERTY = 1024
 
 

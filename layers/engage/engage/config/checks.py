@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from .expressions import Expr, ExpressionError
 from .schema import EngagementConfig, EventFilter, PropertyFilter, PropertySpec
@@ -58,11 +59,11 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
         at = ("rules", i)
         yield from _event(cfg, (*at, "on"), rule.on)
         if rule.when is not None:
-            yield from _expression(cfg, (*at, "when"), rule.when, EVENT_SCOPE, rule.on)
+            yield from _expression(cfg, (*at, "when"), rule.when, EVENT_SCOPE, rule.on, "condition")
         for currency, amount in rule.award.items():
             yield from _currency(cfg, (*at, "award", currency), currency)
             if isinstance(amount, Expr):
-                yield from _expression(cfg, (*at, "award", currency), amount, EVENT_SCOPE, rule.on)
+                yield from _expression(cfg, (*at, "award", currency), amount, EVENT_SCOPE, rule.on, "amount")
 
     if cfg.levels is not None:
         yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
@@ -74,7 +75,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
     for i, streak in enumerate(cfg.streaks):
         yield from _event(cfg, ("streaks", i, "on"), streak.on)
         if streak.when is not None:
-            yield from _expression(cfg, ("streaks", i, "when"), streak.when, EVENT_SCOPE, streak.on)
+            yield from _expression(cfg, ("streaks", i, "when"), streak.when, EVENT_SCOPE, streak.on, "condition")
 
     for i, quest in enumerate(cfg.quests):
         yield from _duplicates(("quests", i, "steps"), [step.id for step in quest.steps])
@@ -120,7 +121,7 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
                 f"unknown leaderboard {trigger.leaderboard!r}. Fix: use one of {_choices(boards)}",
             )
         if trigger.when is not None:
-            yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None)
+            yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None, "condition")
         for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
             yield Issue((*at, "template"), problem)
 
@@ -129,7 +130,7 @@ def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], eve
     for currency, amount in award.items():
         yield from _currency(cfg, (*path, currency), currency)
         if isinstance(amount, Expr):
-            yield from _expression(cfg, (*path, currency), amount, scope, event)
+            yield from _expression(cfg, (*path, currency), amount, scope, event, "amount")
 
 
 def _duplicates(section: tuple[str | int, ...], ids: list[str]) -> Iterator[Issue]:
@@ -158,22 +159,36 @@ def _filter(cfg: EngagementConfig, path: tuple, flt: EventFilter, owner: object)
     yield from _event(cfg, (*path, kind, "event"), flt.event)
     if flt.event not in cfg.events:
         return
-    if isinstance(flt, PropertyFilter) and flt.property not in cfg.events[flt.event].properties:
+    properties = cfg.events[flt.event].properties
+    if isinstance(flt, PropertyFilter) and flt.property not in properties:
         yield Issue(
             (*path, kind, "property"),
             f"event {flt.event!r} has no property {flt.property!r}. Fix: declare it under "
-            f"events.{flt.event}.properties or use one of {_choices(cfg.events[flt.event].properties)}",
+            f"events.{flt.event}.properties or use one of {_choices(properties)}",
+        )
+    elif kind == "sum" and properties[flt.property].type not in ("integer", "number"):  # type: ignore[attr-defined]
+        yield Issue(
+            (*path, kind, "property"),
+            f"{flt.property!r} is a {properties[flt.property].type}, which cannot be summed. "  # type: ignore[attr-defined]
+            "Fix: sum an integer or number property, or count the events instead",
         )
     if flt.when is not None:
-        yield from _expression(cfg, (*path, kind, "when"), flt.when, EVENT_SCOPE, flt.event)
+        yield from _expression(cfg, (*path, kind, "when"), flt.when, EVENT_SCOPE, flt.event, "condition")
 
 
-def _expression(cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str], event: str | None) -> Iterator[Issue]:
+Yields = Literal["condition", "amount"]
+
+
+def _expression(
+    cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str], event: str | None, yields: Yields
+) -> Iterator[Issue]:
     unknown = expr.unknown_variables(scope)
     if unknown:
         yield Issue(
             path, f"{expr.source!r} reads {', '.join(unknown)}, which is not available here. Fix: use {_choices(scope)}"
         )
+    declared: dict[str, PropertySpec] = {}
+    undeclared: list[str] = []
     if event is not None and event in cfg.events:
         declared = cfg.events[event].properties
         undeclared = sorted(expr.event_properties() - set(declared))
@@ -183,35 +198,54 @@ def _expression(cfg: EngagementConfig, path: tuple, expr: Expr, scope: set[str],
                 f"{expr.source!r} reads event.{name}, but event {event!r} declares no property {name!r}. "
                 f"Fix: declare it under events.{event}.properties or use one of {_choices(declared)}",
             )
-        if not unknown and not undeclared:
-            yield from _type_check(path, expr, declared)
+    sampled = scope <= EVENT_SCOPE and (event is None or event in cfg.events)  # triggers' facts have no samples
+    if sampled and not unknown and not undeclared:
+        yield from _type_check(path, expr, declared, yields)
 
 
 # CEL never converts between int and double: `event.amount * 2` fails when amount is a number (a double).
 _TYPE_ERRORS = ("Unsupported operation", "No such overload")
+_UNKNOWN_FUNCTION = "Undefined variable or function"  # every variable it reads is known (checked before)
 
 
-def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec]) -> Iterator[Issue]:
-    """Evaluate once on sample values of the declared types: a type mismatch fails on every real event too."""
+def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec], yields: Yields) -> Iterator[Issue]:
+    """Evaluate once on sample values of the declared types: what fails or gives the wrong kind of value here
+    fails on every real event too (a rule that never awards, a condition that never holds)."""
     sample = {
         "event": {name: _sample_value(spec) for name, spec in declared.items()},
         "local": {"date": "2026-01-05", "weekday": 1, "hour": 12, "minute": 0},
         "user": {"level": 1, "balances": {}, "earned": {}},
     }
     try:
-        expr.evaluate(sample)
+        value = expr.evaluate(sample)
     except ExpressionError as exc:
+        detail = str(exc).split(" failed: ", 1)[-1].split(".", 1)[0]
         if any(marker in str(exc) for marker in _TYPE_ERRORS):
-            detail = str(exc).split(" failed: ", 1)[-1].split(".", 1)[0]
             yield Issue(
                 path,
                 f"{expr.source!r} mixes types ({detail}); integer properties are ints and number properties are "
                 "doubles in CEL. Fix: convert explicitly, e.g. int(event.amount), double(event.minutes) or 2.0",
             )
+        elif _UNKNOWN_FUNCTION in str(exc):
+            yield Issue(
+                path,
+                f"{expr.source!r} calls a function CEL does not have ({detail}). Fix: check its spelling; "
+                "CEL has e.g. int(), double(), string(), size(), matches(), startsWith()",
+            )
+        return  # anything else (a key a sample lacks) is left to the events themselves
+    if yields == "condition" and not isinstance(value, bool):
+        yield Issue(
+            path, f"{expr.source!r} gives {value!r}, not true or false. Fix: compare it, e.g. {expr.source} > 0"
+        )
+    if yields == "amount" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        yield Issue(
+            path, f"{expr.source!r} gives {value!r}, not a number of points. Fix: e.g. event.minutes * 2 or int(...)"
+        )
 
 
 def _sample_value(spec: PropertySpec) -> object:
-    if spec.enum:
-        return spec.enum[0]
-    low = spec.min if spec.min is not None else 1
-    return {"string": "text", "integer": int(low), "number": float(low), "boolean": True}[spec.type]
+    """A value of the property's declared type, as CEL will see it (a number is always a double)."""
+    value = spec.enum[0] if spec.enum else spec.min if spec.min is not None else 1
+    if spec.type == "string":
+        return value if isinstance(value, str) else "text"
+    return {"integer": int(value), "number": float(value), "boolean": True}[spec.type]

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .expressions import CelExpr, Expr, compile_expression
-from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName, format_duration
+from .types import Duration, Identifier, Locale, LocalTime, PropertyName, TimeZoneName, format_duration
 
 
 class Strict(BaseModel):
@@ -48,14 +48,27 @@ class PropertySpec(Strict):
     def _range(self) -> PropertySpec:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}. Fix: swap them")
+        if self.enum is not None:  # an enum no value of the type can match rejects every event that has it
+            if self.type == "boolean" or not self.enum:
+                raise ValueError(f"an enum of {self.enum} fits no {self.type} property. Fix: list its allowed values")
+            wrong = [value for value in self.enum if not _of_type(value, self.type)]
+            if wrong:
+                raise ValueError(f"enum values {wrong} are not of type {self.type}. Fix: write them as {self.type}s")
         return self
+
+
+def _of_type(value: str | int | float, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return numeric and (kind == "number" or float(value).is_integer())
 
 
 class EventSpec(Strict):
     source: Literal["client", "server"] = Field(
         "client", description="client: sent by the app with the user's JWT; server: only from your backend"
     )
-    properties: dict[Identifier, PropertySpec] = {}
+    properties: dict[PropertyName, PropertySpec] = {}
     description: str | None = None
 
 

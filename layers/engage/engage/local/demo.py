@@ -10,6 +10,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -52,8 +53,9 @@ def run_demo(stack: LocalStack, session_path: str | Path, console: Console | Non
         status, _ = http("POST", f"{stack.api_url}/v1/me/devices", phone, {"authorization": f"Bearer {token}"})
         console.print(f"[dim]POST /v1/me/devices[/] → {status}: the app registers its phone for pushes")
         sent: list[dict[str, Any]] = []
+        scale = _today_scale(user, now)
         for step in user["requests"]:
-            body = sent[step["replay"]] if "replay" in step else _body(step, user, now)
+            body = sent[step["replay"]] if "replay" in step else _body(step, user, now, scale)
             sent.append(body)
             if step.get("server"):
                 url, headers = f"{stack.api_url}/v1/server/events", {SERVER_KEY_HEADER: stack.server_key}
@@ -98,15 +100,34 @@ def _phone_token(user_id: str) -> str:
     return f"{user_id}-phone:APA91b" + "x" * 140  # the shape of an FCM registration token
 
 
-def _body(step: dict[str, Any], user: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _body(step: dict[str, Any], user: dict[str, Any], now: datetime, scale: float) -> dict[str, Any]:
     events = []
     for spec in step["events"]:
         event = {k: v for k, v in spec.items() if k != "at"}
-        event["occurred_at"] = (now + _offset(spec["at"])).isoformat().replace("+00:00", "Z")
+        offset = _offset(spec["at"])
+        if -_DAY < offset < timedelta(0):
+            offset *= scale
+        event["occurred_at"] = (now + offset).isoformat().replace("+00:00", "Z")
         if step.get("server"):
             event["user_id"] = user["id"]
         events.append(event)
     return {"events": events} if step.get("server") else {"events": events, "context": user["context"]}
+
+
+_DAY = timedelta(days=1)
+
+
+def _today_scale(user: dict[str, Any], now: datetime) -> float:
+    """How much to shrink the user's "-3h"-style offsets so they all fall on their local today: the session is
+    one morning, and run just after the user's midnight it would otherwise straddle two local days."""
+    local = now.astimezone(ZoneInfo(user.get("context", {}).get("timezone", "UTC")))
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    earliest = max(
+        (-_offset(spec["at"]) for step in user["requests"] for spec in step.get("events", [])
+         if -_DAY < _offset(spec["at"]) < timedelta(0)),
+        default=timedelta(0),
+    )  # fmt: skip
+    return 1.0 if earliest < since_midnight else since_midnight * 0.9 / earliest
 
 
 def _offset(text: str) -> timedelta:

@@ -17,20 +17,36 @@ T = TypeVar("T")
 HTTP_TIMEOUT = 10
 
 
-@lru_cache(maxsize=1)
+# The App sending to FCM and the service-account JSON it was built from.
+_built: tuple[str, Any] | None = None
+
+
 def firebase_app() -> Any:
-    """One App per process (a Lambda environment), created on first use."""
+    """The App to send with. For FCM, one per service-account key: when the secret holds a new key (read
+    through the hour-long cache below), the App is built again, so a rotated key is in use within the hour
+    and a revoked one is not used forever. For the emulator, one per process."""
+    global _built
     settings = get_settings()
     if settings.fcm_endpoint:
-        from ..local.fcm_emulator import fcm_app
-
-        return fcm_app(settings.fcm_endpoint, name="engage")
+        return _emulator_app(settings.fcm_endpoint)
     import firebase_admin
     from firebase_admin import credentials
 
-    account = json.loads(service_account_json(settings.required("fcm_credentials_secret")))
-    options = {"httpTimeout": HTTP_TIMEOUT, "projectId": account.get("project_id")}
-    return firebase_admin.initialize_app(credentials.Certificate(account), options, name="engage")
+    text = service_account_json(settings.required("fcm_credentials_secret"))
+    if _built is None or _built[0] != text:
+        if _built is not None:
+            firebase_admin.delete_app(_built[1])  # frees its name and its HTTP clients
+        account = json.loads(text)
+        options = {"httpTimeout": HTTP_TIMEOUT, "projectId": account.get("project_id")}
+        _built = (text, firebase_admin.initialize_app(credentials.Certificate(account), options, name="engage-fcm"))
+    return _built[1]
+
+
+@lru_cache(maxsize=1)
+def _emulator_app(endpoint: str) -> Any:
+    from ..local.fcm_emulator import fcm_app
+
+    return fcm_app(endpoint, name="engage")
 
 
 def service_account_json(secret_id: str) -> str:
