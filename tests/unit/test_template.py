@@ -39,7 +39,11 @@ def test_routes_and_their_authorizers(template):
 
 
 def _statements(resources, function):
-    return [s for policy in resources[function]["Properties"]["Policies"] for s in policy["Statement"]]
+    properties = resources[function]["Properties"]
+    if "Role" in properties:  # a role of its own, with the event sources' reads scoped to them
+        role = resources[properties["Role"]["Fn::GetAtt"][0]]["Properties"]
+        return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    return [s for policy in properties["Policies"] for s in policy["Statement"]]
 
 
 def _grants(resources, function):
@@ -49,7 +53,7 @@ def _grants(resources, function):
         resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for resource in resources_:
             name = (
-                resource["Fn::GetAtt"][0] if "Fn::GetAtt" in resource
+                ".".join(resource["Fn::GetAtt"]).removesuffix(".Arn") if "Fn::GetAtt" in resource
                 else resource["Ref"] if "Ref" in resource
                 else resource["Fn::Sub"]
             )  # fmt: skip
@@ -91,6 +95,18 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("sqs:SendMessage", "DeferredQueue"),
         ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
         ("sqs:SendMessage", "NotifyFailedBatchesQueue"),  # Lambda's failure record of a stream batch
+        *_reads_stream("LedgerTable"),
+        *_reads_queue("DeferredQueue"),
+    }
+    assert _grants(resources, "BoardsFunction") == {
+        ("dynamodb:GetItem", "LeaderboardsTable"),
+        ("dynamodb:Query", "LeaderboardsTable"),
+        ("dynamodb:UpdateItem", "LeaderboardsTable"),
+        ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
+        ("dynamodb:PutItem", "LedgerTable"),  # rank_lost facts
+        ("dynamodb:GetItem", "ConfigTable"),
+        ("sqs:SendMessage", "BoardsFailedBatchesQueue"),
+        *_reads_stream("LeaderboardsTable"),
     }
     assert _grants(resources, "DeliverFunction") == {
         ("dynamodb:Query", "DevicesTable"),
@@ -103,7 +119,31 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
         ("secretsmanager:GetSecretValue", "FcmCredentialsSecretArn"),  # only it reads the FCM credentials
         ("secretsmanager:GetSecretValue", "${FcmCredentialsSecretArn}-??????"),  # its full ARN, given a partial one
+        *_reads_queue("DeliveryQueue"),
     }
+
+
+def _reads_stream(table: str) -> set[tuple[str, str]]:
+    actions = ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
+    return {(f"dynamodb:{action}", f"{table}.StreamArn") for action in actions}
+
+
+def _reads_queue(queue: str) -> set[tuple[str, str]]:
+    return {(f"sqs:{action}", queue) for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")}
+
+
+def test_functions_with_event_sources_have_roles_of_their_own_that_read_only_those_sources(resources):
+    # SAM gives a function it makes a role for AWS's managed event-source policy, which reads every stream
+    # (or queue) in the account: those functions bring their own role, scoped as checked above.
+    for name, function in resources.items():
+        if function["Type"] != "AWS::Serverless::Function":
+            continue
+        kinds = {event["Type"] for event in function["Properties"].get("Events", {}).values()}
+        if kinds & {"DynamoDB", "SQS"}:
+            role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+            managed = {arn["Fn::Sub"].rsplit("/", 1)[1] for arn in role["ManagedPolicyArns"]}
+            assert managed == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}, name  # logs, traces
+            assert "Policies" not in function["Properties"], name  # ignored beside a Role: all in the role
 
 
 def test_only_deliver_carries_firebase_admin():
