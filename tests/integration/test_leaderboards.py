@@ -145,3 +145,20 @@ def test_histograms_follow_the_rows_through_the_stream(board_users, stack):
 
     rows = list(LeaderboardItem.query("weekly-xp#2026-W24"))
     assert stats("weekly-xp#2026-W24", 10).histogram == dict(Counter(bucket_of(int(row.score)) for row in rows))
+
+
+def test_a_rank_estimate_that_cannot_be_read_leaves_the_award_and_the_answer_intact(user_id, monkeypatch):
+    import engage.services.ingest as ingest
+
+    def unreadable(*args):
+        raise RuntimeError("DynamoDB throttled the histogram read")
+
+    monkeypatch.setattr(ingest, "cached_stats", unreadable)
+    event = {"id": f"{user_id}-1", "type": "workout_completed", "occurred_at": MONDAY.isoformat(),
+             "properties": {"minutes": 30, "kind": "run"}}  # fmt: skip
+
+    answer = ingest_client_events(EventsRequest.model_validate({"events": [event]}), {"sub": user_id}, now=MONDAY)
+
+    # The commit came first: a 500 now would turn the app's retry into a "duplicate" with no feedback at all
+    assert answer.accepted == 1 and answer.progress.gained["xp"] == 60
+    assert answer.progress.leaderboards == []

@@ -608,3 +608,13 @@ def test_malformed_locales_are_refused(tag):
 
     with pytest.raises(ValidationError):
         TypeAdapter(Locale).validate_python(tag)
+
+
+def test_a_distinct_badge_counts_to_a_thousand_at_most_as_each_value_is_kept_in_the_user_item(fitquest_text):
+    text = edit(
+        fitquest_text,
+        "criteria: {distinct: {event: workout_completed, property: kind}, gte: 4}",
+        "criteria: {distinct: {event: workout_completed, property: kind}, gte: 5000}",
+    )
+    [issue] = issues_of_text(text)
+    assert issue.where == "badges[2]" and "Fix: at most 1000" in issue.message

@@ -188,6 +188,11 @@ class Tier(Strict):
     gte: PositiveInt
 
 
+# The most different values a `distinct` badge counts to: each is kept (a 12-character digest) in the user
+# item until earned, which DynamoDB caps at 400 KB for everything the user has.
+MAX_DISTINCT = 1000
+
+
 class Badge(Strict):
     id: Identifier
     name: str
@@ -207,6 +212,12 @@ class Badge(Strict):
             values = [tier.gte for tier in self.tiers]
             if values != sorted(set(values)):
                 raise ValueError(f"tier thresholds {values} must strictly increase. Fix: order Bronze → Gold")
+        highest = self.tiers[-1].gte if self.tiers else self.criteria.gte or 0
+        if self.criteria.distinct is not None and highest > MAX_DISTINCT:
+            raise ValueError(
+                f"a distinct badge up to {highest} values would keep them all in the user's item (400 KB at most). "
+                f"Fix: at most {MAX_DISTINCT}"
+            )
         return self
 
 

@@ -31,7 +31,7 @@ from ..config import EngagementConfig
 from ..config.checks import format_path
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
-from ..observability import metrics
+from ..observability import logger, metrics
 from ..retries import MAX_ATTEMPTS, back_off
 from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
 from .config import active_config
@@ -235,7 +235,11 @@ def _delta(
         entry, previous = after.boards.get(board.id), before.boards.get(board.id)
         if not entry or entry == previous:
             continue
-        stats, as_of = cached_stats(f"{board.id}#{entry['period']}", board.shards, datetime.now(UTC))
+        try:
+            stats, as_of = cached_stats(f"{board.id}#{entry['period']}", board.shards, datetime.now(UTC))
+        except Exception:  # read after the commit: the awards stand, only this board's rank is left out
+            logger.exception("could not read the histograms of %s to estimate ranks", board.id)
+            continue
         was_on_board = previous is not None and previous["period"] == entry["period"]
         boards.append(
             BoardScoreOut(

@@ -130,7 +130,7 @@ class HistogramItem(Model):
     """Score histogram of one write shard of a board period (pk '<board>#<period>#histogram', sk the shard).
 
     Buckets are top-level number attributes b0, b1, … (DynamoDB's ADD works on top-level attributes only);
-    the ingest transaction moves a user from the old bucket to the new one.
+    the boards function, fed by the leaderboards stream, moves a user from the old bucket to the new one.
     """
 
     class Meta(_Meta):
