@@ -490,20 +490,35 @@ def test_input_state_is_not_mutated(fitquest):
     assert state == snapshot  # nothing shared between before and after
 
 
-def test_counters_older_than_late_window_plus_two_days_are_pruned(fitquest):
-    # now - 7d - 2d = 2026-03-01 (a Sunday, the last day of ISO week 2026-W09)
+def test_counters_are_pruned_past_the_longest_late_window_any_config_may_set(fitquest):
+    # now - 30d - 2d = 2026-02-06 (a Friday in ISO week 2026-W06, which ends on Sunday 2026-02-08)
     state = UserState(
         "u1",
         counters={
-            "workout-xp|2026-02-28": 5,
-            "workout-xp|2026-03-01": 5,
+            "workout-xp|2026-02-05": 5,
+            "workout-xp|2026-02-06": 5,
             "workout-xp|2026-03-09": 2,
-            "weekly|2026-W08": 1,
-            "weekly|2026-W09": 1,
+            "weekly|2026-W05": 1,
+            "weekly|2026-W06": 1,
         },
     )
     outcome = apply(fitquest, [ev("notification_opened")], state=state)
-    assert outcome.after.counters == {"workout-xp|2026-03-01": 5, "workout-xp|2026-03-09": 2, "weekly|2026-W09": 1}
+    assert outcome.after.counters == {"workout-xp|2026-02-06": 5, "workout-xp|2026-03-09": 2, "weekly|2026-W06": 1}
+
+
+def test_a_limit_reached_still_holds_after_the_late_window_is_lengthened(make_config):
+    # Given a user who reached workout-xp's 5 a day twelve days ago, and a request under a 7-day window since
+    day = NOW - timedelta(days=12)
+    state = UserState("u1", counters={f"workout-xp|{day.date().isoformat()}": 5}, profile=Profile(timezone="UTC"))
+    state = apply(make_config(lambda data: data.update(late_window="7d")), [ev("app_opened")], state=state).after
+
+    # When the product owner lengthens the window to 30 days and a workout of that day arrives late
+    longer = make_config(lambda data: data.update(late_window="30d"))
+    outcome = apply(longer, [workout(day + timedelta(hours=1))], state=state)
+
+    # Then the day's limit still holds: it is applied, and the limited rule pays nothing
+    assert statuses(outcome) == [("accepted", None)]
+    assert [f.data for f in facts(outcome, "points_awarded") if f.data.get("rule") == "workout-xp"] == []
 
 
 def test_changed_is_true_when_an_event_was_applied(fitquest):

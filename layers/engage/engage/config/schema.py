@@ -362,6 +362,10 @@ class Notifications(Strict):
 # ---------------------------------------------------------------- the whole file
 
 
+# The longest late window a config may set (dedupe markers live 35 days: a replay never outlives its marker).
+MAX_LATE_WINDOW = timedelta(days=30)
+
+
 class EngagementConfig(Strict):
     """One product's engagement.yaml, validated and with every expression compiled."""
 
@@ -370,7 +374,7 @@ class EngagementConfig(Strict):
     default_locale: Locale = "en"
     late_window: Duration = Field(
         timedelta(days=7),
-        le=timedelta(days=30),
+        le=MAX_LATE_WINDOW,
         description="how old an event may be and still count; at most 30d (dedupe markers live 35d)",
     )
     events: dict[Identifier, EventSpec] = Field(min_length=1)

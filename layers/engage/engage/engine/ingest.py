@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..config.expressions import Scope, make_scope
-from ..config.schema import EngagementConfig, EventSpec, PropertySpec, Rule
+from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule
 from .badges import apply_badges
 from .effects import EventContext, amount_of, credit, holds, move_level
 from .leaderboards import update_boards
@@ -213,8 +213,12 @@ def _amounts(ctx: EventContext, rule: Rule) -> dict[str, int]:
 
 
 def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -> None:
-    """Drop limit counters for periods no accepted event can fall into any more (keeps the item small)."""
-    oldest = (now - config.late_window - timedelta(days=2)).date()
+    """Drop limit counters for periods no accepted event can fall into any more (keeps the item small).
+
+    Kept for the longest late window any config may set, not this one's: a product owner who lengthens the
+    window lets older events in, and a limit already reached on their day must still hold.
+    """
+    oldest = (now - MAX_LATE_WINDOW - timedelta(days=2)).date()
     state.counters = {key: n for key, n in state.counters.items() if _period_end(key.rsplit("|", 1)[1]) >= oldest}
 
 
