@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Coroutine
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from ..settings import get_settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Seconds firebase-admin waits for FCM per call (its `httpTimeout` option): a stuck call fails and is retried.
 HTTP_TIMEOUT = 10
@@ -34,11 +36,19 @@ def firebase_app() -> Any:
 
     text = service_account_json(settings.required("fcm_credentials_secret"))
     if _built is None or _built[0] != text:
+        try:
+            account = json.loads(text)
+            certificate = credentials.Certificate(account)
+        except ValueError:
+            if _built is None:
+                raise
+            log.exception("the FCM secret holds no usable service account; still sending with the previous key")
+            return _built[1]
         if _built is not None:
             firebase_admin.delete_app(_built[1])  # frees its name and its HTTP clients
-        account = json.loads(text)
+            _built = None
         options = {"httpTimeout": HTTP_TIMEOUT, "projectId": account.get("project_id")}
-        _built = (text, firebase_admin.initialize_app(credentials.Certificate(account), options, name="engage-fcm"))
+        _built = (text, firebase_admin.initialize_app(certificate, options, name="engage-fcm"))
     return _built[1]
 
 
