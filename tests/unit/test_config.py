@@ -278,14 +278,14 @@ SINGLE_PROBLEMS = {
     "enum_of_the_wrong_type": (
         "kind: {type: string, enum: [run, ride, yoga, strength]}",
         "kind: {type: string, enum: [1, 2]}",
-        "events.workout_completed.properties.kind",
+        "events.workout_completed.properties.kind.enum",
         "kind: {type: string, enum: [1, 2]}",
         "not of type string",
     ),
     "empty_enum": (
         "kind: {type: string, enum: [run, ride, yoga, strength]}",
         "kind: {type: string, enum: []}",
-        "events.workout_completed.properties.kind",
+        "events.workout_completed.properties.kind.enum",
         "kind: {type: string, enum: []}",
         "fits no string",
     ),
@@ -294,7 +294,7 @@ SINGLE_PROBLEMS = {
         "duration-min: {type: integer, min: 1, max: 600}\n      minutes: {type: integer, min: 1, max: 600}",
         "events.workout_completed.properties.duration-min",
         "duration-min:",
-        "pattern",
+        "not a name CEL can read",
     ),
 }
 
@@ -618,3 +618,15 @@ def test_a_distinct_badge_counts_to_a_thousand_at_most_as_each_value_is_kept_in_
     )
     [issue] = issues_of_text(text)
     assert issue.where == "badges[2]" and "Fix: at most 1000" in issue.message
+
+
+def test_a_published_config_is_only_checked_for_shape_when_the_lambdas_load_it(fitquest_text):
+    # Given a config published before a check became stricter (a when that gives no true/false)
+    data, _ = parse_yaml(edit(fitquest_text, 'when: "event.minutes >= 10"', 'when: "event.minutes"'), "x")
+    with pytest.raises(ConfigInvalid, match="not true or false"):
+        validate_config_data(data)
+    # Then the Lambdas still load it after the upgrade (a 503 for every request would be worse); only a
+    # document whose shape the code cannot use is refused
+    assert validate_config_data(data, published=True).rules[0].id == "workout-xp"
+    with pytest.raises(ConfigInvalid):
+        validate_config_data({**data, "rules": "not a list"}, published=True)

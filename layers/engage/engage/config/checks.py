@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from .expressions import Expr, ExpressionError
-from .schema import EngagementConfig, EventFilter, PropertyFilter, PropertySpec
+from .schema import MAX_AWARD, MAX_DISTINCT, Badge, EngagementConfig, EventFilter, PropertyFilter, PropertySpec
+from .types import PROPERTY_NAME
 
 # What each kind of expression can read (see docs/config.md).
 EVENT_SCOPE = {"event", "local", "user"}  # rules, and the event filters of badges, streaks and quests
@@ -55,20 +57,22 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
     yield from _duplicates(("quests",), [q.id for q in cfg.quests])
     yield from _duplicates(("leaderboards",), [b.id for b in cfg.leaderboards])
 
+    for event_type, spec in cfg.events.items():
+        for name, prop in spec.properties.items():
+            yield from _property(("events", event_type, "properties", name), name, prop)
+
     for i, rule in enumerate(cfg.rules):
         at = ("rules", i)
         yield from _event(cfg, (*at, "on"), rule.on)
         if rule.when is not None:
             yield from _expression(cfg, (*at, "when"), rule.when, EVENT_SCOPE, rule.on, "condition")
-        for currency, amount in rule.award.items():
-            yield from _currency(cfg, (*at, "award", currency), currency)
-            if isinstance(amount, Expr):
-                yield from _expression(cfg, (*at, "award", currency), amount, EVENT_SCOPE, rule.on, "amount")
+        yield from _award(cfg, (*at, "award"), rule.award, EVENT_SCOPE, rule.on)
 
     if cfg.levels is not None:
         yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
 
     for i, badge in enumerate(cfg.badges):
+        yield from _distinct_bound(("badges", i), badge)
         yield from _filter(cfg, ("badges", i, "criteria"), badge.criteria.filter, badge.criteria)
         yield from _award(cfg, ("badges", i, "reward"), badge.reward or {}, EVENT_SCOPE, badge.criteria.filter.event)
 
@@ -131,6 +135,44 @@ def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], eve
         yield from _currency(cfg, (*path, currency), currency)
         if isinstance(amount, Expr):
             yield from _expression(cfg, (*path, currency), amount, scope, event, "amount")
+        elif amount > MAX_AWARD:
+            yield Issue(
+                (*path, currency), f"award amount {amount} is more than one award may pay. Fix: at most {MAX_AWARD:,}"
+            )
+
+
+def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
+    if not re.match(PROPERTY_NAME, name):
+        yield Issue(path, f"{name!r} is not a name CEL can read as event.{name}. Fix: letters, digits and _ only")
+    if prop.enum is None:
+        return
+    if prop.type == "boolean" or not prop.enum:  # an enum no value can match rejects every event that has it
+        yield Issue(
+            (*path, "enum"), f"an enum of {prop.enum} fits no {prop.type} property. Fix: list its allowed values"
+        )
+        return
+    wrong = [value for value in prop.enum if not _of_type(value, prop.type)]
+    if wrong:
+        yield Issue(
+            (*path, "enum"), f"enum values {wrong} are not of type {prop.type}. Fix: write them as {prop.type}s"
+        )
+
+
+def _of_type(value: str | int | float, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return numeric and (kind == "number" or float(value).is_integer())
+
+
+def _distinct_bound(path: tuple, badge: Badge) -> Iterator[Issue]:
+    highest = badge.tiers[-1].gte if badge.tiers else badge.criteria.gte or 0
+    if badge.criteria.distinct is not None and highest > MAX_DISTINCT:
+        yield Issue(
+            path,
+            f"a distinct badge up to {highest} values would keep them all in the user's item (400 KB at most). "
+            f"Fix: at most {MAX_DISTINCT}",
+        )
 
 
 def _duplicates(section: tuple[str | int, ...], ids: list[str]) -> Iterator[Issue]:

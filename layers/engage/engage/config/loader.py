@@ -56,13 +56,22 @@ def parse_config_text(text: str, source: str = "engagement.yaml") -> EngagementC
     return validate_config_data(data, lines, source)
 
 
-def validate_config_data(data: Any, lines: LineMap | None = None, source: str = "config") -> EngagementConfig:
-    """Validate an already-parsed document (the Lambdas read it as JSON from the config table)."""
+def validate_config_data(
+    data: Any, lines: LineMap | None = None, source: str = "config", *, published: bool = False
+) -> EngagementConfig:
+    """Validate an already-parsed document (the Lambdas read it as JSON from the config table).
+
+    `published`: the document was accepted when it was published, so only its shape is checked, which the
+    code needs; the cross-reference checks, which a newer Engage may have made stricter, are not run again
+    (a config that served yesterday keeps serving after an upgrade; `engage config validate` names what to fix).
+    """
     lines = lines or {}
     try:
         config = EngagementConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigInvalid([_issue_from_error(err, lines) for err in exc.errors()], source) from None
+    if published:
+        return config
     problems = [Issue(i.path, i.message, _line_of(i.path, lines)) for i in check_references(config)]
     if problems:
         raise ConfigInvalid(problems, source)

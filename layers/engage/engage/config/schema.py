@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .expressions import CelExpr, Expr, compile_expression
-from .types import Duration, Identifier, Locale, LocalTime, PropertyName, TimeZoneName, format_duration
+from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName, format_duration
 
 
 class Strict(BaseModel):
@@ -48,27 +48,14 @@ class PropertySpec(Strict):
     def _range(self) -> PropertySpec:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}. Fix: swap them")
-        if self.enum is not None:  # an enum no value of the type can match rejects every event that has it
-            if self.type == "boolean" or not self.enum:
-                raise ValueError(f"an enum of {self.enum} fits no {self.type} property. Fix: list its allowed values")
-            wrong = [value for value in self.enum if not _of_type(value, self.type)]
-            if wrong:
-                raise ValueError(f"enum values {wrong} are not of type {self.type}. Fix: write them as {self.type}s")
         return self
-
-
-def _of_type(value: str | int | float, kind: str) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    return numeric and (kind == "number" or float(value).is_integer())
 
 
 class EventSpec(Strict):
     source: Literal["client", "server"] = Field(
         "client", description="client: sent by the app with the user's JWT; server: only from your backend"
     )
-    properties: dict[PropertyName, PropertySpec] = {}
+    properties: dict[Identifier, PropertySpec] = {}  # names CEL can read: checked when published
     description: str | None = None
 
 
@@ -90,8 +77,6 @@ def _award_amount(value: Any) -> int | Expr:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"award amount {value} is negative. Fix: awards are zero or more")
-        if value > MAX_AWARD:
-            raise ValueError(f"award amount {value} is more than one award may pay. Fix: at most {MAX_AWARD:,}")
         return value
     return compile_expression(value)
 
@@ -212,12 +197,6 @@ class Badge(Strict):
             values = [tier.gte for tier in self.tiers]
             if values != sorted(set(values)):
                 raise ValueError(f"tier thresholds {values} must strictly increase. Fix: order Bronze → Gold")
-        highest = self.tiers[-1].gte if self.tiers else self.criteria.gte or 0
-        if self.criteria.distinct is not None and highest > MAX_DISTINCT:
-            raise ValueError(
-                f"a distinct badge up to {highest} values would keep them all in the user's item (400 KB at most). "
-                f"Fix: at most {MAX_DISTINCT}"
-            )
         return self
 
 

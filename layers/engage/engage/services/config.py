@@ -33,7 +33,7 @@ def active_config() -> ActiveConfig:
         if cached and cached.version == stored.version:
             fresh = ActiveConfig(cached.config, cached.version, time.monotonic())
         else:
-            config = validate_config_data(stored.document, source=f"{settings.app_id} {stored.version}")
+            config = validate_config_data(stored.document, source=f"{settings.app_id} {stored.version}", published=True)
             fresh = ActiveConfig(config, stored.version, time.monotonic())
     except config_store.NoActiveConfig as exc:
         raise ConfigUnavailable(str(exc)) from None
