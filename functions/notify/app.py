@@ -69,7 +69,8 @@ def _releases(event: dict) -> dict:
             job = DeferredRelease.model_validate_json(record.body)
         except ValidationError as exc:  # retrying will not fix it: straight to the dead-letter queue, with why
             first = exc.errors()[0]
-            dead_letter(record.body, f"malformed deferred release: {first['loc']}: {first['msg']}")
+            reason = f"malformed deferred release: {first['loc']}: {first['msg']}"
+            dead_letter(record.body, reason, queue="deferred_dead_letter_queue_url")
             continue
         by_user.setdefault(job.user_id, []).append((record.message_id, job))
     tally, failed = Tally(), []

@@ -454,8 +454,10 @@ def test_deferred_releases_report_failures_per_user_and_dead_letter_malformed_jo
     assert _invoke(stack, "NotifyFunction", {"Records": records}) == {
         "batchItemFailures": [{"itemIdentifier": "broken"}]
     }
+    held_dead_letters = "DeferredDeadLetterQueue"  # not the delivery jobs' queue: each redrives to its source
     [letter] = wait_for(
-        "the malformed job's dead letter", lambda: [d for d in stack.dead_letters() if user in d["body"]]
+        "the malformed job's dead letter",
+        lambda: [d for d in stack.dead_letters(held_dead_letters) if user in d["body"]],
     )
     assert "malformed deferred release" in letter["attributes"]["reason"]
 

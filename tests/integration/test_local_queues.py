@@ -83,7 +83,7 @@ def test_template_queues_exist_with_their_redrive_policy_and_refs_resolve_to_the
     urls = stack.queue_urls
     # Then every queue of template.yaml exists, with its attributes and its dead-letter queue's ARN
     assert set(urls) == {"DeliveryQueue", "DeferredQueue", "NotificationsDeadLetterQueue", "BoardsFailedBatchesQueue",
-                         "NotifyFailedBatchesQueue"}  # fmt: skip
+                         "NotifyFailedBatchesQueue", "DeferredDeadLetterQueue"}  # fmt: skip
     attributes = sqs.get_queue_attributes(QueueUrl=urls["DeliveryQueue"], AttributeNames=["All"])["Attributes"]
     assert attributes["VisibilityTimeout"] == "360"
     redrive = json.loads(attributes["RedrivePolicy"])

@@ -93,7 +93,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:GetItem", "ConfigTable"),
         ("sqs:SendMessage", "DeliveryQueue"),
         ("sqs:SendMessage", "DeferredQueue"),
-        ("sqs:SendMessage", "NotificationsDeadLetterQueue"),
+        ("sqs:SendMessage", "DeferredDeadLetterQueue"),  # a malformed held message
         ("sqs:SendMessage", "NotifyFailedBatchesQueue"),  # Lambda's failure record of a stream batch
         *_reads_stream("LedgerTable"),
         *_reads_queue("DeferredQueue"),
@@ -125,7 +125,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
 
 def _reads_stream(table: str) -> set[tuple[str, str]]:
     actions = ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
-    return {(f"dynamodb:{action}", f"{table}.StreamArn") for action in actions}
+    return {(f"dynamodb:{action}", f"${{{table}.Arn}}/stream/*") for action in actions}
 
 
 def _reads_queue(queue: str) -> set[tuple[str, str]]:
@@ -154,9 +154,13 @@ def test_only_deliver_carries_firebase_admin():
 
 
 def test_delivery_queues_dead_letter_and_their_consumers_report_partial_failures(resources):
-    for queue in ("DeliveryQueue", "DeferredQueue"):
+    # One dead-letter queue per source, so that a redrive has one destination
+    for queue, dead_letters in (
+        ("DeliveryQueue", "NotificationsDeadLetterQueue"),
+        ("DeferredQueue", "DeferredDeadLetterQueue"),
+    ):
         redrive = resources[queue]["Properties"]["RedrivePolicy"]
-        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letters, "Arn"]}
     deliver = resources["DeliverFunction"]["Properties"]
     jobs = deliver["Events"]["DeliveryJobs"]["Properties"]
     assert jobs["BatchSize"] <= 500 and jobs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -255,9 +259,19 @@ def test_every_dead_letter_destination_raises_an_alarm(resources):
             and alarm["Properties"]["Threshold"] == 0
         }
 
-    assert redrive_targets == {"NotificationsDeadLetterQueue"}
+    assert redrive_targets == {"NotificationsDeadLetterQueue", "DeferredDeadLetterQueue"}
     assert failed_batches == {"NotifyFailedBatchesQueue", "BoardsFailedBatchesQueue"}
     # SQS's own moves count in no "sent" metric: a redrive target alarms while it holds messages
     assert redrive_targets <= alarmed("ApproximateNumberOfMessagesVisible")
     # Lambda sends each failure record: alarming on arrivals notifies for every new one, not just the first
     assert failed_batches <= alarmed("NumberOfMessagesSent")
+
+
+def test_an_environment_variable_means_the_same_in_every_function(template):
+    # The local stack runs every function in one process with one environment: a name that two functions set
+    # to different values would quietly point one of them at the wrong table or queue there.
+    values: dict[str, set[str]] = {}
+    for function in template.functions.values():
+        for name, value in function.environment.items():
+            values.setdefault(name, set()).add(repr(value))
+    assert {name: seen for name, seen in values.items() if len(seen) > 1} == {}

@@ -28,7 +28,8 @@ class Settings(BaseModel):
     # Notifications (template.yaml gives each function those it uses; a function that lacks one never needs it).
     delivery_queue_url: str | None = Field(None, alias="DELIVERY_QUEUE_URL")
     deferred_queue_url: str | None = Field(None, alias="DEFERRED_QUEUE_URL")
-    dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
+    dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")  # delivery jobs set aside
+    deferred_dead_letter_queue_url: str | None = Field(None, alias="DEFERRED_DEAD_LETTER_QUEUE_URL")  # held ones
     # Ledger stream batches notify gave up on (only the CLI's replay reads it).
     failed_batches_queue_url: str | None = Field(None, alias="FAILED_BATCHES_QUEUE_URL")
     idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")

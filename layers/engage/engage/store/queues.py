@@ -72,9 +72,13 @@ def send(url: str, messages: Sequence[Outgoing]) -> None:
             raise SendFailed(f"SQS refused {len(failed)} of {len(chunk)} messages: {reasons}")
 
 
-def dead_letter(body: str, reason: str) -> None:
-    """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped."""
-    send(get_settings().required("dead_letter_queue_url"), [Outgoing(body, attributes={"reason": reason})])
+def dead_letter(body: str, reason: str, queue: str = "dead_letter_queue_url") -> None:
+    """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped.
+
+    `queue` names the setting of the dead-letter queue: each kind of message has its own, so that a redrive
+    sends it back to the one queue it came from (delivery jobs by default; held messages have theirs).
+    """
+    send(get_settings().required(queue), [Outgoing(body, attributes={"reason": reason})])
 
 
 @dataclass(frozen=True)
