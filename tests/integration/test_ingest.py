@@ -354,3 +354,32 @@ def test_number_properties_are_doubles_in_expressions_whatever_the_json(user_id,
     answer = ingest_server_events(ServerEventsRequest.model_validate({"events": events}))
 
     assert [r.awards for r in answer.results] == [{"coins": 10}] * 3
+
+
+def test_a_transaction_dynamodb_keeps_throttling_ends_in_503_busy_with_retry_after(stack, user_id, monkeypatch):
+    import json
+
+    from pynamodb.exceptions import TransactWriteError, VerboseClientError
+
+    import engage.services.ingest as ingest
+    import engage.store.progress as progress
+    from engage.local.server import HandlerPool, LambdaContext, http_api_event
+
+    # Given DynamoDB throttling every transaction of the request (the whole request, not one item)
+    def throttled(outcome, source, now):
+        cause = VerboseClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "x")
+        raise progress._conflict(TransactWriteError("refused", cause), outcome.applied)
+
+    monkeypatch.setattr(ingest, "commit", throttled)
+    monkeypatch.setattr(ingest, "back_off", lambda attempt: None)
+    route = next(r for r in stack.template.routes if r.path == "/v1/events")
+    body = json.dumps({"events": [workout(f"{user_id}-w", datetime.now(UTC))]}).encode()
+    event = http_api_event(route, "POST", route.path, "", {"content-type": "application/json"}, body, {},
+                           {"jwt": {"claims": {"sub": user_id}, "scopes": None}})  # fmt: skip
+
+    # When the app sends an event
+    answer = HandlerPool(stack.template.functions["IngestFunction"]).invoke(event, LambdaContext("IngestFunction", "t"))
+
+    # Then it is told to come back (its events are safe to resend), not that the server failed
+    assert answer["statusCode"] == 503 and answer["headers"]["Retry-After"] == "1"
+    assert json.loads(answer["body"])["error"] == "busy"

@@ -44,7 +44,7 @@ def test_concurrent_transactions_and_throttling_mean_read_again_and_retry(code):
 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "TransactionInProgressException"])
-def test_a_throttled_request_means_retry_then_busy_not_a_crash(code):
+def test_a_throttled_request_counts_as_a_conflict_to_read_again_and_retry(code):
     error = TransactWriteError("refused", VerboseClientError({"Error": {"Code": code, "Message": code}}, "x"))
     conflict = _conflict(error, APPLIED)
     assert isinstance(conflict, CommitConflict) and conflict.user_changed

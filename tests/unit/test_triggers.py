@@ -143,3 +143,12 @@ def test_given_the_hour_repeated_when_clocks_go_back_when_a_schedule_runs_in_it_
     first = scheduled_fact(fitquest, trigger, new_york, datetime(2025, 11, 2, 5, 10, tzinfo=UTC))  # 01:10 EDT
     again = scheduled_fact(fitquest, trigger, new_york, datetime(2025, 11, 2, 6, 10, tzinfo=UTC))  # 01:10 EST
     assert first.key == again.key and first.id_at == again.id_at == datetime(2025, 11, 2, 5, 30, tzinfo=UTC)
+
+
+def test_a_pause_stored_before_pauses_were_bounded_reads_as_paused_not_as_a_failure(fitquest: EngagementConfig):
+    # 9999-12-31 at 23:00 in New York is past the calendar's end in UTC
+    forever = UserState("u1", preferences={"paused_until": "9999-12-31T23:00:00-05:00"})
+    long_ago = UserState("u1", preferences={"paused_until": "0001-01-01T00:00:00+14:00"})
+
+    assert user_prefs(fitquest, forever).paused_until == datetime.max.replace(tzinfo=UTC)
+    assert user_prefs(fitquest, long_ago).paused_until is None

@@ -206,9 +206,13 @@ def _local_stage() -> dict[str, str]:
         errors.print("no local stack is running. Fix: start one with `engage local up` in another terminal")
         raise typer.Exit(1)
     state = json.loads(state_file().read_text())
-    if not _reachable(state["dynamodb_endpoint"]):
+    answers = _answers(state["dynamodb_endpoint"])
+    if answers is False:
         state_file().unlink(missing_ok=True)  # left by a stack that was killed before it could clean up
         errors.print("the local stack that was recorded is not running any more. Fix: start one with `engage local up`")
+        raise typer.Exit(1)
+    if answers is None:
+        errors.print("the local stack does not answer (busy?). Fix: try again, or restart `engage local up`")
         raise typer.Exit(1)
     env = {name: state["tables"][logical] for name, (logical, _) in _TABLES.items()}
     queues = state.get("queues", {})
@@ -226,15 +230,18 @@ def _local_stage() -> dict[str, str]:
     return env
 
 
-def _reachable(url: str) -> bool:
+def _answers(url: str) -> bool | None:
+    """Whether something listens at `url`: False only if nothing does (refused), None if it did not answer in time."""
     import socket
     from urllib.parse import urlsplit
 
     address = urlsplit(url)
     try:
-        socket.create_connection((address.hostname, address.port or 80), timeout=2).close()
-    except OSError:
+        socket.create_connection((address.hostname, address.port or 80), timeout=5).close()
+    except ConnectionRefusedError:
         return False
+    except OSError:
+        return None
     return True
 
 

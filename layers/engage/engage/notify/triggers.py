@@ -195,6 +195,16 @@ def scheduled_fact(config: EngagementConfig, trigger: Trigger, state: UserState,
     return FactSeen(key, now.astimezone(UTC), fact, id_at=slot)
 
 
+def _pause_end(stored: str) -> datetime | None:
+    """A stored pause's end in UTC. One stored before the API bounded pauses may fall outside the calendar in
+    UTC ("9999-12-31T23:00-05:00"): read as paused for good, or (year 1) not paused, never as a failure."""
+    end = datetime.fromisoformat(stored)
+    try:
+        return end.astimezone(UTC)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if end.year > 1 else None
+
+
 def user_prefs(config: EngagementConfig, state: UserState) -> UserPrefs:
     """The policy's view of the user's choices: theirs where set, else the config's defaults."""
     from ..config.schema import QuietHours
@@ -208,7 +218,7 @@ def user_prefs(config: EngagementConfig, state: UserState) -> UserPrefs:
     paused = chosen.get("paused_until")
     return UserPrefs(
         opted_out={category for category, on in chosen.get("categories", {}).items() if not on},
-        paused_until=datetime.fromisoformat(paused) if paused else None,
+        paused_until=_pause_end(paused) if paused else None,
         quiet_hours=quiet,
         timezone=state.profile.timezone or config.default_timezone,
         weekly_budget=chosen.get("weekly_budget"),
