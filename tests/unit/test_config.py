@@ -189,7 +189,7 @@ SINGLE_PROBLEMS = {
         "default_locale: en\nlate_window: 31d\n",
         "late_window",
         "late_window:",
-        "30 days",
+        "30 days (got 31d)",
     ),
     "late_window_not_a_duration": (
         "default_locale: en\n",

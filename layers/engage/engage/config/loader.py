@@ -8,6 +8,7 @@ Problems are reported together, each with its YAML path, line and fix: first eve
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from .checks import Issue, check_references, format_path
 from .schema import EngagementConfig
+from .types import format_duration
 
 LineMap = dict[tuple[str | int, ...], int]
 
@@ -183,7 +185,8 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
     elif kind == "missing":
         message = f"required field {path[-1]!r} is missing"
     elif "input" in error and kind not in {"value_error", "assertion_error"} and not isinstance(error["input"], dict):
-        message = f"{message} (got {error['input']!r})"
+        given = error["input"]  # as written in the file: 60d, not datetime.timedelta(days=60)
+        message = f"{message} (got {format_duration(given) if isinstance(given, timedelta) else repr(given)})"
     if "Fix:" not in message:
         message = f"{message}. Fix: {_FIXES.get(kind, _GENERAL_FIX)}"
     return Issue(path, message, _line_of(path, lines))
