@@ -67,8 +67,9 @@ def test_a_rotated_service_account_key_gets_a_new_app_and_the_old_one_is_let_go(
         assert second is not first and second.credential.service_account_email == "new@fitquest.iam"
         assert firebase_admin.get_app("engage-fcm") is second  # the old App was deleted, freeing its name
 
-        secret[0] = "{not json"  # a botched rotation: the App in use keeps sending meanwhile
-        assert firebase.firebase_app() is second
+        for botched in ("{not json", '"abc"', "[]"):  # a botched rotation: the App in use keeps sending meanwhile
+            secret[0] = botched
+            assert firebase.firebase_app() is second
         secret[0] = account("fixed@fitquest.iam")  # and once the secret is fixed, its key is used
         assert firebase.firebase_app().credential.service_account_email == "fixed@fitquest.iam"
     finally:

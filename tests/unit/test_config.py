@@ -630,3 +630,22 @@ def test_a_published_config_is_only_checked_for_shape_when_the_lambdas_load_it(f
     assert validate_config_data(data, published=True).rules[0].id == "workout-xp"
     with pytest.raises(ConfigInvalid):
         validate_config_data({**data, "rules": "not a list"}, published=True)
+
+
+def test_property_names_any_published_config_had_still_load_and_the_publish_check_names_those_cel_cannot_read(
+    fitquest_text,
+):
+    text = edit(fitquest_text, "minutes: {type: integer, min: 1, max: 600}",
+                "minutes: {type: integer, min: 1, max: 600}\n      _src: {type: string}\n      heart-rate: {type: number}")  # fmt: skip
+    data, _ = parse_yaml(text, "x")
+    assert set(validate_config_data(data, published=True).events["workout_completed"].properties) >= {
+        "_src",
+        "heart-rate",
+    }
+    [issue] = issues_of_text(text)  # _src is a name CEL reads as event._src; heart-rate is not
+    assert issue.where == "events.workout_completed.properties.heart-rate"
+
+
+def test_a_duration_out_of_bounds_is_quoted_in_days_as_written(fitquest_text):
+    [issue] = issues_of_text(edit(fitquest_text, "default_locale: en\n", "default_locale: en\nlate_window: 35d\n"))
+    assert "(got 35d)" in issue.message

@@ -582,3 +582,14 @@ def test_award_expression_giving_infinity_warns_instead_of_crashing(make_config)
     assert statuses(outcome) == [("accepted", None), ("accepted", None)]
     assert outcome.results[0].awards == {} and outcome.results[0].warnings
     assert outcome.after.balances == {"xp": 5}
+
+
+def test_a_constant_award_above_the_bound_in_an_older_published_config_pays_nothing_and_says_so(fitquest_data):
+    from engage.config import validate_config_data
+
+    data = {**fitquest_data, "rules": [{**fitquest_data["rules"][1], "award": {"xp": 10**40}}]}
+    config = validate_config_data(data, published=True)  # as the Lambdas load it: publishing now refuses it
+
+    outcome = apply(config, [ev("app_opened")])
+
+    assert outcome.results[0].awards == {} and "more than one award may pay" in outcome.results[0].warnings[0]

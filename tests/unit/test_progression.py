@@ -311,3 +311,15 @@ def test_changing_a_streaks_period_starts_it_over_instead_of_never_extending_aga
 def _fitquest_streaks() -> list[dict]:
     data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
     return data["streaks"]
+
+
+def test_an_older_published_distinct_badge_keeps_a_thousand_values_at_most_in_the_user_item():
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    data["badges"] = [{"id": "collector", "name": "Collector", "criteria": {"distinct": {"event": "workout_completed",
+                       "property": "minutes"}, "gte": 5000}}]  # fmt: skip
+    cfg = validate_config_data(data, published=True)  # publishing refuses it now; an active one still loads
+    full = UserState("u", badges={"collector": {"value": 0, "tiers": 0, "seen": [f"{n:012x}" for n in range(1000)]}})
+
+    after = run(cfg, [workout(NOW, minutes=17)], state=full)
+
+    assert len(after.after.badges["collector"]["seen"]) == 1000

@@ -186,10 +186,17 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
         message = f"required field {path[-1]!r} is missing"
     elif "input" in error and kind not in {"value_error", "assertion_error"} and not isinstance(error["input"], dict):
         given = error["input"]  # as written in the file: 60d, not datetime.timedelta(days=60)
-        message = f"{message} (got {format_duration(given) if isinstance(given, timedelta) else repr(given)})"
+        message = f"{message} (got {_as_written(given)})"
     if "Fix:" not in message:
         message = f"{message}. Fix: {_FIXES.get(kind, _GENERAL_FIX)}"
     return Issue(path, message, _line_of(path, lines))
+
+
+def _as_written(value: Any) -> str:
+    """A value as the product owner wrote it: a duration of whole days as days (35d, not 5w)."""
+    if not isinstance(value, timedelta):
+        return repr(value)
+    return f"{value.days}d" if value == timedelta(days=value.days) else format_duration(value)
 
 
 __all__ = ["ConfigInvalid", "format_path", "load_config_file", "parse_config_text", "validate_config_data"]

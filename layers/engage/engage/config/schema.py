@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .expressions import CelExpr, Expr, compile_expression
-from .types import Duration, Identifier, Locale, LocalTime, TimeZoneName, format_duration
+from .types import Duration, Identifier, Locale, LocalTime, PropertyKey, TimeZoneName, format_duration
 
 
 class Strict(BaseModel):
@@ -55,7 +55,7 @@ class EventSpec(Strict):
     source: Literal["client", "server"] = Field(
         "client", description="client: sent by the app with the user's JWT; server: only from your backend"
     )
-    properties: dict[Identifier, PropertySpec] = {}  # names CEL can read: checked when published
+    properties: dict[PropertyKey, PropertySpec] = {}  # names CEL can read: checked when published
     description: str | None = None
 
 

@@ -68,5 +68,8 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{
 # An event property's name, in the config as in the API: CEL reads it as `event.<name>`, so no '-' or '.'.
 PROPERTY_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 PropertyName = Annotated[str, StringConstraints(pattern=PROPERTY_NAME)]
+# What a config's property keys may look like at all (the publish checks hold them to PROPERTY_NAME): broad
+# enough for every config ever published, so that a stricter check never stops an active one from loading.
+PropertyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
 # A BCP 47 tag as devices send it, extensions included (Android: ja-JP-u-ca-japanese, th-TH-u-nu-thai).
 Locale = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,10}$")]

@@ -14,7 +14,7 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from ..config.schema import Badge
+from ..config.schema import MAX_DISTINCT, Badge
 from .effects import EventContext, amount_of, credit, holds
 
 # A window keeps at most this many recent events: enough for any sensible "N events within T", and it
@@ -78,7 +78,7 @@ def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float
         return _in_window(ctx, criteria.within, progress, amount, distinct=criteria.distinct is not None)
     if criteria.distinct is not None:
         seen = progress.setdefault("seen", [])
-        if amount not in seen:
+        if amount not in seen and len(seen) < MAX_DISTINCT:  # a bound publishing enforces; kept for older configs
             seen.append(amount)
         return len(seen)
     progress["value"] = progress["value"] + amount

@@ -50,6 +50,9 @@ def amount_of(ctx: EventContext, amount: int | Expr, owner: str) -> int:
     An expression that fails (or gives no finite number) pays nothing and leaves a warning on the event.
     """
     if not isinstance(amount, Expr):
+        if amount > MAX_AWARD:  # only a config published before the bound was checked can hold one
+            ctx.result.warnings.append(f"{owner}: {amount} is more than one award may pay")
+            return 0
         return amount
     try:
         value = amount.evaluate(ctx.scope)

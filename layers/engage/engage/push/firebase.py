@@ -38,11 +38,13 @@ def firebase_app() -> Any:
     if _built is None or _built[0] != text:
         try:
             account = json.loads(text)
+            if not isinstance(account, dict):  # Certificate would read a string as a file path
+                raise ValueError("the FCM secret is not a service-account JSON object")
             certificate = credentials.Certificate(account)
-        except ValueError:
+        except (ValueError, TypeError):
             if _built is None:
                 raise
-            log.exception("the FCM secret holds no usable service account; still sending with the previous key")
+            log.error("the FCM secret holds no usable service account; still sending with the previous key")
             return _built[1]
         if _built is not None:
             firebase_admin.delete_app(_built[1])  # frees its name and its HTTP clients
