@@ -70,12 +70,14 @@ def run_demo(stack: LocalStack, session_path: str | Path, console: Console | Non
         summaries.append(me)
     _print_summary(console, summaries)
     stack.drain(delayed=False)  # ledger stream → notify → delivery queue → deliver → FCM emulator
-    deadline = time.monotonic() + 15  # a retried delivery (a delayed SQS message) may still be on its way
+    # A retried delivery (a delayed SQS message) may still be on its way, and every scripted user earns at
+    # least one message: wait for them (the background pollers keep delivering) rather than show a gap.
+    deadline = time.monotonic() + 15
     while True:
         for user, me in zip(session["users"], summaries, strict=True):
             me["inbox"] = _inbox(stack, user)
             me["phone"] = [record["message"] for record in stack.fcm.received_by(_phone_token(user["id"]))]
-        if all(_delivered(me) for me in summaries) or time.monotonic() > deadline:
+        if all(me["inbox"] and _delivered(me) for me in summaries) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     _print_notifications(console, summaries)
