@@ -118,8 +118,14 @@ class StreamPoller:
         return shard.iterator
 
     def _discover_shards(self) -> None:
-        for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]:
-            self._shards.setdefault(shard["ShardId"], _Shard())
+        start: dict[str, str] = {}
+        while True:  # DescribeStream pages its shards (100 at a time)
+            description = self._streams.describe_stream(StreamArn=self._arn, **start)["StreamDescription"]
+            for shard in description["Shards"]:
+                self._shards.setdefault(shard["ShardId"], _Shard())
+            if not description.get("LastEvaluatedShardId"):
+                return
+            start = {"ExclusiveStartShardId": description["LastEvaluatedShardId"]}
 
     def _deliver(self, records: list[dict[str, Any]]) -> int | None:
         """Invoke the function; the index of the first record it reported failed (0 if it crashed), or None."""
