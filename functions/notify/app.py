@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from engage.notify.jobs import DeferredRelease
 from engage.observability import logger, metrics
 from engage.services.notify import LedgerRow, Tally, handle_rows, release_deferred
-from engage.store.queues import dead_letter
+from engage.store.queues import dead_letter, deferred_dead_letter_queue
 
 
 @logger.inject_lambda_context
@@ -70,7 +70,7 @@ def _releases(event: dict) -> dict:
         except ValidationError as exc:  # retrying will not fix it: straight to the dead-letter queue, with why
             first = exc.errors()[0]
             reason = f"malformed deferred release: {first['loc']}: {first['msg']}"
-            dead_letter(record.body, reason, queue="deferred_dead_letter_queue_url")
+            dead_letter(record.body, reason, deferred_dead_letter_queue())
             continue
         by_user.setdefault(job.user_id, []).append((record.message_id, job))
     tally, failed = Tally(), []

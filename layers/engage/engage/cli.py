@@ -94,7 +94,6 @@ _TABLES = {
 _QUEUES = {
     "DELIVERY_QUEUE_URL": ("DeliveryQueue", "DeliveryQueueUrl"),
     "DEFERRED_QUEUE_URL": ("DeferredQueue", "DeferredQueueUrl"),
-    "DEAD_LETTER_QUEUE_URL": ("NotificationsDeadLetterQueue", "NotificationsDeadLetterQueueUrl"),
     "FAILED_BATCHES_QUEUE_URL": ("NotifyFailedBatchesQueue", "NotifyFailedBatchesQueueUrl"),
 }
 

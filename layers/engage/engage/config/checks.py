@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .expressions import Expr, ExpressionError
-from .schema import MAX_AWARD, MAX_DISTINCT, Badge, EngagementConfig, EventFilter, PropertyFilter, PropertySpec
+from .schema import (
+    MAX_AWARD,
+    MAX_DISTINCT,
+    Badge,
+    EngagementConfig,
+    EventFilter,
+    PropertyFilter,
+    PropertySpec,
+    fits_type,
+)
 from .types import PROPERTY_NAME
 
 # What each kind of expression can read (see docs/config.md).
@@ -151,18 +160,11 @@ def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
             (*path, "enum"), f"an enum of {prop.enum} fits no {prop.type} property. Fix: list its allowed values"
         )
         return
-    wrong = [value for value in prop.enum if not _of_type(value, prop.type)]
+    wrong = [value for value in prop.enum if not fits_type(value, prop.type)]
     if wrong:
         yield Issue(
             (*path, "enum"), f"enum values {wrong} are not of type {prop.type}. Fix: write them as {prop.type}s"
         )
-
-
-def _of_type(value: str | int | float, kind: str) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    return numeric and (kind == "number" or float(value).is_integer())
 
 
 def _distinct_bound(path: tuple, badge: Badge) -> Iterator[Issue]:

@@ -51,6 +51,16 @@ class PropertySpec(Strict):
         return self
 
 
+def fits_type(value: Any, kind: str) -> bool:
+    """Whether a value is of a property type: 12.0 is an integer, True is a boolean but not a number."""
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return numeric and (kind == "number" or isinstance(value, int) or value.is_integer())
+
+
 class EventSpec(Strict):
     source: Literal["client", "server"] = Field(
         "client", description="client: sent by the app with the user's JWT; server: only from your backend"

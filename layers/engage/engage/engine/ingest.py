@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..config.expressions import Scope, make_scope
-from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule
+from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
 from .badges import apply_badges
 from .effects import EventContext, amount_of, credit, holds, move_level
 from .leaderboards import update_boards
@@ -145,13 +145,7 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if numeric and isinstance(value, float) and not math.isfinite(value):
         return "is not a finite number"
-    valid_type = {
-        "string": isinstance(value, str),
-        "integer": numeric and (isinstance(value, int) or value.is_integer()),
-        "number": numeric,
-        "boolean": isinstance(value, bool),
-    }[prop.type]
-    if not valid_type:
+    if not fits_type(value, prop.type):
         return f"is not a {prop.type}"
     if prop.type == "integer" and not -(2**63) <= value < 2**63:  # CEL integers are 64-bit
         return "is outside the 64-bit integer range"

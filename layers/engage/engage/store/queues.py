@@ -72,13 +72,17 @@ def send(url: str, messages: Sequence[Outgoing]) -> None:
             raise SendFailed(f"SQS refused {len(failed)} of {len(chunk)} messages: {reasons}")
 
 
-def dead_letter(body: str, reason: str, queue: str = "dead_letter_queue_url") -> None:
+def deferred_dead_letter_queue() -> str:
+    return get_settings().required("deferred_dead_letter_queue_url")
+
+
+def dead_letter(body: str, reason: str, url: str | None = None) -> None:
     """Set a message aside for a person to look at, with why (the `reason` attribute): nothing is dropped.
 
-    `queue` names the setting of the dead-letter queue: each kind of message has its own, so that a redrive
-    sends it back to the one queue it came from (delivery jobs by default; held messages have theirs).
+    Each kind of message has its own dead-letter queue, so that a redrive sends it back to the one queue it
+    came from: delivery jobs by default, held messages to `deferred_dead_letter_queue()`.
     """
-    send(get_settings().required(queue), [Outgoing(body, attributes={"reason": reason})])
+    send(url or get_settings().required("dead_letter_queue_url"), [Outgoing(body, attributes={"reason": reason})])
 
 
 @dataclass(frozen=True)
