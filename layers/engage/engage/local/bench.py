@@ -44,7 +44,7 @@ TARGET_IMPORT_MS = 300.0
 # transaction's paths get hot later than a put's. Measured on 2026-11-23, a 1-event ingest took 7.6 ms after
 # 300 requests and 3.7 ms after 3,000, and a raw PutItem 1.2 ms then 0.9 ms: without this warm-up the numbers
 # describe the JIT, not the steady state a long-running DynamoDB is always in.
-WARM_UP = 1500
+WARM_UP = 3000  # at 1,500 a run could still land at 5.4× where a warmed one is at 4.2×
 
 
 def run_benchmarks(console: Console) -> str:
