@@ -560,6 +560,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pools expect
+    # Headers and body go out in two writes: with Nagle on, the body waits for the client's delayed ACK
+    # (about 40 ms) on every keep-alive request, which capped a 20-connection client at ~440 requests/s.
+    disable_nagle_algorithm = True
     timeout = 30  # an idle keep-alive connection's thread ends after this
     server: _Server
 
