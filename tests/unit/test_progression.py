@@ -248,15 +248,25 @@ def test_changing_a_quests_recurrence_starts_a_new_run():
     assert after.after.quests["q"]["steps"] == {"s": 1}
 
 
-def test_progress_of_a_badge_removed_from_the_config_is_dropped():
+def test_a_badge_or_quest_removed_and_restored_under_its_id_never_pays_twice():
     full = load_config_file(FITQUEST)
-    before = run(full, [workout(NOW - timedelta(hours=1), kind="yoga")])
-    assert "all-rounder" in before.after.badges
+    before = run(full, [workout(NOW - timedelta(hours=2), kind="yoga")])
+    assert {"first-workout", "all-rounder"} <= set(before.after.badges)
+    assert [f["quest"] for f in facts(before, "quest_completed")] == ["daily-goal"]
 
-    without = config(badges=[b for b in _fitquest_badges() if b["id"] != "all-rounder"])
-    after = run(without, [workout(NOW)], state=before.after)
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    without = config(
+        badges=[b for b in data["badges"] if b["id"] != "first-workout"],
+        quests=[q for q in data["quests"] if q["id"] != "daily-goal"],
+    )
+    removed = run(without, [workout(NOW - timedelta(hours=1))], state=before.after)
+    # a removed badge keeps only what it paid; its detail (window, digests) goes, to keep the item small
+    assert removed.after.badges["first-workout"] == {"value": 0, "tiers": 1, "counts": "retired"}
 
-    assert "all-rounder" not in after.after.badges and "first-workout" in after.after.badges
+    restored = run(full, [workout(NOW)], state=removed.after)
+    assert facts(restored, "badge_awarded") == []
+    assert "daily-goal" not in [f["quest"] for f in facts(restored, "quest_completed")]
+    assert restored.after.badges["first-workout"]["tiers"] == 1
 
 
 def test_distinct_values_are_kept_as_short_digests():

@@ -56,6 +56,12 @@ def badge_progress(badge: Badge, stored: dict[str, Any] | None) -> dict[str, Any
     return {**stored, "counts": counts}
 
 
+def retired_badge(stored: dict[str, Any]) -> dict[str, Any]:
+    """What the user item keeps of a badge the config no longer has: the tiers won, so that it never pays
+    twice if it comes back under its id. Its progress starts over then (no measure is called "retired")."""
+    return {"value": 0, "tiers": stored.get("tiers", 0), "counts": "retired"}
+
+
 def _measure(badge: Badge) -> str:
     criteria = badge.criteria
     kind = "count" if criteria.count is not None else "sum" if criteria.sum is not None else "distinct"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from ..config.expressions import Scope, make_scope
 from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
-from .badges import apply_badges
+from .badges import apply_badges, retired_badge
 from .effects import EventContext, amount_of, credit, holds, move_level
 from .leaderboards import update_boards
 from .model import Applied, Event, EventResult, Outcome, Profile, Source, UserState
@@ -70,7 +70,7 @@ def apply_batch(
     boards = []
     if applied:
         _prune_counters(config, after, now)
-        _forget_removed(config, after)
+        _compact_removed(config, after)
         gained: dict[str, int] = {}
         for result in results:
             for currency, amount in result.awards.items():
@@ -216,16 +216,15 @@ def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -
     state.counters = {key: n for key, n in state.counters.items() if _period_end(key.rsplit("|", 1)[1]) >= oldest}
 
 
-def _forget_removed(config: EngagementConfig, state: UserState) -> None:
-    """Drop progress of badges, streaks, quests and boards the config no longer has (keeps the item small)."""
-    for part, ids in (
-        (state.badges, {badge.id for badge in config.badges}),
-        (state.streaks, {streak.id for streak in config.streaks}),
-        (state.quests, {quest.id for quest in config.quests}),
-        (state.boards, {board.id for board in config.leaderboards}),
-    ):
-        for stale in set(part) - ids:
-            del part[stale]
+def _compact_removed(config: EngagementConfig, state: UserState) -> None:
+    """Shrink the progress of badges the config no longer has to the tiers won (keeps the item small).
+
+    Nothing is dropped outright: a badge, quest, streak or board that comes back under the same id must not
+    pay again what it already paid. Streaks, quests and boards keep their state, which is small and bounded.
+    """
+    current = {badge.id for badge in config.badges}
+    for badge_id in set(state.badges) - current:
+        state.badges[badge_id] = retired_badge(state.badges[badge_id])
 
 
 def _period_end(period: str) -> date:
