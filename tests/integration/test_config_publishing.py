@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import boto3
@@ -100,37 +103,58 @@ def test_versions_are_kept_newest_first():
     assert versions[0].version == config_store.read_active("fitquest").version
 
 
-def test_publish_finds_the_config_table_of_a_deployed_stage(monkeypatch, stack):
-    # moto stands in for CloudFormation here; DynamoDB Local is not involved.
+@contextmanager
+def deployed_stage(stack, parameters: dict[str, str] | None = None) -> Iterator[None]:
+    """A CloudFormation stack `engage-staging` in eu-west-1, from moto. moto patches botocore for the whole
+    process and the CLI rewrites the table settings, so the local stack's pollers are held until both are
+    undone."""
+    template = {
+        "Parameters": {name: {"Type": "String"} for name in parameters or {}},
+        "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"ConfigTableName": {"Value": "engage-staging-ConfigTable-ABC123"}},
+    }
+    with stack.paused(), mock_aws(), pytest.MonkeyPatch.context() as env:
+        for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):
+            env.setenv(written, os.environ[written])  # restored on the way out
+        env.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+        env.delenv("AWS_REGION")  # as on a developer's machine: the region comes from the profile
+        env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+            StackName="engage-staging",
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        )
+        yield
+
+
+def test_publish_finds_the_config_table_of_a_deployed_stage(stack):
     from engage.cli import _point_at_stage
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
-    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):  # restored after
-        monkeypatch.setenv(written, os.environ[written])
-    monkeypatch.delenv("AWS_REGION")  # as on a developer's machine: the region comes from the profile
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    # moto patches botocore for the whole process: the local stack's stream pollers must not poll meanwhile.
-    with stack.streams.paused(), mock_aws():
-        cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
-        cloudformation.create_stack(
-            StackName="engage-staging",
-            TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}, '
-            '"Outputs": {"ConfigTableName": {"Value": "engage-staging-ConfigTable-ABC123"}}}',
-        )
+    with deployed_stage(stack):
         _point_at_stage("staging", table=None, stack_name=None, app_id="fitquest")
         assert os.environ["CONFIG_TABLE"] == "engage-staging-ConfigTable-ABC123"
         assert os.environ["AWS_REGION"] == "eu-west-1"  # the store writes where the stack is
 
 
-def test_a_stage_without_a_stack_is_a_clear_error(monkeypatch, stack, capsys):
+def test_publish_refuses_a_config_for_another_app_than_the_stage_serves(stack, capsys):
     import typer
 
     from engage.cli import _point_at_stage
 
-    for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):  # restored after
-        monkeypatch.setenv(written, os.environ[written])
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with stack.streams.paused(), mock_aws(), pytest.raises(typer.Exit):
+    with deployed_stage(stack, {"AppId": "fitquest"}), pytest.raises(typer.Exit):
+        _point_at_stage("staging", table=None, stack_name=None, app_id="shop")
+    assert (
+        "this config is for app 'shop', but stage staging serves app 'fitquest': its Lambdas would never read it. "
+        "Fix: set `app: fitquest` in the file, or deploy the stage with AppId=shop"
+    ) in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_stage_without_a_stack_is_a_clear_error(stack, capsys):
+    import typer
+
+    from engage.cli import _point_at_stage
+
+    with deployed_stage(stack), pytest.raises(typer.Exit):
         _point_at_stage("nosuch", table=None, stack_name=None, app_id="fitquest")
     assert "there is no stack engage-nosuch in eu-west-1. Fix: deploy it" in capsys.readouterr().err
 

@@ -192,6 +192,18 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
         env.update(_deployed_stage(stack_name or f"engage-{stage}", stage))
     if table:
         env["CONFIG_TABLE"] = table
+    served = env.get("ENGAGE_APP_ID")
+    if app_id and served and served != app_id:
+        fix = (
+            "restart it with `engage local up --config FILE`"
+            if stage == "local"
+            else f"deploy the stage with AppId={app_id}"
+        )
+        errors.print(
+            f"this config is for app '{app_id}', but stage {stage} serves app '{served}': its Lambdas would never "
+            f"read it. Fix: set `app: {served}` in the file, or {fix}"
+        )
+        raise typer.Exit(1)
     if app_id:
         env["ENGAGE_APP_ID"] = app_id
     os.environ.update(env)
