@@ -15,6 +15,8 @@ from engage.local import tokens
 from engage.local.demo import http
 from engage.local.server import SERVER_KEY_HEADER
 
+from .conftest import assert_granted, recorded_aws_calls
+
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
@@ -41,6 +43,30 @@ def test_app_posts_events_and_reads_its_progress(stack, user):
     assert (me["timezone"], me["locale"]) == ("Europe/Berlin", "de-DE")
     assert me["currencies"]["xp"] == {"name": "Experience", "balance": 45, "earned": 45}
     assert me["level"]["number"] == 1 and me["level"]["to_next"] == 55
+
+
+def test_every_aws_call_ingest_and_the_read_api_make_is_granted_by_their_iam_policy(stack, user, monkeypatch):
+    """Least privilege, checked against what the code does (DynamoDB Local does not enforce IAM)."""
+    import engage.services.rank_estimates as rank_estimates
+
+    monkeypatch.setattr(rank_estimates, "_stats_cache", {})  # so the ingest reads a histogram, as a cold one does
+    auth = bearer(tokens.mint(user))
+    with stack.paused():  # only the HTTP server's calls are recorded
+        with recorded_aws_calls() as by_ingest:
+            status, answer = http("POST", f"{stack.api_url}/v1/events", {"events": [event(f"{user}-1")]}, auth)
+        assert status == 200 and answer["progress"]["leaderboards"]
+        with recorded_aws_calls() as by_api:
+            for method, path, body in (
+                ("GET", "/v1/me", None),
+                ("GET", "/v1/me/history", None),
+                ("GET", "/v1/leaderboards/weekly-xp?around=me", None),
+                ("PUT", "/v1/me/preferences", {"locale": "en-GB"}),
+                ("GET", "/v1/me/inbox", None),
+            ):
+                status, answer = http(method, f"{stack.api_url}{path}", body, auth)
+                assert status == 200, (path, answer)
+    assert_granted(stack, "IngestFunction", by_ingest)
+    assert_granted(stack, "ApiFunction", by_api)
 
 
 @pytest.mark.parametrize(

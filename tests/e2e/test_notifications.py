@@ -20,6 +20,8 @@ from engage.local import tokens
 from engage.local.demo import http
 from engage.store.models import DeviceItem
 
+from .conftest import assert_granted, recorded_aws_calls
+
 T = TypeVar("T")
 _events = itertools.count()
 
@@ -363,30 +365,8 @@ def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(s
     import json
 
     import boto3
-    import botocore.client
 
     from engage.store.models import LedgerItem
-
-    calls: set[tuple[str, str]] = set()
-    original = botocore.client.BaseClient._make_api_call
-
-    item_actions = {
-        "Put": "PutItem",
-        "Update": "UpdateItem",
-        "Delete": "DeleteItem",
-        "ConditionCheck": "ConditionCheckItem",
-    }
-
-    def recording(client, operation, params):
-        service = client.meta.service_model.service_name
-        if operation == "TransactWriteItems":  # IAM authorises each contained action on its table
-            for item in params["TransactItems"]:
-                ((kind, action),) = item.items()
-                calls.add((f"dynamodb:{item_actions[kind]}", action["TableName"]))
-            return original(client, operation, params)
-        resource = params.get("TableName") or params.get("QueueUrl") or next(iter(params.get("RequestItems", {})), "")
-        calls.add((f"{service}:{'SendMessage' if operation == 'SendMessageBatch' else operation}", resource))
-        return original(client, operation, params)
 
     phone = Phone(stack, user).register().no_quiet_hours_now()
     sqs = boto3.client("sqs", endpoint_url=stack.sqs.endpoint, region_name="us-east-1")
@@ -395,12 +375,8 @@ def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(s
         [row] = [item for item in LedgerItem.query(user) if item.facts]
         record = {"eventName": "INSERT", "eventSource": "aws:dynamodb",
                   "dynamodb": {"NewImage": row.serialize(), "SequenceNumber": "1"}}  # fmt: skip
-        botocore.client.BaseClient._make_api_call = recording
-        try:
+        with recorded_aws_calls() as by_notify:
             _invoke(stack, "NotifyFunction", {"Records": [record]})
-            by_notify = set(calls)
-        finally:
-            botocore.client.BaseClient._make_api_call = original
         queued = sqs.receive_message(QueueUrl=stack.queue_urls["DeliveryQueue"], MaxNumberOfMessages=10)
         jobs = [m for m in queued.get("Messages", []) if user in m["Body"]]
         for message in queued.get("Messages", []):
@@ -408,24 +384,11 @@ def test_every_aws_call_notify_and_deliver_make_is_granted_by_their_iam_policy(s
         records = [{"messageId": m["MessageId"], "receiptHandle": "r", "body": m["Body"], "eventSource": "aws:sqs",
                     "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for m in jobs]  # fmt: skip
         stack.fcm.unregister(phone.token)  # so deliver also removes a device
-        calls.clear()
-        botocore.client.BaseClient._make_api_call = recording
-        try:
+        with recorded_aws_calls() as by_deliver:
             _invoke(stack, "DeliverFunction", {"Records": records})
-            by_deliver = set(calls)
-        finally:
-            botocore.client.BaseClient._make_api_call = original
     assert jobs and json.loads(jobs[0]["Body"])["user_id"] == user
-
-    names = {**{name: logical for logical, name in stack.tables.items()},
-             **{url: logical for logical, url in stack.queue_urls.items()}}  # fmt: skip
-    from tests.unit.test_template import _grants
-
-    for function, made in (("NotifyFunction", by_notify), ("DeliverFunction", by_deliver)):
-        granted = _grants(stack.template.resources, function)
-        used = {(action, names.get(resource, resource)) for action, resource in made}
-        assert used, function
-        assert used <= granted, f"{function} calls what its policy does not allow: {sorted(used - granted)}"
+    assert_granted(stack, "NotifyFunction", by_notify)
+    assert_granted(stack, "DeliverFunction", by_deliver)
 
 
 def test_deferred_releases_report_failures_per_user_and_dead_letter_malformed_jobs(stack, user, monkeypatch):
