@@ -10,6 +10,8 @@ from engage.api.events import EventsRequest
 from engage.services.ingest import ingest_client_events
 from engage.store.models import LedgerItem
 
+from ..conftest import FITQUEST
+
 # A week of its own (2026-W30), so other tests' scores never mix in.
 MONDAY = datetime(2026, 7, 20, 9, 0, tzinfo=UTC)
 _n = itertools.count()
@@ -46,6 +48,49 @@ def test_users_passed_near_the_top_are_told_once(stack):
     # And draining again (the stream holds nothing new) tells nobody twice
     stack.streams.drain()
     assert len(rank_lost(grace)) == 1 and len(rank_lost(linus)) == 1
+
+
+def test_a_passer_who_scored_again_before_the_stream_was_read_is_counted_once_and_shown_by_name_only(stack):
+    week = datetime(2026, 9, 28, 9, 0, tzinfo=UTC)  # 2026-W40: nobody else's scores
+    prefix = f"ot{next(_n)}"
+    ada, grace, linus = f"{prefix}-ada", f"{prefix}-grace", f"{prefix}-linus"
+    earn(grace, 150, week, "Grace")  # 300 XP
+    earn(linus, 100, week + timedelta(minutes=1), "Linus")  # 200 XP
+    earn(ada, 50, week + timedelta(minutes=2), "Ada")  # 100 XP
+    stack.streams.drain()
+
+    # When Ada passes both, then scores again, before the stream is read
+    with stack.paused():
+        earn(ada, 150, week + timedelta(minutes=3), "Ada")  # 400 XP
+        earn(ada, 10, week + timedelta(minutes=4), "Ada")  # 420 XP
+    stack.streams.drain()
+
+    # Then Grace is second and Linus third: Ada's newer row is not someone else ahead of Ada
+    assert [f["new_rank"] for f in rank_lost(grace)] == [2]
+    assert [f["new_rank"] for f in rank_lost(linus)] == [3]
+    # and the fact's id, which the history shows, does not carry Ada's user id
+    assert ada not in rank_lost(grace)[0]["event_id"] and rank_lost(grace)[0]["passed_by"] == "Ada"
+
+
+def test_an_exact_count_stops_at_its_cap_and_a_lagging_histogram_never_ranks_above_it(stack, monkeypatch):
+    import engage.services.leaderboards as leaderboards
+    from engage.config import load_config_file
+    from engage.engine.leaderboards import rank_key
+    from engage.services.leaderboards import my_rank
+    from engage.store import leaderboards as store
+    from engage.store.models import LeaderboardItem
+
+    key = "weekly-xp#2026-W41"
+    for n in range(8):  # 8 users ahead, all in shard 0, and no histogram yet (the boards function lags)
+        LeaderboardItem(key, f"ahead-{n}", shard=f"{key}#0", rank_key=rank_key(100 + n, n, f"ahead-{n}"),
+                        score=100 + n, reached_ms=n, name=None).save()  # fmt: skip
+    me = store.BoardRow("me", None, 50, rank_key(50, 9, "me"))
+
+    assert store.count_ahead(key, 1, me.rank_key, cap=3) == (3, False)  # read no further than the cap
+    board = next(b for b in load_config_file(FITQUEST).leaderboards if b.id == "weekly-xp")
+    monkeypatch.setattr(leaderboards, "EXACT_COUNT_CAP", 3)
+    rank = my_rank(board, key, me, MONDAY, stats=store.BoardStats({}, 1))
+    assert (rank.rank, rank.exact) == (4, False)  # not first: at least the 3 counted are ahead
 
 
 def test_the_same_record_delivered_twice_writes_one_fact(stack):

@@ -62,13 +62,17 @@ def leaderboard(
 def my_rank(
     board: Leaderboard, key: str, me: store.BoardRow, now: datetime, stats: store.BoardStats | None = None
 ) -> RankOut:
-    """The user's rank, counted exactly near the top and estimated from the histogram below it."""
+    """The user's rank, counted exactly near the top and estimated from the histogram below it.
+
+    `me` may be an earlier row of the user than the stored one (a stream record): their own newer row is
+    then not counted as someone ahead."""
     stats = stats or store.stats(key, board.shards)
     estimated, total = estimate_ahead(stats.histogram, me.score)
     if estimated < EXACT_COUNT_CAP:
-        counted, complete = store.count_ahead(key, stats.shards, me.rank_key, EXACT_COUNT_CAP)
+        counted, complete = store.count_ahead(key, stats.shards, me.rank_key, EXACT_COUNT_CAP, excluding=me.user_id)
         if complete:
             return _rank(counted + 1, True, total, now, me.score)
+        estimated = max(estimated, counted)  # a lagging histogram must not place the user above users counted
     return _rank(round(estimated) + 1, False, total, now, me.score)
 
 

@@ -10,6 +10,7 @@ Kept out of the ingest, so an ingest costs one read and one transaction and neve
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,7 +75,9 @@ def _board(board_id: str) -> Leaderboard | None:
 def _tell(user_id: str, key: str, passer: store.BoardRow, new_rank: int, now: datetime) -> int:
     board, period = key.split("#", 1)
     reached = passer.rank_key.split("#")[1]
-    fact = {"type": "rank_lost", "event_id": f"rank_lost#{key}#{passer.user_id}#{reached}", "board": board,
+    # The passer appears by display name only: the id (shown in the history) carries a digest of their user id.
+    passer_digest = hashlib.sha256(passer.user_id.encode()).hexdigest()[:16]
+    fact = {"type": "rank_lost", "event_id": f"rank_lost#{key}#{passer_digest}#{reached}", "board": board,
             "period": period, "new_rank": new_rank, "passed_by": passer.name, "score": passer.score}  # fmt: skip
     row = LedgerItem(
         user_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import DoesNotExist
@@ -90,14 +91,39 @@ def find(board: str, user_id: str) -> BoardRow | None:
         return None
 
 
-def count_ahead(board: str, shards: int, key: str, cap: int) -> tuple[int, bool]:
-    """How many rows rank above `key`, counted exactly up to `cap` per shard; False once a shard hits the cap."""
+def count_ahead(board: str, shards: int, key: str, cap: int, excluding: str | None = None) -> tuple[int, bool]:
+    """How many rows rank above `key`, counted exactly up to `cap` per shard (reading no further); False once
+    a shard reaches the cap. `excluding`: a user left out of the count."""
     total, complete = 0, True
     for shard in _shards(board, shards):
-        ahead = LeaderboardItem.by_score.count(shard, LeaderboardItem.rank_key > key, limit=cap)
+        ahead = _count_above(shard, key, cap, excluding)
         total += ahead
         complete = complete and ahead < cap
     return total, complete
+
+
+def _count_above(shard: str, key: str, cap: int, excluding: str | None) -> int:
+    # PynamoDB's count() takes its limit as a page size and reads on to the shard's end: page here, and stop.
+    request: dict[str, Any] = {
+        "TableName": LeaderboardItem.Meta.table_name,
+        "IndexName": LeaderboardItem.by_score.Meta.index_name,
+        "Select": "COUNT",
+        "KeyConditionExpression": "#shard = :shard AND #rank > :key",
+        "ExpressionAttributeNames": {"#shard": "shard", "#rank": "rank_key"},
+        "ExpressionAttributeValues": {":shard": {"S": shard}, ":key": {"S": key}},
+        "Limit": cap,
+    }
+    if excluding is not None:
+        request["FilterExpression"] = "#user <> :user"
+        request["ExpressionAttributeNames"]["#user"] = "user_id"
+        request["ExpressionAttributeValues"][":user"] = {"S": excluding}
+    counted = 0
+    while True:
+        page = connection().dispatch("Query", request)
+        counted += int(page["Count"])
+        if counted >= cap or "LastEvaluatedKey" not in page:
+            return counted
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def neighbours(board: str, shards: int, key: str, k: int) -> tuple[list[BoardRow], list[BoardRow]]:
