@@ -27,13 +27,19 @@ def rank_lost(user: str) -> list[dict]:
     return [fact for row in LedgerItem.query(user) for fact in row.facts if fact["type"] == "rank_lost"]
 
 
-def test_users_passed_near_the_top_are_told_once(stack):
+def three_players(stack, week: datetime) -> tuple[str, str, str]:
+    """Ada, Grace and Linus with 100, 300 and 200 XP in `week`, their stream records handled."""
     prefix = f"ot{next(_n)}"
     ada, grace, linus = f"{prefix}-ada", f"{prefix}-grace", f"{prefix}-linus"
-    earn(grace, 150, MONDAY, "Grace")  # 300 XP
-    earn(linus, 100, MONDAY + timedelta(minutes=1), "Linus")  # 200 XP
-    earn(ada, 50, MONDAY + timedelta(minutes=2), "Ada")  # 100 XP
+    earn(grace, 150, week, "Grace")
+    earn(linus, 100, week + timedelta(minutes=1), "Linus")
+    earn(ada, 50, week + timedelta(minutes=2), "Ada")
     stack.streams.drain()
+    return ada, grace, linus
+
+
+def test_users_passed_near_the_top_are_told_once(stack):
+    ada, grace, linus = three_players(stack, MONDAY)
     assert rank_lost(grace) == [] and rank_lost(linus) == []
 
     # When Ada jumps to 400 XP, past Linus and Grace
@@ -52,12 +58,7 @@ def test_users_passed_near_the_top_are_told_once(stack):
 
 def test_a_passer_who_scored_again_before_the_stream_was_read_is_counted_once_and_shown_by_name_only(stack):
     week = datetime(2026, 9, 28, 9, 0, tzinfo=UTC)  # 2026-W40: nobody else's scores
-    prefix = f"ot{next(_n)}"
-    ada, grace, linus = f"{prefix}-ada", f"{prefix}-grace", f"{prefix}-linus"
-    earn(grace, 150, week, "Grace")  # 300 XP
-    earn(linus, 100, week + timedelta(minutes=1), "Linus")  # 200 XP
-    earn(ada, 50, week + timedelta(minutes=2), "Ada")  # 100 XP
-    stack.streams.drain()
+    ada, grace, linus = three_players(stack, week)
 
     # When Ada passes both, then scores again, before the stream is read
     with stack.paused():
