@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 
@@ -43,7 +44,9 @@ def test_a_device_needs_exactly_one_address_and_a_known_platform(stack, user):
     both = http("POST", url, {"device_id": "d", "platform": "ios", "fcm_token": TOKEN, "fid": "c" * 22}, headers)
     fax = http("POST", url, {"device_id": "d", "platform": "fax", "fid": "c" * 22}, headers)
 
-    assert neither[0] == both[0] == fax[0] == 422
+    misspelled = http("POST", url, {"device_id": "d", "platform": "android", "fcmToken": TOKEN}, headers)
+    assert neither[0] == both[0] == fax[0] == misspelled[0] == 422
+    assert TOKEN not in json.dumps(misspelled[1])  # a token under an unknown name is not echoed either
     assert "fcm_token or fid" in neither[1]["message"]
     assert http("POST", url, {"device_id": "d", "platform": "ios", "fid": "c" * 22}, headers)[1]["token_kind"] == "fid"
 

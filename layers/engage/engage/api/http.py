@@ -31,7 +31,9 @@ def make_resolver() -> APIGatewayHttpResolver:
             for err in errors
         ]
         summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return _error(422, "invalid_request", f"the request body is not valid: {summary}", details)
+        where = {err["loc"][0] for err in errors if err.get("loc")}
+        what = "request body" if where <= {"body"} else "query string" if where == {"query"} else "request"
+        return _error(422, "invalid_request", f"the {what} is not valid: {summary}", details)
 
     @app.exception_handler(ServiceError)
     def _service(exc: ServiceError) -> Response:
@@ -47,9 +49,10 @@ def make_resolver() -> APIGatewayHttpResolver:
 
 
 def _shown_value(error: dict[str, Any]) -> Any:
-    """The offending value, echoed to help the caller, except push tokens, which are never echoed or logged."""
+    """The offending value, echoed to help the caller, except push tokens, which are never echoed or logged.
+    An unknown field's value is not echoed either: it may be a token under a misspelled name (`fcmToken`)."""
     secret = {"fcm_token", "fid"}
-    if error.get("type") == "missing" or any(str(part) in secret for part in error.get("loc", ())):
+    if error.get("type") in ("missing", "extra_forbidden") or any(str(p) in secret for p in error.get("loc", ())):
         return None
     value = error.get("input")
     return {k: v for k, v in value.items() if k not in secret} if isinstance(value, dict) else value

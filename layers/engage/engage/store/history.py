@@ -61,7 +61,7 @@ def decode_cursor(cursor: str, user_id: str, attributes: tuple[str, ...]) -> dic
     DynamoDB would take them back) and belongs to `user_id`. A crafted cursor is a 400, never a 500."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: '[[[[…'
         raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none") from None
     well_formed = (
         isinstance(key, dict)
