@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ulid import ULID
@@ -65,3 +66,38 @@ def test_marking_a_message_that_is_not_yours_or_an_unknown_action(stack, user):
     assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/read", headers) == 404
     assert post(f"{stack.api_url}/v1/me/inbox/{theirs.message_id}/delete", headers) == 400
     assert post(f"{stack.api_url}/v1/me/inbox/{'x' * 2000}/read", headers) == 404
+
+
+def test_archived_messages_do_not_make_a_listing_cost_more_queries_and_expired_ones_are_not_shown(stack, user):
+    from engage.local.bench import count_dynamodb_calls
+    from engage.services.inbox import mark_message, my_inbox
+
+    live = message(9)
+    for n in range(30):  # archived ones, newer than the live one
+        archived = replace(message(0), message_id=str(ULID.from_datetime(datetime.now(UTC) - timedelta(seconds=n))))
+        store.add(user, archived)
+        mark_message({"sub": user}, archived.message_id, "archive")
+    store.add(user, replace(live, message_id=str(ULID.from_datetime(datetime.now(UTC) - timedelta(hours=1)))))
+    old = datetime.now(UTC) - timedelta(days=31)  # past its 30 days, but DynamoDB's TTL has not removed it yet
+    expired = replace(message(1), message_id=str(ULID.from_datetime(old)), created_at=old)
+    store.add(user, expired)
+
+    with stack.paused(), count_dynamodb_calls() as calls:
+        answer = my_inbox({"sub": user}, limit=1, cursor=None)
+    assert [m.title for m in answer.messages] == ["New badge 9"] and answer.unread == 1
+    assert calls.operations["Query"] <= 2  # the page and the unread count, not a query per archived message
+
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    assert post(f"{stack.api_url}/v1/me/inbox/{expired.message_id}/read", headers) == 404
+
+
+def test_reading_then_archiving_a_pushed_message_clears_it_from_the_tray_once(stack, user, monkeypatch):
+    import engage.services.inbox as inbox_service
+
+    cleared: list[str] = []
+    monkeypatch.setattr(inbox_service, "_clear_from_tray", lambda user_id, message_id, now: cleared.append(message_id))
+    pushed = message(0)
+    store.add(user, pushed)
+    for action in ("read", "read", "archive"):
+        inbox_service.mark_message({"sub": user}, pushed.message_id, action)
+    assert cleared == [pushed.message_id]

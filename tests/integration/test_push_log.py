@@ -50,7 +50,7 @@ def decide(user_id: str, prepared: list[Prepared], now: datetime) -> Tally:
 
 
 def pushed(user_id: str) -> list[str]:
-    messages, _ = inbox.page(user_id, 50, None)
+    messages, _ = inbox.page(user_id, 50, None, datetime.now(UTC))
     return [m.message_id for m in messages if m.push["decision"] == "push"]
 
 
@@ -80,8 +80,8 @@ def test_given_another_decision_pushes_between_read_and_write_then_this_one_deci
     assert pushed(user_id)[0] == second[0].candidate.message_id  # newest first: then yesterday's
     _, log = inbox.lookup(user_id, [])
     assert log.version == 2 and second[0].candidate.message_id in log.pushed
-    messages, _ = inbox.page(user_id, 50, None)  # the log row is not a message
-    assert len(messages) == 3 and inbox.unread_count(user_id) == 3
+    messages, _ = inbox.page(user_id, 50, None, datetime.now(UTC))  # the log row is not a message
+    assert len(messages) == 3 and inbox.unread_count(user_id, datetime.now(UTC)) == 3
     assert not inbox.mark_opened(user_id, inbox.PUSH_LOG, now)
 
 
@@ -230,7 +230,7 @@ def test_the_log_keeps_the_newest_pushes_within_its_window(user_id, now):
 def test_a_cursor_pointing_at_the_log_or_malformed_is_refused(user_id, message_id):
     cursor = encode_cursor({"user_id": {"S": user_id}, "message_id": message_id})
     with pytest.raises(inbox.BadCursor):
-        inbox.page(user_id, 10, cursor)
+        inbox.page(user_id, 10, cursor, datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
@@ -242,7 +242,7 @@ def test_a_cursor_pointing_at_the_log_or_malformed_is_refused(user_id, message_i
 def test_a_crafted_cursor_is_refused_before_it_reaches_dynamodb(user_id, crafted):
     cursor = encode_cursor({"user_id": {"S": user_id}, **crafted})
     with pytest.raises(inbox.BadCursor):
-        inbox.page(user_id, 10, cursor)
+        inbox.page(user_id, 10, cursor, datetime.now(UTC))
 
 
 def test_an_open_naming_no_message_id_changes_nothing_and_does_not_fail(user_id):

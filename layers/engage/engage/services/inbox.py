@@ -16,15 +16,15 @@ ACTIONS = ("read", "unread", "archive")
 CLEAR_VALID_FOR = timedelta(days=1)
 
 
-def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None) -> InboxResponse:
-    user_id = signed_in_user(claims)
+def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None, now: datetime | None = None) -> InboxResponse:
+    user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     try:
-        messages, next_cursor = store.page(user_id, limit, cursor)
+        messages, next_cursor = store.page(user_id, limit, cursor, now)
     except store.BadCursor as exc:
         raise InvalidInput(str(exc)) from None
     return InboxResponse(
         messages=[_out(message) for message in messages],
-        unread=store.unread_count(user_id) if cursor is None else None,  # counted once, on the first page
+        unread=store.unread_count(user_id, now) if cursor is None else None,  # counted once, on the first page
         next_cursor=next_cursor,
     )
 
@@ -36,10 +36,10 @@ def mark_message(claims: Mapping[str, Any], message_id: str, action: str, now: d
         raise NotFound(f"no message {message_id[:40]!r} in this inbox")
     user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     try:
-        message = store.mark(user_id, message_id, action, now)
+        message, first_seen = store.mark(user_id, message_id, action, now)
     except store.MessageNotFound:
         raise NotFound(f"no message {message_id!r} in this inbox (it may have expired)") from None
-    if action in ("read", "archive") and message.push.get("decision") == "push":
+    if first_seen and message.push.get("decision") == "push":  # read, then archived: one clear is enough
         _clear_from_tray(user_id, message_id, now)
 
 

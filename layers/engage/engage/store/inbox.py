@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
@@ -28,6 +29,7 @@ from .writes import written
 _MESSAGE_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 # How long a message stays in the inbox (its TTL).
 RETENTION = timedelta(days=30)
+READ_PAGE = 100  # rows DynamoDB reads per query page of an inbox listing
 # The push log's key: no message id takes it, and it sorts after every ULID (so message queries stop before it).
 PUSH_LOG = "~push-log"
 # The most pushes the log keeps (the newest): more than any sensible weekly cap, and a bounded row without caps.
@@ -80,17 +82,20 @@ def add(user_id: str, message: Message) -> bool:
     return written(lambda: item.save(condition=_IS_NEW))
 
 
-def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
-    """Up to `limit` messages not archived, newest first, and the cursor of the next page."""
+def page(user_id: str, limit: int, cursor: str | None, now: datetime) -> tuple[list[Message], str | None]:
+    """Up to `limit` messages not archived nor expired, newest first, and the cursor of the next page."""
     start = decode_cursor(cursor, user_id, ("user_id", "message_id")) if cursor else None
     if start is not None and not is_message_id(start["message_id"]["S"]):  # e.g. the push log's key
         raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none")
     items = InboxItem.query(
         user_id,
         InboxItem.message_id < PUSH_LOG,
-        filter_condition=InboxItem.archived_at.does_not_exist(),
+        filter_condition=InboxItem.archived_at.does_not_exist() & _live(now),
         scan_index_forward=False,
         limit=limit,
+        # DynamoDB applies a page's Limit before the filter: pages of `limit` would take a query per few
+        # archived messages. PynamoDB stops at `limit` messages and gives the cursor of the last one.
+        page_size=READ_PAGE,
         last_evaluated_key=start,
     )
     messages = [_message(item) for item in items]
@@ -98,28 +103,39 @@ def page(user_id: str, limit: int, cursor: str | None) -> tuple[list[Message], s
     return messages, encode_cursor(last) if last else None
 
 
-def unread_count(user_id: str) -> int:
-    """Messages neither read nor archived (a count query over the user's inbox, bounded by its retention)."""
+def unread_count(user_id: str, now: datetime) -> int:
+    """Messages neither read nor archived nor expired (a count query over the user's inbox, bounded by its
+    retention)."""
     return InboxItem.count(
         user_id,
         InboxItem.message_id < PUSH_LOG,
-        filter_condition=InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist(),
+        filter_condition=InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist() & _live(now),
     )
 
 
-def mark(user_id: str, message_id: str, action: str, now: datetime) -> Message:
-    """read | unread | archive, returning the message as it is now; MessageNotFound if the user has none such."""
+def _live(now: datetime) -> Condition:
+    # DynamoDB's TTL deletes expired rows within days, not at once: until then they are not shown.
+    return InboxItem.expires_at > now
+
+
+def mark(user_id: str, message_id: str, action: str, now: datetime) -> tuple[Message, bool]:
+    """read | unread | archive: the message as it is now, and whether this made an unseen message seen (read
+    or archived when it was neither). MessageNotFound if the user has no such message, or it expired."""
     changes: dict[str, Action] = {
         "read": InboxItem.read_at.set(now),
         "unread": InboxItem.read_at.remove(),
         "archive": InboxItem.archived_at.set(now),
     }
-    item = InboxItem(user_id, message_id)
-    if not is_message_id(message_id) or not written(
-        lambda: item.update(actions=[changes[action]], condition=InboxItem.message_id.exists())
-    ):
+    if not is_message_id(message_id):
         raise MessageNotFound(message_id)
-    return _message(item)
+    item = InboxItem(user_id, message_id)
+    exists = InboxItem.message_id.exists() & _live(now)
+    unseen = InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist()
+    if action != "unread" and written(lambda: item.update(actions=[changes[action]], condition=exists & unseen)):
+        return _message(item), True
+    if not written(lambda: item.update(actions=[changes[action]], condition=exists)):
+        raise MessageNotFound(message_id)
+    return _message(item), False
 
 
 def get(user_id: str, message_id: str) -> Message | None:
