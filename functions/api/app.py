@@ -1,6 +1,7 @@
 """Lambda `api`: the app's reads (me, history, leaderboards, inbox), its devices and the user's preferences."""
 
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -63,7 +64,7 @@ def add_device(body: DeviceIn) -> DeviceOut:
 
 @app.delete("/v1/me/devices/<device_id>")
 def delete_device(device_id: str) -> Response[None]:
-    remove_device(jwt_claims(app), device_id)
+    remove_device(jwt_claims(app), unquote(device_id))  # path parameters arrive percent-encoded
     metrics.add_metric(name="DeviceRemoved", unit="Count", value=1)
     return Response(status_code=204, body=None)
 
@@ -91,7 +92,7 @@ def inbox(
 
 @app.post("/v1/me/inbox/<message_id>/<action>")
 def mark(message_id: str, action: str) -> Response[None]:
-    mark_message(jwt_claims(app), message_id, action)
+    mark_message(jwt_claims(app), unquote(message_id), action)
     metrics.add_metric(name="InboxMarked", unit="Count", value=1)
     return Response(status_code=204, body=None)
 

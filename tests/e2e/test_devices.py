@@ -16,19 +16,20 @@ TOKEN = "dGVzdC10b2tlbi0x:APA91b" + "x" * 140  # the shape of an FCM registratio
 
 def test_a_device_is_registered_refreshed_and_removed(stack, user):
     headers = {"authorization": f"Bearer {tokens.mint(user)}"}
-    body = {"device_id": "pixel-8", "fcm_token": TOKEN, "platform": "android", "app_version": "2.3.0",
+    body = {"device_id": "pixel:8", "fcm_token": TOKEN, "platform": "android", "app_version": "2.3.0",
             "locale": "de-DE", "timezone": "Europe/Berlin"}  # fmt: skip
 
     status, first = http("POST", f"{stack.api_url}/v1/me/devices", body, headers)
     _, again = http("POST", f"{stack.api_url}/v1/me/devices", {**body, "app_version": "2.4.0"}, headers)
 
     assert status == 200 and first["token_kind"] == "fcm_token"
-    item = DeviceItem.get(user, "pixel-8")
+    item = DeviceItem.get(user, "pixel:8")
     assert item.app_version == "2.4.0" and item.token_hash == token_hash(TOKEN)
     assert again["refreshed_at"] >= first["refreshed_at"]
     assert item.created_at.isoformat().startswith(first["refreshed_at"][:19])  # the first registration is kept
 
-    request = urllib.request.Request(f"{stack.api_url}/v1/me/devices/pixel-8", method="DELETE", headers=headers)
+    # as encodeURIComponent("pixel:8") puts it in the path
+    request = urllib.request.Request(f"{stack.api_url}/v1/me/devices/pixel%3A8", method="DELETE", headers=headers)
     with urllib.request.urlopen(request) as answer:
         assert answer.status == 204
     assert DeviceItem.count(user) == 0

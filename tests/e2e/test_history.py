@@ -49,12 +49,14 @@ def test_a_cursor_that_is_not_ours_is_a_clear_400(stack, user):
     half_key = http("GET", f"{stack.api_url}/v1/me/history?cursor={crafted}", headers=headers)
     stolen = http("GET", f"{stack.api_url}/v1/me/history?cursor={theirs['next_cursor']}", headers=headers)
     too_many = http("GET", f"{stack.api_url}/v1/me/history?limit=1000", headers=headers)
+    twice = http("GET", f"{stack.api_url}/v1/me/history?limit=5&limit=10", headers=headers)  # AWS passes "5,10"
     nested = http("GET", f"{stack.api_url}/v1/me/history?cursor={_nested()}", headers=headers)
 
     assert garbage[0] == 400 and "cursor" in garbage[1]["message"]
     assert half_key[0] == 400  # refused before DynamoDB could answer with a ValidationException (a 500)
     assert theirs["next_cursor"] and stolen[0] == 400
     assert too_many[0] == 422 and too_many[1]["message"].startswith("the query string is not valid: query.limit")
+    assert twice[0] == 422
     assert nested[0] == 400  # JSON too deep to parse: a RecursionError was a 500
 
 

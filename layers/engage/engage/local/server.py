@@ -235,7 +235,9 @@ def http_api_event(
         text_body, encoded = (body.decode("utf-8"), False) if body else (None, False)
     except UnicodeDecodeError:
         text_body, encoded = base64.b64encode(body).decode(), True
-    query_params = dict(parse_qsl(query, keep_blank_values=True))
+    query_params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):  # API Gateway joins repeated ones with commas
+        query_params[name] = f"{query_params[name]},{value}" if name in query_params else value
     return {
         "version": "2.0",
         "routeKey": route.route_key,
