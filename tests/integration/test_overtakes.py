@@ -117,6 +117,18 @@ def test_the_same_record_delivered_twice_writes_one_fact(stack):
     assert [f["new_rank"] for f in rank_lost(victim["user_id"])] == [2]
 
 
+def test_a_histogram_move_handled_again_counts_once(stack):
+    from engage.store import leaderboards as store
+
+    board = f"moves-{next(_n)}#2026-W42"
+    first = store.move_in_histogram(board, 0, None, 7, None, move_id="user-a@300")
+    again = store.move_in_histogram(board, 0, None, 7, None, move_id="user-a@300")  # a retried batch
+    other = store.move_in_histogram(board, 0, 7, 9, None, move_id="user-a@450")  # the user's next score
+
+    assert (first, again, other) == (True, False, True)
+    assert store.stats(board, 1).histogram == {9: 1}
+
+
 def test_far_below_the_top_nobody_is_told(stack, monkeypatch):
     monkeypatch.setattr(overtakes, "RANK_LOST_TOP", 1)  # as if everyone here were ranked below the top
     prefix = f"ot{next(_n)}"
@@ -165,3 +177,22 @@ def test_a_failing_record_and_those_after_it_are_retried_unhandled(stack, monkey
 
     assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ["1", "2"]
     assert handled == ["first"]
+
+
+def test_records_left_when_time_runs_short_are_handed_back_unhandled(stack, monkeypatch):
+    import sys
+    import time
+
+    from engage.local.server import HandlerPool, LambdaContext
+
+    handled = []
+    pool = HandlerPool(stack.template.functions["BoardsFunction"])
+    pool.invoke({"Records": []}, LambdaContext("BoardsFunction", "load"))  # loads the handler module
+    for name, module in list(sys.modules.items()):
+        if name.startswith("engage_local_BoardsFunction"):
+            monkeypatch.setattr(module, "score_changed", lambda old, new: handled.append(new["user_id"]) or 0)
+    records = [{"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "1", "NewImage": {"user_id": {"S": "a"}}}}]
+
+    answer = pool.invoke({"Records": records}, LambdaContext("BoardsFunction", "t", deadline=time.monotonic() + 1))
+
+    assert answer["batchItemFailures"] == [{"itemIdentifier": "1"}] and handled == []

@@ -105,6 +105,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         ("dynamodb:UpdateItem", "LeaderboardsTable"),
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),
         ("dynamodb:PutItem", "LedgerTable"),  # rank_lost facts
+        ("dynamodb:PutItem", "IdempotencyTable"),  # a marker per histogram move
         ("dynamodb:GetItem", "ConfigTable"),
         ("sqs:SendMessage", "BoardsFailedBatchesQueue"),
         *_reads_stream("LeaderboardsTable"),

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,7 +46,8 @@ class LambdaContext:
     aws_request_id: str
     memory_limit_in_mb: int = 512
     function_version: str = "$LATEST"
-    deadline: float = 0.0
+    # time.monotonic() when the invocation would time out: by default the template's Globals Timeout from now
+    deadline: float = field(default_factory=lambda: time.monotonic() + 10)
 
     @property
     def invoked_function_arn(self) -> str:

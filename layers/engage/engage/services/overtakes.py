@@ -3,9 +3,8 @@
 Kept out of the ingest, so an ingest costs one read and one transaction and never contends on shared items:
 - rank_lost facts: when a score rises past others near the top, each of them is told. Each fact is a
   conditional put to the passed user's ledger, keyed by who passed them and when: written once.
-- the score histogram of the user's shard, which estimated ranks and percentiles are read from. It is moved
-  last, so a record that fails before is retried without having counted (a crash right after the move could
-  count it twice: the histogram is an estimate, and ranks near the top are counted exactly from the rows).
+- the score histogram of the user's shard, which estimated ranks and percentiles are read from. Each record
+  moves it once: a marker is written with the move (a retried batch brings records already handled).
 """
 
 from __future__ import annotations
@@ -39,7 +38,8 @@ def score_changed(old: dict[str, Any] | None, new: dict[str, Any] | None, now: d
     old_bucket = bucket_of(int(old["score"])) if old and "rank_key" in old else None
     expires = new.get("expires_at")
     expires_at = datetime.fromtimestamp(int(expires), UTC) if expires else None
-    store.move_in_histogram(str(new["board"]), shard, old_bucket, bucket_of(int(new["score"])), expires_at)
+    move = str(new["rank_key"])  # the score change this record is about: a user, a score, when reached
+    store.move_in_histogram(str(new["board"]), shard, old_bucket, bucket_of(int(new["score"])), expires_at, move)
     return written
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import heapq
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute
-from pynamodb.exceptions import DoesNotExist
-from pynamodb.expressions.operand import Path, Value
-from pynamodb.expressions.update import Action
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
+from ..settings import get_settings
 from .models import HistogramItem, LeaderboardItem, connection
+
+# A stream record is retried within the stream's 24 hours: its histogram move is remembered for two days.
+MOVE_MARKER_SECONDS = 2 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -61,17 +63,45 @@ def stats(board: str, configured_shards: int) -> BoardStats:
 
 
 def move_in_histogram(
-    board: str, shard: int, old_bucket: int | None, new_bucket: int, expires_at: datetime | None
-) -> None:
-    """Count a user's score in its new bucket (and out of the old one): one atomic UpdateItem."""
+    board: str, shard: int, old_bucket: int | None, new_bucket: int, expires_at: datetime | None, move_id: str
+) -> bool:
+    """Count a user's score in its new bucket (and out of the old one), once per `move_id`: a marker in the
+    idempotency table is written in the same transaction, so a stream record handled again (Lambda retries a
+    whole batch after a timeout or a crash) moves nothing. False if there was nothing (more) to move."""
     if old_bucket == new_bucket:
-        return
-    actions: list[Action] = [Path(f"b{new_bucket}").add(Value(1, attribute=NumberAttribute()))]
-    if expires_at is not None:  # histograms expire with the rows of their period
-        actions.append(Path("expires_at").set(Value(int(expires_at.timestamp()), attribute=NumberAttribute())))
+        return False
+    names, values = {"#new": f"b{new_bucket}"}, {":one": {"N": "1"}}
+    expression = "ADD #new :one"
     if old_bucket is not None:
-        actions.append(Path(f"b{old_bucket}").add(Value(-1, attribute=NumberAttribute())))
-    HistogramItem(f"{board}#histogram", str(shard)).update(actions=actions)
+        names["#old"], values[":minus"] = f"b{old_bucket}", {"N": "-1"}
+        expression += ", #old :minus"
+    if expires_at is not None:  # histograms expire with the rows of their period
+        names["#expires"], values[":expires"] = "expires_at", {"N": str(int(expires_at.timestamp()))}
+        expression += " SET #expires = :expires"
+    marker = {
+        "id": {"S": f"histogram-move#{board}#{move_id}"},
+        "expiration": {"N": str(int(time.time() + MOVE_MARKER_SECONDS))},
+    }
+    claim = {
+        "TableName": get_settings().required("idempotency_table"),
+        "Item": marker,
+        "ConditionExpression": "attribute_not_exists(id)",
+    }
+    histogram = {
+        "TableName": HistogramItem.Meta.table_name,
+        "Key": {"board": {"S": f"{board}#histogram"}, "user_id": {"S": str(shard)}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    try:
+        connection().transact_write_items([], [], put_items=[claim], update_items=[histogram])  # claim first
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons or []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return False  # moved when this record was handled before
+        raise
+    return True
 
 
 def top(board: str, shards: int, limit: int) -> list[BoardRow]:
