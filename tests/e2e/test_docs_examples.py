@@ -68,3 +68,5 @@ def test_readme_server_and_me_examples_round_trip(stack):
     assert posted[0] == 200 and posted[1]["accepted"] == 1
     assert me_status == 200
     _same_shape(me, ME_RESPONSE)
+    counted = next(badge["value"] for badge in me["badges"] if badge["id"] == "first-workout")
+    assert type(counted) is int  # as the README shows it (1, not 1.0): typed SDKs read it as an integer

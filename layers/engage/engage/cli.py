@@ -157,8 +157,8 @@ def notify_replay(
     stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
     stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
 ) -> None:
-    """Replay the ledger-stream batches notify gave up on (their failure records in the notifications
-    dead-letter queue), within the stream's 24 hours. Safe to run again: no message is stored or pushed twice."""
+    """Replay the ledger-stream batches notify gave up on (their failure records in NotifyFailedBatchesQueue),
+    within the stream's 24 hours. Safe to run again: no message is stored or pushed twice."""
     _point_at_stage(stage, None, stack_name, app_id=None)
     import boto3
 

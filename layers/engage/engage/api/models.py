@@ -36,7 +36,7 @@ class BadgeOut(BaseModel):
     tier: str | None = Field(None, description="the highest tier earned, for tiered badges")
     tiers_earned: int
     tiers_total: int
-    value: float = Field(description="progress so far: count, sum or distinct values")
+    value: int | float = Field(description="progress so far: count, sum or distinct values")
     next_goal: int | None = Field(None, description="value at which the next tier (or the badge) is earned")
     next_tier: str | None = None
     secret: bool
@@ -55,7 +55,7 @@ class StreakOut(BaseModel):
 
 class QuestStepOut(BaseModel):
     id: str
-    value: float
+    value: int | float
     goal: int
     done: bool
 

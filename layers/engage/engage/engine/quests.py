@@ -75,7 +75,9 @@ def _advance_steps(ctx: EventContext, quest: Quest, progress: dict[str, Any], mo
         progress["started"] = progress["started"] or moment
         advanced = True
         if before < step.gte <= before + amount:
-            ctx.fact("quest_step_completed", quest=quest.id, step=step.id, instance=progress["instance"])
+            ctx.fact(
+                "quest_step_completed", quest=quest.id, step=step.id, name=quest.name, instance=progress["instance"]
+            )
     if advanced and all(progress["steps"].get(step.id, 0) >= step.gte for step in quest.steps):
         progress["state"] = "completed"
         ctx.fact("quest_completed", quest=quest.id, name=quest.name, instance=progress["instance"])
