@@ -277,3 +277,30 @@ def test_an_environment_variable_means_the_same_in_every_function(template):
         for name, value in function.environment.items():
             values.setdefault(name, set()).add(repr(value))
     assert {name: seen for name, seen in values.items() if len(seen) > 1} == {}
+
+
+def test_the_samconfig_placeholders_are_refused_by_the_templates_parameter_patterns():
+    """A first deploy that forgot to fill them in fails at once, naming the fix, instead of a stack that
+    answers every app with 401 and dead-letters every push."""
+    import re
+    import tomllib
+
+    import yaml
+
+    from engage.local.template import _CfnLoader
+
+    parameters = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Parameters"]
+    config = tomllib.loads((TEMPLATE.parent / "infra" / "samconfig.toml").read_text())
+    for stage, sections in config.items():
+        if stage == "version":
+            continue
+        overrides = dict(pair.split("=", 1) for pair in sections["deploy"]["parameters"]["parameter_overrides"].split())
+        for name in ("JwtAudience", "FcmCredentialsSecretArn"):
+            pattern = parameters[name]["AllowedPattern"]
+            assert not re.fullmatch(pattern, overrides[name]), (stage, name)
+    examples = {
+        "JwtAudience": "fitquest-prod",
+        "FcmCredentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:210987654321:secret:engage/fcm",
+    }
+    for name, value in examples.items():
+        assert re.fullmatch(parameters[name]["AllowedPattern"], value)
