@@ -14,6 +14,8 @@ from engage.config.checks import Issue
 from engage.config.loader import parse_yaml
 from engage.config.types import format_duration, parse_duration
 
+from .conftest import FITQUEST_PATH, REPO_ROOT
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -649,3 +651,15 @@ def test_property_names_any_published_config_had_still_load_and_the_publish_chec
 def test_a_duration_out_of_bounds_is_quoted_in_days_as_written(fitquest_text):
     [issue] = issues_of_text(edit(fitquest_text, "default_locale: en\n", "default_locale: en\nlate_window: 35d\n"))
     assert "(got 35d)" in issue.message
+
+
+def test_the_examples_in_the_gamification_guide_validate():
+    """Each YAML block of docs/gamification.md, put in place of its section of the FitQuest config."""
+    import re
+
+    guide = (REPO_ROOT / "docs" / "gamification.md").read_text()
+    for block in re.findall(r"```yaml\n(.*?)```", guide, re.S):
+        data, _ = parse_yaml(FITQUEST_PATH.read_text(), "fitquest")
+        section, _ = parse_yaml(block, "docs/gamification.md")
+        data.update(section)
+        validate_config_data(data)  # raises ConfigInvalid naming the field
