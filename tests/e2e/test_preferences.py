@@ -46,11 +46,13 @@ def test_wrong_preferences_get_a_clear_error(stack, user):
     greedy = http("PUT", url, {"weekly_budget": 99}, headers)
     bad_time = http("PUT", url, {"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers)
     forever = http("PUT", url, {"paused_until": "9999-12-31T23:00:00-05:00"}, headers)  # past 9999 in UTC
+    typo = http("PUT", url, {"quiet_hour": {"start": "22:00", "end": "07:00"}}, headers)
 
     assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
     assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
     assert bad_time[0] == 422
     assert forever[0] == 422 and "paused_until" in str(forever[1]) and "Fix:" in str(forever[1])
+    assert typo[0] == 422 and "quiet_hour: unknown field. Fix: remove it or check its spelling" in typo[1]["message"]
     assert http("GET", url, headers=headers)[1]["paused_until"] is None  # nothing was stored
 
 

@@ -155,8 +155,12 @@ def test_a_stage_without_a_stack_is_a_clear_error(stack, capsys):
     from engage.cli import _point_at_stage
 
     with deployed_stage(stack), pytest.raises(typer.Exit):
-        _point_at_stage("nosuch", table=None, stack_name=None, app_id="fitquest")
-    assert "there is no stack engage-nosuch in eu-west-1. Fix: deploy it" in capsys.readouterr().err
+        _point_at_stage("prod", table=None, stack_name=None, app_id="fitquest")
+    assert "there is no stack engage-prod in eu-west-1. Fix: deploy it" in capsys.readouterr().err
+
+    with pytest.raises(typer.Exit):  # a typo never reaches AWS
+        _point_at_stage("locl", table=None, stack_name=None, app_id="fitquest")
+    assert "there is no stage 'locl'. Fix: use local" in capsys.readouterr().err
 
 
 def test_a_local_stack_that_died_is_forgotten_with_a_clear_error(monkeypatch, tmp_path, capsys):

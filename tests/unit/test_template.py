@@ -304,3 +304,13 @@ def test_the_samconfig_placeholders_are_refused_by_the_templates_parameter_patte
     }
     for name, value in examples.items():
         assert re.fullmatch(parameters[name]["AllowedPattern"], value)
+
+
+def test_the_cli_knows_the_stages_the_template_allows():
+    import yaml
+
+    from engage.cli import STAGES
+    from engage.local.template import _CfnLoader
+
+    parameters = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Parameters"]
+    assert ["local", *parameters["Stage"]["AllowedValues"]] == list(STAGES)

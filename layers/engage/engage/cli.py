@@ -82,6 +82,7 @@ def config_schema() -> None:
 
 
 # Environment variable ← the local stack's logical table id, and ← the deployed stack's output.
+STAGES = ("local", "dev", "staging", "prod")  # the deployed ones: template.yaml's Stage parameter
 _TABLES = {
     "USERS_TABLE": ("UsersTable", "UsersTableName"),
     "LEDGER_TABLE": ("LedgerTable", "LedgerTableName"),
@@ -181,6 +182,12 @@ def _point_at_stage(stage: str, table: str | None, stack_name: str | None, app_i
     `table` names the config table directly: for a deployed stage the stack is then not looked up, and with
     `local` it may live in a DynamoDB that AWS_ENDPOINT_URL_DYNAMODB names instead of the local stack's.
     """
+    if stage not in STAGES:
+        errors.print(
+            f"there is no stage {stage!r}. Fix: use local (the running local stack) or a deployed stage: "
+            + ", ".join(s for s in STAGES if s != "local")
+        )
+        raise typer.Exit(1)
     env = {name: "unused" for name in _TABLES}
     if stage == "local" and table and os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         pass  # the caller's own DynamoDB (tests, a DynamoDB Local of their own), never AWS by accident
@@ -316,6 +323,7 @@ def local_up(
     console.print(f'  app route:  curl -H "authorization: Bearer $TOKEN" {running.api_url}/v1/me')
     console.print(f"  server key: x-engage-server-key: {running.server_key}")
     console.print(f"  functions' logs and metrics: {local_stack.function_log()}")
+    console.print(f"  in memory: a restart starts afresh with {config} (--config FILE for yours); Ctrl-C stops it")
     stop = threading.Event()
     for ending in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal too: stop the children, remove the state
         signal.signal(ending, lambda *_: stop.set())
@@ -325,13 +333,14 @@ def local_up(
         pass
     finally:
         running.stop()
+        console.print("local stack stopped")
 
 
 @local_app.command("token")
 def local_token(
     user: str,
     name: Annotated[str | None, typer.Option(help="display name (the JWT 'name' claim)")] = None,
-    ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
+    ttl: Annotated[int, typer.Option(min=1, help="seconds until it expires")] = 3600,
 ) -> None:
     """Print a JWT for USER that the local stack accepts (like a Firebase ID token)."""
     from .local import tokens

@@ -25,7 +25,7 @@ def make_resolver() -> APIGatewayHttpResolver:
         details = [
             ErrorDetail(
                 field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",
-                message=str(err.get("msg", "")),
+                message=_message(err),
                 value=_shown_value(err),
             )
             for err in errors
@@ -46,6 +46,15 @@ def make_resolver() -> APIGatewayHttpResolver:
         return _error(500, "internal", "something went wrong on our side; retrying the request is safe")
 
     return app
+
+
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message, with the fix where pydantic's wording gives none."""
+    if error.get("type") == "extra_forbidden":
+        return "unknown field. Fix: remove it or check its spelling"
+    if error.get("type") == "missing":
+        return "required field is missing. Fix: add it"
+    return str(error.get("msg", ""))
 
 
 def _shown_value(error: dict[str, Any]) -> Any:

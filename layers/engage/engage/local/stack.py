@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ def start(
 
     `record_state` writes the URL and keys to the cache so `engage config publish --stage local` finds them.
     """
+    # Powertools warns when an invocation added no metric; in Lambda that is a log line, here it would land
+    # on the developer's console between the demo's output.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     template = load_template(template_path)
     sqs = SqsServer.spawn()  # it boots while DynamoDB Local does
     fcm = FcmEmulator()
