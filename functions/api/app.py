@@ -64,7 +64,7 @@ def add_device(body: DeviceIn) -> DeviceOut:
 
 @app.delete("/v1/me/devices/<device_id>")
 def delete_device(device_id: str) -> Response[None]:
-    remove_device(jwt_claims(app), unquote(device_id))  # path parameters arrive percent-encoded
+    remove_device(jwt_claims(app), unquote(device_id))  # in case the path came percent-encoded
     metrics.add_metric(name="DeviceRemoved", unit="Count", value=1)
     return Response(status_code=204, body=None)
 

@@ -74,7 +74,10 @@ def test_archived_messages_do_not_make_a_listing_cost_more_queries_and_expired_o
 
     live = message(9)
     for n in range(30):  # archived ones, newer than the live one
-        archived = replace(message(0), message_id=str(ULID.from_datetime(datetime.now(UTC) - timedelta(seconds=n))))
+        archived = replace(  # not pushed: archiving it queues no "clear" for the shared stack
+            message(0, "inbox", "quiet_hours"),
+            message_id=str(ULID.from_datetime(datetime.now(UTC) - timedelta(seconds=n))),
+        )
         store.add(user, archived)
         mark_message({"sub": user}, archived.message_id, "archive")
     store.add(user, replace(live, message_id=str(ULID.from_datetime(datetime.now(UTC) - timedelta(hours=1)))))

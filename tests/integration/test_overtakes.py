@@ -129,6 +129,31 @@ def test_a_histogram_move_handled_again_counts_once(stack):
     assert store.stats(board, 1).histogram == {9: 1}
 
 
+def test_a_histogram_move_that_meets_another_transaction_is_tried_again(stack, monkeypatch):
+    from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
+    from engage.store import leaderboards as store
+
+    real = store.connection()
+    conflicts = []
+
+    class Busy:  # the first transaction meets another writer of the same histogram item
+        def transact_write_items(self, *args, **kwargs):
+            if not conflicts:
+                error = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}}
+                reasons = [None, CancellationReason(code="TransactionConflict")]
+                cause = VerboseClientError(error, "TransactWriteItems", cancellation_reasons=reasons)
+                conflicts.append(cause)
+                raise TransactWriteError("Failed to write transaction items", cause)
+            return real.transact_write_items(*args, **kwargs)
+
+    monkeypatch.setattr(store, "connection", Busy)
+    board = f"moves-{next(_n)}#2026-W43"
+    assert store.move_in_histogram(board, 0, None, 3, None, move_id="user-b@100") and conflicts
+    monkeypatch.undo()
+    assert store.stats(board, 1).histogram == {3: 1}
+
+
 def test_far_below_the_top_nobody_is_told(stack, monkeypatch):
     monkeypatch.setattr(overtakes, "RANK_LOST_TOP", 1)  # as if everyone here were ranked below the top
     prefix = f"ot{next(_n)}"

@@ -56,10 +56,15 @@ def badge_progress(badge: Badge, stored: dict[str, Any] | None) -> dict[str, Any
     return {**stored, "counts": counts}
 
 
-def retired_badge(stored: dict[str, Any]) -> dict[str, Any]:
-    """What the user item keeps of a badge the config no longer has: the tiers won, so that it never pays
-    twice if it comes back under its id. Its progress starts over then (no measure is called "retired")."""
-    return {"value": 0, "tiers": stored.get("tiers", 0), "counts": "retired"}
+def retired_badge(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """What the user item keeps of a badge the config no longer has (None: nothing). The tiers won stay, so
+    that it never pays twice if it comes back under its id. A count or a sum is small and kept as it is; the
+    detail of a window or of distinct values can be large and goes, so that progress starts over then (no
+    measure is called "retired"). A badge earned in full has dropped its detail already."""
+    if "window" not in stored and "seen" not in stored:
+        return stored
+    tiers = stored.get("tiers", 0)
+    return {"value": 0, "tiers": tiers, "counts": "retired"} if tiers else None
 
 
 def _measure(badge: Badge) -> str:

@@ -217,14 +217,16 @@ def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -
 
 
 def _compact_removed(config: EngagementConfig, state: UserState) -> None:
-    """Shrink the progress of badges the config no longer has to the tiers won (keeps the item small).
+    """Shrink the progress of badges the config no longer has to what they paid (keeps the item small).
 
     Nothing is dropped outright: a badge, quest, streak or board that comes back under the same id must not
     pay again what it already paid. Streaks, quests and boards keep their state, which is small and bounded.
     """
     current = {badge.id for badge in config.badges}
     for badge_id in set(state.badges) - current:
-        state.badges[badge_id] = retired_badge(state.badges[badge_id])
+        kept = retired_badge(state.badges.pop(badge_id))
+        if kept is not None:
+            state.badges[badge_id] = kept
 
 
 def _period_end(period: str) -> date:

@@ -27,13 +27,12 @@ from typing import Any
 import boto3
 
 from .dynamodb_local import cache_root
-from .server import LOCAL_ACCOUNT, HandlerPool, LambdaContext
+from .server import DEFAULT_TIMEOUT, LOCAL_ACCOUNT, HandlerPool, LambdaContext
 from .streams import BackgroundPolling
 from .template import Template
 
 REGION = "us-east-1"
 RECEIVE_MAX = 10  # SQS's limit per ReceiveMessage and per DeleteMessageBatch
-DEFAULT_TIMEOUT = 10.0  # the function's deadline when the template sets no Timeout
 _COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed")
 
 

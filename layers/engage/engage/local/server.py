@@ -38,6 +38,9 @@ SERVER_KEY_HEADER = "x-engage-server-key"
 LOCAL_ACCOUNT = "000000000000"
 
 
+DEFAULT_TIMEOUT = 10.0  # seconds: a function's deadline when the template sets no Timeout (its Globals say 10)
+
+
 @dataclass
 class LambdaContext:
     """The parts of the Lambda context object Powertools reads."""
@@ -46,8 +49,8 @@ class LambdaContext:
     aws_request_id: str
     memory_limit_in_mb: int = 512
     function_version: str = "$LATEST"
-    # time.monotonic() when the invocation would time out: by default the template's Globals Timeout from now
-    deadline: float = field(default_factory=lambda: time.monotonic() + 10)
+    # time.monotonic() when the invocation would time out (by default DEFAULT_TIMEOUT from now)
+    deadline: float = field(default_factory=lambda: time.monotonic() + DEFAULT_TIMEOUT)
 
     @property
     def invoked_function_arn(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import boto3
 from botocore.exceptions import ClientError
 
-from .server import HandlerPool, LambdaContext
+from .server import DEFAULT_TIMEOUT, HandlerPool, LambdaContext
 
 MAX_ATTEMPTS = 5
 # Rounds in a row that must find nothing before drain() calls the streams quiet.
@@ -86,7 +87,9 @@ class StreamPoller:
         matching = [record for record in records if self._matches(record)]
         failed_at = self._deliver(matching) if matching else None
         if failed_at is not None and shard.attempts < MAX_ATTEMPTS:
-            shard.attempts += 1  # Lambda's rule: retry from the first failed record, the rest with it
+            # Lambda's rule: retry from the first failed record, the rest with it; records handled first move
+            # the checkpoint, and what follows it is a new batch with retries of its own
+            shard.attempts = shard.attempts + 1 if failed_at == 0 else 1
             shard.iterator = None
             if failed_at:
                 shard.last_sequence = matching[failed_at - 1]["dynamodb"]["SequenceNumber"]
@@ -131,7 +134,9 @@ class StreamPoller:
         """Invoke the function; the index of the first record it reported failed (0 if it crashed), or None."""
         event = {"Records": [{**record, "eventSourceARN": self._arn} for record in records]}
         try:
-            answer = self._pool.invoke(json.loads(json.dumps(event, default=str)), LambdaContext("stream", "local"))
+            deadline = time.monotonic() + (self._pool.function.timeout or DEFAULT_TIMEOUT)
+            context = LambdaContext("stream", "local", deadline=deadline)
+            answer = self._pool.invoke(json.loads(json.dumps(event, default=str)), context)
         except Exception as exc:  # a crashed invocation fails the whole batch, as in Lambda
             print(f"[local-streams] the function raised {exc!r}; the batch will be retried")
             return 0

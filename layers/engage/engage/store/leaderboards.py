@@ -10,11 +10,13 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
+from ..retries import back_off
 from ..settings import get_settings
 from .models import HistogramItem, LeaderboardItem, connection
 
 # A stream record is retried within the stream's 24 hours: its histogram move is remembered for two days.
 MOVE_MARKER_SECONDS = 2 * 24 * 3600
+MOVE_ATTEMPTS = 5  # a transaction on a histogram item another one is writing is cancelled, not queued
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,18 @@ def move_in_histogram(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
-    try:
-        connection().transact_write_items([], [], put_items=[claim], update_items=[histogram])  # claim first
-    except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
-            return False  # moved when this record was handled before
-        raise
-    return True
+    for attempt in range(MOVE_ATTEMPTS):
+        try:
+            connection().transact_write_items([], [], put_items=[claim], update_items=[histogram])  # claim first
+            return True
+        except TransactWriteError as exc:
+            codes = [reason.code if reason is not None else None for reason in exc.cancellation_reasons or []]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False  # moved when this record was handled before
+            if "TransactionConflict" not in codes or attempt == MOVE_ATTEMPTS - 1:
+                raise
+            back_off(attempt)  # another shard's record moved the same histogram item at the same moment
+    raise AssertionError("unreachable")
 
 
 def top(board: str, shards: int, limit: int) -> list[BoardRow]:
@@ -141,7 +147,6 @@ def _count_above(shard: str, key: str, cap: int, excluding: str | None) -> int:
         "KeyConditionExpression": "#shard = :shard AND #rank > :key",
         "ExpressionAttributeNames": {"#shard": "shard", "#rank": "rank_key"},
         "ExpressionAttributeValues": {":shard": {"S": shard}, ":key": {"S": key}},
-        "Limit": cap,
     }
     if excluding is not None:
         request["FilterExpression"] = "#user <> :user"
@@ -149,7 +154,7 @@ def _count_above(shard: str, key: str, cap: int, excluding: str | None) -> int:
         request["ExpressionAttributeValues"][":user"] = {"S": excluding}
     counted = 0
     while True:
-        page = connection().dispatch("Query", request)
+        page = connection().dispatch("Query", {**request, "Limit": cap - counted})
         counted += int(page["Count"])
         if counted >= cap or "LastEvaluatedKey" not in page:
             return counted
