@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,10 +80,7 @@ def run_benchmarks(console: Console) -> str:
     }
     console.print("timing cold imports in a virtualenv holding only the layer's requirements …")
     python = layer_python()
-    compiled = compiled_code(python)
-    imports = {
-        name: _cold_import_ms(name, python, compiled) for name in ("ingest", "api", "notify", "deliver", "floor")
-    }
+    imports = _cold_imports_ms(("ingest", "api", "notify", "deliver", "floor"), python)
     console.print("sending pushes to the FCM emulator, timing the notification policy …")
     pushes = push_costs(REPO)
     return _report(put, get, transact, (one, one_db), (fifty, fifty_db), calls, rules_us, imports) + boards + pushes
@@ -305,30 +302,41 @@ def compiled_code(python: Path) -> tuple[Path, dict[str, str]]:
     return code, {**os.environ, **_PROBE_ENV, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _cold_import_ms(
-    function: str, python: Path, compiled: tuple[Path, dict[str, str]], runs: int = 7
-) -> dict[str, Any]:
-    """Median import time of a handler module in a fresh interpreter, and where the time goes."""
-    code, env = compiled
-    app = str(code / "functions" / function / "app.py")
-    probe = _FLOOR_PROBE if function == "floor" else _IMPORT_PROBE
-    samples, firebase = [], False
-    for _ in range(runs):
-        out = subprocess.run([str(python), "-c", probe, app], capture_output=True, text=True, check=True, env=env)
-        elapsed, loaded = out.stdout.split()
-        samples.append(float(elapsed))
-        firebase |= loaded == "True"
-    traced = subprocess.run([str(python), "-X", "importtime", "-c", probe, app],
-                            capture_output=True, text=True, check=True, env=env)  # fmt: skip
-    shares: Counter[str] = Counter()
-    for line in traced.stderr.splitlines():  # "import time: self | cumulative | name"
-        if line.startswith("import time:") and "|" in line and not line.endswith("imported package"):
-            own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-            if own.isdigit():
-                shares[name.split(".")[0]] += int(own)  # µs
-    total = sum(shares.values())
-    top = [(name, ms / total) for name, ms in shares.most_common(6)]
-    return {"median": statistics.median(samples), "max": max(samples), "firebase_admin": firebase, "shares": top}
+def _cold_imports_ms(names: Sequence[str], python: Path, rounds: int = 9) -> dict[str, dict[str, Any]]:
+    """Per handler (or the floor): median and max import time in fresh interpreters, whether firebase-admin
+    came in, and where the time goes. The handlers take turns, round after round, so that a change in the
+    machine's load falls on all of them alike."""
+    code, env = compiled_code(python)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    firebase = dict.fromkeys(names, False)
+
+    def command(name: str, *flags: str) -> list[str]:
+        probe = _FLOOR_PROBE if name == "floor" else _IMPORT_PROBE
+        return [str(python), *flags, "-c", probe, str(code / "functions" / name / "app.py")]
+
+    for _ in range(rounds):
+        for name in names:
+            out = subprocess.run(command(name), capture_output=True, text=True, check=True, env=env)
+            elapsed, loaded = out.stdout.split()
+            samples[name].append(float(elapsed))
+            firebase[name] |= loaded == "True"
+    results = {}
+    for name in names:
+        traced = subprocess.run(command(name, "-X", "importtime"), capture_output=True, text=True, check=True, env=env)
+        shares: Counter[str] = Counter()
+        for line in traced.stderr.splitlines():  # "import time: self | cumulative | name"
+            if line.startswith("import time:") and "|" in line and not line.endswith("imported package"):
+                own, _, module = (part.strip() for part in line.removeprefix("import time:").split("|"))
+                if own.isdigit():
+                    shares[module.split(".")[0]] += int(own)  # µs
+        total = sum(shares.values())
+        results[name] = {
+            "median": statistics.median(samples[name]),
+            "max": max(samples[name]),
+            "firebase_admin": firebase[name],
+            "shares": [(module, us / total) for module, us in shares.most_common(6)],
+        }
+    return results
 
 
 # ---------------------------------------------------------------- report
@@ -420,7 +428,7 @@ def _report(
         "## Cold import of each handler module",
         "",
         "Measured in a virtualenv holding only `layers/engage/requirements.txt` (what a deployed function can "
-        "import), seven fresh interpreters per handler, with every module compiled to bytecode beforehand, as "
+        "import), nine fresh interpreters per handler, taking turns, with every module compiled to bytecode beforehand, as "
         "`make build` ships it: SAM unpacks wheels without compiling them and Lambda's code directories are "
         "read-only, so without that step each cold start compiles every module it imports (about 3× these "
         "times here).",
