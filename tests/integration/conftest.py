@@ -22,7 +22,15 @@ def user_id(request) -> str:
 
 
 @pytest.fixture
-def dynamodb_calls() -> Iterator[DynamoDBCalls]:
+def held_pollers(stack) -> Iterator[None]:
+    """The local stack's background pollers wait while the test runs, for a test that patches code they run
+    too, or counts the calls it makes. stack.streams.drain() still delivers, on the test's own thread."""
+    with stack.paused():
+        yield
+
+
+@pytest.fixture
+def dynamodb_calls(held_pollers) -> Iterator[DynamoDBCalls]:
     """DynamoDB API calls by operation name (GetItem, TransactWriteItems, …) made during the test."""
     with count_dynamodb_calls() as calls:
         yield calls

@@ -73,7 +73,7 @@ def test_a_passer_who_scored_again_before_the_stream_was_read_is_counted_once_an
     assert ada not in rank_lost(grace)[0]["event_id"] and rank_lost(grace)[0]["passed_by"] == "Ada"
 
 
-def test_an_exact_count_stops_at_its_cap_and_a_lagging_histogram_never_ranks_above_it(stack, monkeypatch):
+def test_an_exact_count_stops_at_its_cap_and_a_lagging_histogram_never_ranks_above_it(stack, monkeypatch, held_pollers):
     import engage.services.leaderboards as leaderboards
     from engage.config import load_config_file
     from engage.engine.leaderboards import rank_key
@@ -129,7 +129,7 @@ def test_a_histogram_move_handled_again_counts_once(stack):
     assert store.stats(board, 1).histogram == {9: 1}
 
 
-def test_a_histogram_move_that_meets_another_transaction_is_tried_again(stack, monkeypatch):
+def test_a_histogram_move_that_meets_another_transaction_is_tried_again(stack, monkeypatch, held_pollers):
     from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
 
     from engage.store import leaderboards as store
@@ -154,7 +154,7 @@ def test_a_histogram_move_that_meets_another_transaction_is_tried_again(stack, m
     assert store.stats(board, 1).histogram == {3: 1}
 
 
-def test_far_below_the_top_nobody_is_told(stack, monkeypatch):
+def test_far_below_the_top_nobody_is_told(stack, monkeypatch, held_pollers):
     monkeypatch.setattr(overtakes, "RANK_LOST_TOP", 1)  # as if everyone here were ranked below the top
     prefix = f"ot{next(_n)}"
     earn(f"{prefix}-b", 20, MONDAY + timedelta(days=14), "B")

@@ -26,6 +26,9 @@ from engage.store.progress import load_user
 
 from .test_notify_release import held
 
+# The tests patch the notifier's queues, inbox and config, which the local stack's pollers run too.
+pytestmark = pytest.mark.usefixtures("held_pollers")
+
 
 @pytest.fixture
 def now(user_id) -> datetime:
