@@ -72,7 +72,12 @@ def deliver(
             queues.dead_letter(message.body, f"malformed delivery job: {first['loc']}: {first['msg']}")
             report.outcomes["malformed"] += 1
     claimed: list[tuple[Received, DeliveryJob]] = []
+    seen: set[str] = set()
     for message, job in _due(jobs, now, report):
+        if job.idempotency_key in seen:  # the same job twice in one batch: the first copy stands for both
+            report.outcomes["duplicate"] += 1  # (handed back as busy, it would wait out a visibility timeout)
+            continue
+        seen.add(job.idempotency_key)
         state = _claim(job, remaining_ms)
         if state == "claimed":
             claimed.append((message, job))
