@@ -335,6 +335,19 @@ def test_report_shows_line_path_and_message(fitquest_text):
     ]
 
 
+def test_a_misspelled_required_field_is_one_problem_that_names_the_field_meant(fitquest_text):
+    text = edit(
+        fitquest_text, 'award: {xp: "event.minutes * 2", coins: 5}', 'awrd: {xp: "event.minutes * 2", coins: 5}'
+    )
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config_text(text, source="fitquest.yaml")
+    line = line_of(text, "awrd:")
+    assert str(caught.value).splitlines() == [  # not also "required field 'award' is missing"
+        "fitquest.yaml: 1 problem(s)",
+        f"  line {line}, rules[0].awrd: unknown field 'awrd'. Fix: did you mean 'award'?",
+    ]
+
+
 def test_invalid_yaml_reports_the_line_of_the_problem(fitquest_text):
     # Given a tab where YAML allows only spaces
     text = edit(fitquest_text, "app: fitquest\n", "app: fitquest\n\tdebug: true\n")

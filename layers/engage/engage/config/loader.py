@@ -71,7 +71,9 @@ def validate_config_data(
     try:
         config = EngagementConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigInvalid([_issue_from_error(err, lines) for err in exc.errors()], source) from None
+        raise ConfigInvalid(
+            [_issue_from_error(err, lines) for err in _pair_misspellings(exc.errors())], source
+        ) from None
     if published:
         return config
     problems = [Issue(i.path, i.message, _line_of(i.path, lines)) for i in check_references(config)]
@@ -174,13 +176,35 @@ _FIXES = {
 _GENERAL_FIX = "see docs/config.md for what this field takes"
 
 
+def _pair_misspellings(errors: list[Any]) -> list[Any]:
+    """An unknown field beside a missing one it resembles (`awrd` for `award`) is one problem, not two: the
+    unknown one says what it is most likely meant to be, and the missing one is not reported apart."""
+    import difflib
+
+    missing = {tuple(e["loc"]): e for e in errors if e["type"] == "missing" and e["loc"]}
+    paired: set[tuple[Any, ...]] = set()
+    kept = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            siblings = [path[-1] for path in missing if path[:-1] == loc[:-1] and path not in paired]
+            close = difflib.get_close_matches(loc[-1], [str(name) for name in siblings], n=1, cutoff=0.6)
+            if close:
+                paired.add((*loc[:-1], close[0]))
+                error = {**error, "suggestion": close[0]}
+        kept.append(error)
+    return [error for error in kept if not (error["type"] == "missing" and tuple(error["loc"]) in paired)]
+
+
 def _issue_from_error(error: Any, lines: LineMap) -> Issue:
     # Drop pydantic's internal union/validator labels from the path: keep only real YAML keys/indexes.
     path = tuple(part for part in error["loc"] if isinstance(part, int) or "[" not in str(part))
     path = tuple(p for p in path if not (isinstance(p, str) and p.startswith("function-")))
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and "suggestion" in error:
+        message = f"unknown field {path[-1]!r}. Fix: did you mean {error['suggestion']!r}?"
+    elif kind == "extra_forbidden":
         message = f"unknown field {path[-1]!r}"
     elif kind == "missing":
         message = f"required field {path[-1]!r} is missing"
