@@ -219,8 +219,9 @@ def _prune_counters(config: EngagementConfig, state: UserState, now: datetime) -
 def _compact_removed(config: EngagementConfig, state: UserState) -> None:
     """Shrink the progress of badges the config no longer has to what they paid (keeps the item small).
 
-    Nothing is dropped outright: a badge, quest, streak or board that comes back under the same id must not
-    pay again what it already paid. Streaks, quests and boards keep their state, which is small and bounded.
+    Nothing that paid is dropped: a badge, quest, streak or board that comes back under the same id must not
+    pay again what it already paid (see badges.retired_badge). Streaks, quests and boards keep their state,
+    which is small and bounded.
     """
     current = {badge.id for badge in config.badges}
     for badge_id in set(state.badges) - current:

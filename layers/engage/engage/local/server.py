@@ -156,9 +156,11 @@ class LocalApi:
         if denied:
             return denied
         event = http_api_event(route, method, url.path, url.query, headers, body, params, authorizer)
-        context = LambdaContext(route.function, event["requestContext"]["requestId"], deadline=time.monotonic() + 10)
+        pool = self._pools[route.function]
+        deadline = time.monotonic() + (pool.function.timeout or DEFAULT_TIMEOUT)
+        context = LambdaContext(route.function, event["requestContext"]["requestId"], deadline=deadline)
         try:
-            result = self._pools[route.function].invoke(event, context)
+            result = pool.invoke(event, context)
         except Exception as exc:  # a crashed handler is a 500 from API Gateway, not a dead server
             print(f"[local-api] {route.function} raised {exc!r}", file=sys.stderr)
             return _json(500, {"message": "Internal Server Error"})
