@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import load_config_file
 from ..engine.model import Profile, UserState
@@ -23,7 +23,8 @@ TARGET_PUSHES_PER_SECOND = 2000
 def push_costs(repo: Path, pushes: int = 5000) -> str:
     """The report section: send rate to the emulator, and µs per fact for triggers and the policy."""
     rate, client_ms = pushes_per_second(pushes)
-    sync_rate, sync_ms = pushes_per_second(pushes // 2, threads=True)
+    httpx_rate, httpx_ms = pushes_per_second(pushes // 2, sender="httpx")
+    sync_rate, sync_ms = pushes_per_second(pushes // 2, sender="threads")
     prepare_us, decide_us = policy_us(repo / "examples/fitquest/engagement.yaml")
     ok = "met ✅" if rate >= TARGET_PUSHES_PER_SECOND else "**not met** ❌"
     return "\n".join(
@@ -35,27 +36,27 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "",
             "| sender | pushes | pushes/s | sender CPU ms per push |",
             "|---|---:|---:|---:|",
-            f"| the `deliver` function's `send_batch`: firebase-admin `send_each_async` in chunks of 500 | {pushes:,} "
-            f"| {rate:,.0f} | {client_ms:.2f} |",
-            f"| for comparison: firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
+            f"| the `deliver` function's `send_batch`: firebase-admin `send_each_async` in chunks of 500, over "
+            f"aiohttp | {pushes:,} | {rate:,.0f} | {client_ms:.2f} |",
+            f"| the same over firebase-admin's own httpx transport | {pushes // 2:,} | {httpx_rate:,.0f} | "
+            f"{httpx_ms:.2f} |",
+            f"| firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
             f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
             "",
-            "Where the time goes (profiled on 2026-11-22, on this 2-core machine): building and encoding a message "
-            "is ~40 µs; nearly all the rest is httpcore's connection pool handling one HTTP/1.1 request per "
-            "message. With many requests queued it hands one idle connection to several of them at once and all "
-            "but one retry (encode/httpcore#1110; about 11 passes per request, each scanning every request "
-            "against every connection and checking idle sockets), and it closes idle connections as soon as the "
-            "pool holds more than 20, counting all connections instead of the idle ones (encode/httpcore#1000); "
-            "both are unfixed in httpcore 1.0.9. Smaller chunks or a larger keep-alive limit did not help when "
-            "tried. Putting aiohttp's HTTP/1.1 client under firebase-admin (the httpx-aiohttp transport) reached "
-            "about 1,200–2,250/s when tried on 2026-11-23, more with fewer connections; it was not adopted, "
-            "because it would replace the HTTP/2 path the SDK uses against FCM on the strength of emulator "
-            "numbers alone. Against FCM the same client speaks HTTP/2 over one multiplexed connection, which this pool "
-            "path does not touch; the emulator speaks HTTP/1.1 only (httpx negotiates HTTP/2 only through TLS), "
-            "and it takes one of the two cores. A bare httpx HTTP/2 client spent ~0.6 ms of CPU per request "
-            "against a trivial TLS server when tried, so one Python process would stay under 2,000/s on this "
-            "machine even then. `sniffio` is installed with the deliver function because without it httpcore "
-            "retries a failed import on every request (about a third more pushes per second with it).",
+            "`deliver` keeps firebase-admin's message building, authentication, timeout, retries and error mapping, "
+            "and puts aiohttp's HTTP/1.1 client (through `httpx-aiohttp`) under it, with up to 100 connections "
+            "(`engage.push.firebase.send_over_aiohttp`). firebase-admin's own transport is httpx: over HTTP/1.1, "
+            "which the emulator speaks, nearly all of its CPU goes to httpcore's connection pool (with many requests "
+            "queued it hands one idle connection to several at once and all but one retry, encode/httpcore#1110, and "
+            "it closes idle connections once the pool holds more than 20, encode/httpcore#1000; both unfixed in "
+            "httpcore 1.0.9). Against FCM it would speak HTTP/2, whose framing (the `h2` package) is pure Python: a "
+            "bare httpx HTTP/2 client spent ~0.6 ms of CPU per request against a trivial TLS server when tried on "
+            "2026-11-22, more than all of a push over aiohttp. FCM serves HTTP/1.1 as well; firebase-admin's "
+            "synchronous `send_each` uses it. HTTP/1.1 carries one request per connection at a time, so against FCM "
+            "the 100 connections bound the pushes in flight (if a call to FCM takes 20–50 ms: 2,000–5,000/s). The "
+            "emulator runs in its own process on the other core; a Node.js client with 1 to 100 keep-alive "
+            "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers. `sniffio` is installed "
+            "with the deliver function because without it httpcore retries a failed import on every request.",
             "",
             "| step, per fact | µs |",
             "|---|---:|",
@@ -66,10 +67,11 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
     )
 
 
-def pushes_per_second(count: int, threads: bool = False) -> tuple[float, float]:
+def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"] = "deliver") -> tuple[float, float]:
     """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up: with
-    deliver's sender, or (`threads`) with firebase-admin's synchronous send_each."""
-    from ..push.firebase import run
+    deliver's sender over aiohttp, with the same over firebase-admin's own httpx transport (`httpx`), or with
+    firebase-admin's synchronous send_each (`threads`)."""
+    from ..push.firebase import close_connections, run, send_over_aiohttp
     from .fcm_emulator import fcm_app
 
     port = free_port()
@@ -83,6 +85,8 @@ def pushes_per_second(count: int, threads: bool = False) -> tuple[float, float]:
         assert emulator.stdout is not None
         emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
         app = fcm_app(f"http://127.0.0.1:{port}")
+        if sender == "deliver":
+            send_over_aiohttp(app)
         now = datetime.now(UTC)
 
         def batch(n: int, first: int) -> list[Push]:
@@ -100,7 +104,9 @@ def pushes_per_second(count: int, threads: bool = False) -> tuple[float, float]:
             ]
 
         def send(pushes: list[Push]) -> list[PushResult]:
-            return _send_each(app, pushes, datetime.now(UTC)) if threads else run(send_batch(app, pushes, now))
+            if sender == "threads":
+                return _send_each(app, pushes, datetime.now(UTC))
+            return run(send_batch(app, pushes, now))
 
         send(batch(500, 0))  # warm-up: connections, imports
         pushes = batch(count, 10_000)
@@ -110,6 +116,8 @@ def pushes_per_second(count: int, threads: bool = False) -> tuple[float, float]:
         sent = sum(result.outcome == "sent" for result in results)
         if sent != count:
             raise RuntimeError(f"only {sent} of {count} pushes were accepted by the emulator")
+        if sender == "deliver":
+            run(close_connections(app))
         return count / elapsed, cpu_used / count * 1000
     finally:
         emulator.terminate()
