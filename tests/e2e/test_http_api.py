@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -158,6 +159,24 @@ def test_malformed_bodies_get_a_clear_error(stack, user, raw, status, error):
         body = json.loads(answer.read())
         assert answer.code == status
         assert body["error"] == error and body["message"]
+
+
+def test_half_a_character_is_read_as_the_replacement_character_not_a_500(stack, user):
+    # An app that cuts a text inside an emoji sends JSON's "\ud83c" without its second half: json.loads
+    # takes it, DynamoDB and CEL do not. Before, every retry of such a batch was a 500.
+    token = tokens.mint(user)
+    cut = event(f"{user}-1", "app_opened", note="Morning run \ud83c")
+    body = {"events": [cut, event(f"{user}-2")], "context": {"app_version": "2.3\udfff"}}
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(token))
+    _, history = http("GET", f"{stack.api_url}/v1/me/history", headers=bearer(token))
+    cursor = base64.urlsafe_b64encode(json.dumps({"user_id": {"S": "\ud800"}, "sk": {"S": "x"}}).encode()).decode()
+    bad_cursor, refusal = http("GET", f"{stack.api_url}/v1/me/history?cursor={cursor}", headers=bearer(token))
+
+    assert status == 200 and answer["accepted"] == 2
+    notes = [entry["properties"].get("note") for entry in history["entries"]]
+    assert "Morning run \ufffd" in notes
+    assert bad_cursor == 400 and refusal["error"] == "invalid_input"
 
 
 def test_unknown_zone_error_names_the_field_and_the_fix(stack, user):

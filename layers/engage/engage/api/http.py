@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -15,7 +17,7 @@ from .common import ErrorDetail, ErrorResponse
 
 def make_resolver() -> APIGatewayHttpResolver:
     """An HTTP API v2 resolver with pydantic validation and Engage's error responses."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
@@ -46,6 +48,34 @@ def make_resolver() -> APIGatewayHttpResolver:
         return _error(500, "internal", "something went wrong on our side; retrying the request is safe")
 
     return app
+
+
+# A lone surrogate: JSON's `\ud83d` without its second half (a client cut an emoji in two), or such a
+# code point already in the text.
+_SURROGATE_IN_JSON = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def read_json(text: str) -> Any:
+    """A request body: json.loads, with each lone surrogate read as U+FFFD (�), as browsers read such text.
+
+    JSON lets a string hold half of a character; DynamoDB, CEL and FCM take only Unicode text and would
+    refuse it deep inside the request, a 500 on every retry. Paired halves are one character after json.loads;
+    only unpaired ones remain, and only texts that escape a surrogate at all are walked.
+    """
+    value = json.loads(text)
+    return usv(value) if _SURROGATE_IN_JSON.search(text) else value
+
+
+def usv(value: Any) -> Any:
+    """`value` with lone surrogates in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {usv(key): usv(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [usv(item) for item in value]
+    return value
 
 
 def _message(error: dict[str, Any]) -> str:

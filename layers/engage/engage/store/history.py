@@ -74,4 +74,7 @@ def decode_cursor(cursor: str, user_id: str, attributes: tuple[str, ...]) -> dic
 
 
 def _key_string(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value.encode()) <= 1024  # DynamoDB's limit for a sort key
+    try:
+        return isinstance(value, str) and 0 < len(value.encode()) <= 1024  # DynamoDB's limit for a sort key
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is no text DynamoDB takes
+        return False
