@@ -256,8 +256,11 @@ def test_delivery_killed_after_fcm_took_part_of_a_batch_resends_with_the_same_ta
         assert phone.inbox()[0]["message_id"] in tags
 
 
-def test_delivery_that_keeps_failing_ends_in_the_dead_letter_queue_with_its_reason(stack, user, monkeypatch):
+def test_delivery_that_keeps_failing_ends_in_the_dead_letter_queue_with_its_reason_and_a_redrive_sends_it(
+    stack, user, monkeypatch
+):
     import engage.services.deliver as deliver
+    from engage.push.sender import send_batch
 
     async def always_crash(app, pushes, now):
         raise RuntimeError("FCM client exploded")
@@ -275,6 +278,14 @@ def test_delivery_that_keeps_failing_ends_in_the_dead_letter_queue_with_its_reas
     assert "gave up after 2 attempts" in letter["attributes"]["reason"]
     assert "FCM client exploded" in letter["attributes"]["reason"]
     assert phone.pushes() == []
+
+    # Once the cause is fixed, the operator redrives the dead letters to DeliveryQueue: the job is sent
+    # (it used to be skipped as already done, its attempt having been marked done before it was set aside).
+    monkeypatch.setattr(deliver, "send_batch", send_batch)
+    record = {"messageId": "redriven", "receiptHandle": "r", "body": letter["body"], "eventSource": "aws:sqs",
+              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}  # fmt: skip
+    assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    assert [p["data"]["message_id"] for p in phone.pushes()] == [message["message_id"]]
 
 
 def _invoke(stack: Any, function: str, event: dict[str, Any]) -> Any:

@@ -185,7 +185,7 @@ def _retry_or_dead_letter(
     outgoing = []
     for job in jobs:
         if job.attempt + 1 >= MAX_ATTEMPTS:
-            queues.dead_letter(job.model_dump_json(), f"gave up after {MAX_ATTEMPTS} attempts: {why}"[:1000])
+            _set_aside(job, f"gave up after {MAX_ATTEMPTS} attempts: {why}")
             report.outcomes["gave_up"] += 1
             continue
         wait = backoff(job.attempt, failures, get_settings().delivery_retry_base_seconds)
@@ -238,8 +238,13 @@ def _push(job: DeliveryJob, target: devices.Target) -> Push:
 
 
 def _dead_letter(job: DeliveryJob, device_ids: list[str], reason: str) -> None:
-    body = job.model_copy(update={"devices": device_ids}).model_dump_json()
-    queues.dead_letter(body, reason[:1000])
+    _set_aside(job.model_copy(update={"devices": device_ids}), reason)
+
+
+def _set_aside(job: DeliveryJob, reason: str) -> None:
+    """Dead-letter the job as its next attempt. This attempt is marked done once settled, so the very same
+    job redriven after a fix would be skipped as sent; as the next attempt it is tried once more."""
+    queues.dead_letter(job.model_copy(update={"attempt": job.attempt + 1}).model_dump_json(), reason[:1000])
 
 
 # ---------------------------------------------------------------- idempotency (Powertools)
