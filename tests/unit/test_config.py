@@ -380,6 +380,41 @@ def test_a_file_that_is_not_utf8_is_a_config_error_not_a_crash(tmp_path):
         load_config_file(path)
 
 
+@pytest.mark.parametrize(
+    ("tail", "says"),
+    [
+        ("x: &r [*r]\n", "refers to a value that contains it"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)),
+            "more than 100,000 values",
+        ),
+        ("y: " + "[" * 3000 + "]" * 3000 + "\n", "nests values too deeply"),
+    ],
+    ids=["alias-inside-itself", "alias-bomb", "too-deep"],
+)
+def test_yaml_that_would_hang_or_crash_the_reader_is_a_config_error(fitquest_text, tail, says):
+    issues = issues_of_text(fitquest_text + "\n" + tail)
+    assert len(issues) == 1 and says in issues[0].message and "Fix:" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            "kind: {type: string, enum: [run, ride, yoga, strength]}",
+            "kind: {type: integer, enum: [run, ride]}",
+            "enum values ['run', 'ride'] are not of type integer",
+        ),
+        ("app: fitquest\n", "app: fitquest\nlate_window: 1000000000d\n", "'1000000000d' is longer than 10 years"),
+    ],
+    ids=["enum-of-another-type", "huge-duration"],
+)
+def test_values_that_crashed_the_validator_are_config_errors(fitquest_text, old, new, says):
+    issues = issues_of_text(edit(fitquest_text, old, new))
+    assert any(says in issue.message and "Fix:" in issue.message for issue in issues), issues
+
+
 def test_empty_file_is_rejected_at_the_top_level():
     issues = issues_of_text("")
     assert [issue.where for issue in issues] == ["(top level)"]

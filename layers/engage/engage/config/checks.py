@@ -289,7 +289,10 @@ def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec], yiel
 
 def _sample_value(spec: PropertySpec) -> object:
     """A value of the property's declared type, as CEL will see it (a number is always a double)."""
-    value = spec.enum[0] if spec.enum else spec.min if spec.min is not None else 1
+    fitting = [value for value in spec.enum or [] if fits_type(value, spec.type)]  # a misfit is reported apart
+    value = fitting[0] if fitting else spec.min if spec.min is not None else 1
     if spec.type == "string":
         return value if isinstance(value, str) else "text"
-    return {"integer": int(value), "number": float(value), "boolean": True}[spec.type]
+    if spec.type == "boolean":
+        return True
+    return int(value) if spec.type == "integer" else float(value)

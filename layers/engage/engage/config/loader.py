@@ -106,26 +106,71 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
             message += f" ({exc.context} on line {opened.line + 1})"  # type: ignore[attr-defined]
         message += ". Fix: check the indentation, quotes and brackets up to this line"
         raise ConfigInvalid([Issue((), message, line)], source) from None
+    except RecursionError:
+        message = "the file nests values too deeply to read. Fix: flatten it (a config needs a few levels)"
+        raise ConfigInvalid([Issue((), message, None)], source) from None
     if node is None:
         raise ConfigInvalid(
             [Issue((), "the file is empty. Fix: start from examples/fitquest/engagement.yaml", 1)], source
         )
     lines: LineMap = {}
     duplicates: list[Issue] = []
-    _collect_lines(node, (), lines, duplicates)
+    try:
+        _collect_lines(node, (), lines, duplicates, _Budget())
+    except _TooBig as exc:
+        raise ConfigInvalid([Issue((), str(exc), exc.line)], source) from None
     if duplicates:
         raise ConfigInvalid(duplicates, source)
     return data, lines
 
 
+# A config is a few thousand values; aliases (`*name`) can make a short file stand for billions of them, or
+# for itself (`&r [*r]`), and either would hang or crash everything that reads it.
+MAX_VALUES = 100_000
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_VALUES
+        self.open: set[int] = set()  # the nodes being walked: meeting one again is an alias inside itself
+
+
 _TRUE_FALSE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 
 
-def _collect_lines(node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue]) -> None:
+def _collect_lines(
+    node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue], budget: _Budget
+) -> None:
     """Record the line of every path; a key written twice in one mapping is a problem (YAML keeps the last)."""
+    line = node.start_mark.line + 1
+    if id(node) in budget.open:
+        raise _TooBig("an alias here refers to a value that contains it. Fix: copy the values instead", line)
+    budget.left -= 1
+    if budget.left < 0:
+        raise _TooBig(
+            f"the file stands for more than {MAX_VALUES:,} values (aliases that repeat aliases). "
+            "Fix: write the values out, or use fewer aliases",
+            line,
+        )
+    lines[path] = line
+    budget.open.add(id(node))
+    try:
+        _collect_children(node, path, lines, duplicates, budget)
+    finally:
+        budget.open.discard(id(node))
+
+
+def _collect_children(
+    node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue], budget: _Budget
+) -> None:
     import yaml
 
-    lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key, value in node.value:
@@ -135,11 +180,11 @@ def _collect_lines(node: Any, path: tuple[str | int, ...], lines: LineMap, dupli
                     Issue(child, f"{key.value!r} is written twice here. Fix: keep one of them", key.start_mark.line + 1)
                 )
             seen.add(key.value)
-            _collect_lines(value, child, lines, duplicates)
+            _collect_lines(value, child, lines, duplicates, budget)
             lines[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _collect_lines(value, (*path, index), lines, duplicates)
+            _collect_lines(value, (*path, index), lines, duplicates, budget)
 
 
 def _line_of(path: tuple[str | int, ...], lines: LineMap) -> int | None:
