@@ -415,6 +415,54 @@ def test_values_that_crashed_the_validator_are_config_errors(fitquest_text, old,
     assert any(says in issue.message and "Fix:" in issue.message for issue in issues), issues
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            'when: "fact.new_rank <= 10"',
+            'when: "fact.new_rnk <= 10"',
+            "reads fact.new_rnk, which fact does not have for a rank_lost trigger. Fix: use one of board,",
+        ),
+        ('when: "fact.new_rank <= 10"', "when: \"fact.new_rank <= '10'\"", "mixes types"),
+        ('when: "fact.new_rank <= 10"', "when: \"badge.name == 'x'\"", "badge is empty for a rank_lost trigger"),
+        ('when: "fact.new_rank <= 10"', 'when: "fact.new_rank"', "gives 1, not true or false"),
+        (
+            'when: "streak.length >= 3 && !streak.done_today"',
+            'when: "streak.lenght >= 3"',
+            "reads streak.lenght, which streak does not have",
+        ),
+        ('when: "event.minutes >= 10"', 'when: "user.levle >= 2"', "reads user.levle, which user does not have"),
+        (
+            'when: "event.minutes >= 10"',
+            'when: "local.day_of_week >= 6"',
+            "Fix: use one of date, hour, minute, weekday",
+        ),
+        ('when: "event.minutes >= 10"', 'when: "user.balances.gems > 1"', "'gems' is no currency"),
+    ],
+    ids=[
+        "fact-typo",
+        "number-vs-text",
+        "not-this-facts-subject",
+        "not-a-condition",
+        "streak-typo",
+        "user-typo",
+        "local-typo",
+        "unknown-currency",
+    ],
+)
+def test_fields_an_expression_reads_are_checked_also_in_triggers(fitquest_text, old, new, says):
+    issues = issues_of_text(edit(fitquest_text, old, new))
+    assert len(issues) == 1 and says in issues[0].message and "Fix:" in issues[0].message, issues
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ["user.balances.coins >= 100", "['run', 'ride'].exists(k, k == event.kind)", "event.kind != 'user.x'"],
+)
+def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition):
+    parse_config_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
+
+
 def test_empty_file_is_rejected_at_the_top_level():
     issues = issues_of_text("")
     assert [issue.where for issue in issues] == ["(top level)"]

@@ -593,3 +593,14 @@ def test_a_constant_award_above_the_bound_in_an_older_published_config_pays_noth
     outcome = apply(config, [ev("app_opened")])
 
     assert outcome.results[0].awards == {} and "more than one award may pay" in outcome.results[0].warnings[0]
+
+
+def test_a_rule_reading_a_balance_the_user_has_none_of_yet_reads_zero(make_config):
+    # Before, the missing key failed the expression on every event of a new user: the rule never paid.
+    def starter_bonus(data):
+        data["rules"].append({"id": "starter", "on": "app_opened", "when": "user.balances.coins < 10",
+                              "award": {"coins": 1}})  # fmt: skip
+
+    outcome = apply(make_config(starter_bonus), [ev("app_opened")])
+
+    assert outcome.results[0].awards.get("coins") == 1 and not outcome.results[0].warnings

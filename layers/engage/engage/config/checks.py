@@ -16,6 +16,7 @@ from .schema import (
     EventFilter,
     PropertyFilter,
     PropertySpec,
+    Trigger,
     fits_type,
 )
 from .types import PROPERTY_NAME
@@ -134,7 +135,7 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
                 f"unknown leaderboard {trigger.leaderboard!r}. Fix: use one of {_choices(boards)}",
             )
         if trigger.when is not None:
-            yield from _expression(cfg, (*at, "when"), trigger.when, TRIGGER_SCOPE, None, "condition")
+            yield from _trigger_condition(cfg, (*at, "when"), trigger)
         for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
             yield Issue((*at, "template"), problem)
 
@@ -242,9 +243,98 @@ def _expression(
                 f"{expr.source!r} reads event.{name}, but event {event!r} declares no property {name!r}. "
                 f"Fix: declare it under events.{event}.properties or use one of {_choices(declared)}",
             )
-    sampled = scope <= EVENT_SCOPE and (event is None or event in cfg.events)  # triggers' facts have no samples
-    if sampled and not unknown and not undeclared:
-        yield from _type_check(path, expr, declared, yields)
+    if unknown or undeclared or (event is not None and event not in cfg.events):
+        return
+    sample = {
+        "event": {name: _sample_value(spec) for name, spec in declared.items()},
+        "local": {"date": "2026-01-05", "weekday": 1, "hour": 12, "minute": 0},
+        "user": {"level": 1, "balances": _currencies(cfg), "earned": _currencies(cfg)},
+    }
+    fields = _unknown_fields(cfg, expr, {root: sample[root] for root in ("local", "user")}, "here")
+    yield from (Issue(path, problem) for problem in fields)
+    if not fields:
+        yield from _type_check(path, expr, sample, yields)
+
+
+def _trigger_condition(cfg: EngagementConfig, path: tuple, trigger: Trigger) -> Iterator[Issue]:
+    """A trigger's `when`: the names it reads, then one evaluation on sample values of the fact it listens to
+    (a typo or a comparison of a number with text would otherwise never fire, logged only at send time)."""
+    assert trigger.when is not None
+    expr = trigger.when
+    unknown = expr.unknown_variables(TRIGGER_SCOPE)
+    if unknown:
+        yield Issue(
+            path,
+            f"{expr.source!r} reads {', '.join(unknown)}, which is not available here. "
+            f"Fix: use {_choices(TRIGGER_SCOPE)}",
+        )
+        return
+    sample = trigger_sample(cfg, trigger)
+    fields = _unknown_fields(cfg, expr, sample, f"for a {trigger.on} trigger")
+    yield from (Issue(path, problem) for problem in fields)
+    if not fields:
+        yield from _type_check(path, expr, sample, "condition")
+
+
+# Fields of facts and of what they are about that hold numbers or true/false (the others hold text).
+_NUMBERS = {
+    "level", "total", "value", "tier_index", "length", "longest", "freezes", "freezes_left", "previous_length",
+    "new_rank", "score", "rank", "amount", "balance", "number",
+}  # fmt: skip
+_BOOLEANS = {"secret", "done_today", "at_risk"}
+_STREAK_FACTS = {"streak_extended", "streak_frozen", "streak_broken", "streak_milestone"}
+
+
+def trigger_sample(cfg: EngagementConfig, trigger: Trigger) -> dict[str, dict[str, object]]:
+    """What a trigger's `when` reads, with a sample value of the right type in each field."""
+    # Imported here: engage.notify reads the config schema, so importing it at the top would be circular.
+    from ..notify.templates import available_for
+
+    def value(root: str, field: str) -> object:
+        if field in _BOOLEANS:
+            return False
+        if field in _NUMBERS or (field == "period" and trigger.on in _STREAK_FACTS):
+            return 1
+        return "text"
+
+    sample: dict[str, dict[str, object]] = {root: {} for root in TRIGGER_SCOPE}
+    for root, names in available_for(trigger).items():
+        sample[root] = {name: value(root, name) for name in names}
+    sample["user"] |= {"id": "text", "timezone": "UTC", "level": 1}
+    sample["user"] |= {"balances": _currencies(cfg), "earned": _currencies(cfg)}
+    return sample
+
+
+def _currencies(cfg: EngagementConfig) -> dict[str, object]:
+    return {currency: 0 for currency in cfg.currencies}
+
+
+# `root.field` as written in an expression (outside the macro variables' own names).
+_FIELD = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
+
+
+def _unknown_fields(cfg: EngagementConfig, expr: Expr, sample: dict[str, dict[str, object]], where: str) -> list[str]:
+    """Problems with the fields an expression reads of the sample's roots (`fact.new_rnk`, `user.balances.gems`)."""
+    problems = []
+    for root, field, sub in _FIELD.findall(_without_strings(expr.source)):
+        if root not in sample:
+            continue
+        fields = sample[root]
+        if not fields:
+            problems.append(f"{expr.source!r} reads {root}.{field}, but {root} is empty {where}. Fix: read fact, "
+                            f"user or what this trigger's fact is about")  # fmt: skip
+        elif field not in fields:
+            problems.append(f"{expr.source!r} reads {root}.{field}, which {root} does not have {where}. "
+                            f"Fix: use one of {_choices(fields)}")  # fmt: skip
+        elif sub and field in ("balances", "earned") and sub not in cfg.currencies:
+            problems.append(f"{expr.source!r} reads {root}.{field}.{sub}, but {sub!r} is no currency. "
+                            f"Fix: use one of {_choices(cfg.currencies)}")  # fmt: skip
+    return sorted(set(problems))
+
+
+def _without_strings(source: str) -> str:
+    """The expression with its string literals emptied: 'user.name' inside quotes is text, not a field."""
+    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", source)
 
 
 # CEL never converts between int and double: `event.amount * 2` fails when amount is a number (a double).
@@ -252,14 +342,9 @@ _TYPE_ERRORS = ("Unsupported operation", "No such overload")
 _UNKNOWN_FUNCTION = "Undefined variable or function"  # every variable it reads is known (checked before)
 
 
-def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec], yields: Yields) -> Iterator[Issue]:
+def _type_check(path: tuple, expr: Expr, sample: dict[str, dict[str, object]], yields: Yields) -> Iterator[Issue]:
     """Evaluate once on sample values of the declared types: what fails or gives the wrong kind of value here
     fails on every real event too (a rule that never awards, a condition that never holds)."""
-    sample = {
-        "event": {name: _sample_value(spec) for name, spec in declared.items()},
-        "local": {"date": "2026-01-05", "weekday": 1, "hour": 12, "minute": 0},
-        "user": {"level": 1, "balances": {}, "earned": {}},
-    }
     try:
         value = expr.evaluate(sample)
     except ExpressionError as exc:
@@ -267,8 +352,9 @@ def _type_check(path: tuple, expr: Expr, declared: dict[str, PropertySpec], yiel
         if any(marker in str(exc) for marker in _TYPE_ERRORS):
             yield Issue(
                 path,
-                f"{expr.source!r} mixes types ({detail}); integer properties are ints and number properties are "
-                "doubles in CEL. Fix: convert explicitly, e.g. int(event.amount), double(event.minutes) or 2.0",
+                f"{expr.source!r} mixes types ({detail}); CEL compares and computes only values of one type: "
+                "numbers with numbers (integer properties are ints, number properties doubles), text with text. "
+                "Fix: write numbers without quotes, or convert, e.g. int(event.amount), double(event.minutes) or 2.0",
             )
         elif _UNKNOWN_FUNCTION in str(exc):
             yield Issue(

@@ -194,7 +194,11 @@ def _scope(config: EngagementConfig, state: UserState, event: Event, local: date
                 "hour": local.hour,
                 "minute": local.minute,
             },
-            "user": {"level": state.level + 1, "balances": dict(state.balances), "earned": dict(state.earned)},
+            "user": {
+                "level": state.level + 1,
+                "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
+                "earned": {currency: state.earned.get(currency, 0) for currency in config.currencies},
+            },
         }
     )
 

@@ -68,8 +68,8 @@ def user_values(config: EngagementConfig, state: UserState) -> dict[str, Any]:
         "locale": state.profile.locale or config.default_locale,
         "timezone": state.profile.timezone or config.default_timezone,
         "level": state.level + 1,
-        "balances": dict(state.balances),
-        "earned": dict(state.earned),
+        "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
+        "earned": {currency: state.earned.get(currency, 0) for currency in config.currencies},
     }
 
 
