@@ -463,6 +463,43 @@ def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition
     parse_config_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            'quiet_hours: {start: "21:30", end: "08:00"}',
+            'quiet_hours: {start: "21:30", end: "21:30"}',
+            "quiet hours from 21:30 to 21:30 are no window at all",
+        ),
+        (
+            "      on: level_up\n",
+            "      on: level_up\n      leaderboard: weekly-xp\n",
+            "level_up facts name no board, so it would never fire",
+        ),
+        (
+            "      on: level_up\n",
+            '      on: level_up\n      at_local: "09:00"\n',
+            "at_local is read only by schedule triggers",
+        ),
+        (
+            'criteria: {count: {event: workout_completed, when: "local.weekday >= 6"}, gte: 2, within: 2d}',
+            'criteria: {count: {event: workout_completed, when: "local.weekday >= 6"}, gte: 150, within: 2d}',
+            "so 150 within 2d can never be reached",
+        ),
+    ],
+    ids=["quiet-hours-without-a-window", "board-on-a-fact-without-one", "at-local-off-schedule", "window-too-full"],
+)
+def test_settings_that_would_never_take_effect_are_refused(fitquest_text, old, new, says):
+    issues = issues_of_text(edit(fitquest_text, old, new))
+    assert len(issues) == 1 and says in issues[0].message and "Fix:" in issues[0].message, issues
+
+
+def test_a_template_may_greet_the_user_with_their_level(fitquest_text):
+    parse_config_text(
+        edit(fitquest_text, 'body: "Nice work, {user.first_name}!', 'body: "Level {user.level}, {user.first_name}!')
+    )
+
+
 def test_empty_file_is_rejected_at_the_top_level():
     issues = issues_of_text("")
     assert [issue.where for issue in issues] == ["(top level)"]

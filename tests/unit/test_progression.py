@@ -80,7 +80,20 @@ def test_distinct_values_earn_the_all_rounder():
 
     earned_at = [r.id for r in outcome.results if any(f.data.get("badge") == "all-rounder" for f in r.facts)]
     assert earned_at == [outcome.results[5].id]  # the fourth distinct kind
-    assert "seen" not in outcome.after.badges["all-rounder"]  # earned for good: no detail kept
+    assert len(outcome.after.badges["all-rounder"]["seen"]) == 4  # kept: a tier added later counts on from them
+
+
+def test_a_tier_added_to_a_distinct_badge_earned_in_full_counts_on_from_the_values_seen():
+    def variety(*tiers: tuple[str, int]) -> list[dict]:
+        return [{"id": "variety", "name": "Variety", "criteria": {"distinct": {"event": "workout_completed",
+                 "property": "kind"}}, "tiers": [{"name": name, "gte": gte} for name, gte in tiers]}]  # fmt: skip
+
+    earned = run(config(badges=variety(("Two kinds", 2))), [workout(NOW, kind="run"), workout(NOW, kind="ride")])
+    more = run(config(badges=variety(("Two kinds", 2), ("Three kinds", 3))), [workout(NOW, kind="yoga")],
+               state=earned.after)  # fmt: skip
+
+    assert [f["tier"] for f in facts(earned, "badge_awarded")] == ["Two kinds"]
+    assert [f["tier"] for f in facts(more, "badge_awarded")] == ["Three kinds"]  # the third kind, not a first one
 
 
 def test_weekend_warrior_needs_two_weekend_workouts_within_two_days_and_pays_its_reward():

@@ -11,6 +11,7 @@ from .expressions import Expr, ExpressionError
 from .schema import (
     MAX_AWARD,
     MAX_DISTINCT,
+    MAX_WINDOW_ENTRIES,
     Badge,
     EngagementConfig,
     EventFilter,
@@ -19,7 +20,7 @@ from .schema import (
     Trigger,
     fits_type,
 )
-from .types import PROPERTY_NAME
+from .types import PROPERTY_NAME, format_duration
 
 # What each kind of expression can read (see docs/config.md).
 EVENT_SCOPE = {"event", "local", "user"}  # rules, and the event filters of badges, streaks and quests
@@ -175,6 +176,14 @@ def _distinct_bound(path: tuple, badge: Badge) -> Iterator[Issue]:
             path,
             f"a distinct badge up to {highest} values would keep them all in the user's item (400 KB at most). "
             f"Fix: at most {MAX_DISTINCT}",
+        )
+    counted = badge.criteria.count is not None or badge.criteria.distinct is not None
+    if counted and badge.criteria.within is not None and highest > MAX_WINDOW_ENTRIES:
+        yield Issue(
+            path,
+            f"a window keeps a user's latest {MAX_WINDOW_ENTRIES} events, so {highest} within "
+            f"{format_duration(badge.criteria.within)} can never be reached. Fix: at most {MAX_WINDOW_ENTRIES}, "
+            "or leave out within",
         )
 
 

@@ -14,12 +14,8 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from ..config.schema import MAX_DISTINCT, Badge
+from ..config.schema import MAX_DISTINCT, MAX_WINDOW_ENTRIES, Badge
 from .effects import EventContext, amount_of, credit, holds
-
-# A window keeps at most this many recent events: enough for any sensible "N events within T", and it
-# keeps the user item (rewritten by every ingest) small.
-MAX_WINDOW_ENTRIES = 100
 
 
 def thresholds(badge: Badge) -> list[int]:
@@ -40,9 +36,8 @@ def apply_badges(ctx: EventContext) -> None:
         while progress["tiers"] < len(goals) and value >= goals[progress["tiers"]]:
             _award(ctx, badge, progress["tiers"], value)
             progress["tiers"] += 1
-        if progress["tiers"] >= len(goals):  # earned for good: keep the value, drop the detail
-            progress["value"] = value
-            progress.pop("seen", None)
+        if progress["tiers"] >= len(goals):  # earned in full: keep the value (and the values seen: a tier
+            progress["value"] = value  # added later counts on from them), drop a window (it only gets old)
             progress.pop("window", None)
         ctx.state.badges[badge.id] = progress
 
@@ -60,7 +55,7 @@ def retired_badge(stored: dict[str, Any]) -> dict[str, Any] | None:
     """What the user item keeps of a badge the config no longer has (None: nothing). The tiers won stay, so
     that it never pays twice if it comes back under its id. A count or a sum is small and kept as it is; the
     detail of a window or of distinct values can be large and goes, so that progress starts over then (no
-    measure is called "retired"). A badge earned in full has dropped its detail already."""
+    measure is called "retired"). A badge earned in full has dropped its window already."""
     if "window" not in stored and "seen" not in stored:
         return stored
     tiers = stored.get("tiers", 0)
