@@ -152,3 +152,25 @@ def test_a_pause_stored_before_pauses_were_bounded_reads_as_paused_not_as_a_fail
 
     assert user_prefs(fitquest, forever).paused_until == datetime.max.replace(tzinfo=UTC)
     assert user_prefs(fitquest, long_ago).paused_until is None
+
+
+def test_a_replay_hands_notify_all_of_a_users_rows_together_as_the_stream_handler_does(monkeypatch):
+    # The policy sends one push for a user's facts decided together; rows [A, B, A] used to reach it as {A}, {A}.
+    from engage.services import replay
+
+    def record(user: str, n: int) -> dict:
+        image = {
+            "user_id": {"S": user},
+            "sk": {"S": f"evt#client#{user}-{n}"},
+            "ts": {"S": "01KAS5N3J1X5Q7Y0D6Z8W9V4T2"},
+        }
+        return {"dynamodb": {"NewImage": image, "SequenceNumber": str(n)}}
+
+    handed: list[list[str]] = []
+    monkeypatch.setattr(
+        replay, "_stream_records", lambda streams, batch: [record("a", 1), record("b", 2), record("a", 3)]
+    )
+    monkeypatch.setattr(replay, "handle_rows", lambda rows, tally: handed.append([row.sk for row in rows]))
+
+    assert replay._replay(None, {}, replay.Replayed()) == []
+    assert handed == [["evt#client#a-1", "evt#client#a-3"], ["evt#client#b-2"]]

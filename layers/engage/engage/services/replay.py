@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any
 
 from ..store import queues
@@ -84,9 +83,12 @@ def _replay(streams: Any, batch: dict[str, Any], replayed: Replayed) -> list[str
             rows.append(LedgerRow.from_image(_new_image(record)))
         except (KeyError, ValueError) as exc:
             problems.append(f"unreadable ledger row {record['dynamodb']['SequenceNumber']}: {exc!r}")
-    for user_id, group in groupby(rows, key=lambda row: row.user_id):
+    by_user: dict[str, list[LedgerRow]] = {}
+    for row in rows:  # all of a user's rows together, as notify takes them (they need not be adjacent)
+        by_user.setdefault(row.user_id, []).append(row)
+    for user_id, group in by_user.items():
         try:
-            handle_rows(list(group), tally=replayed.tally)
+            handle_rows(group, tally=replayed.tally)
         except Exception as exc:  # this user stays to be replayed again; the others go on
             log.exception("replay failed for user %s", user_id)
             problems.append(f"user {user_id}: {exc}")
