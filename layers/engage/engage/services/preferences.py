@@ -46,7 +46,7 @@ def update_preferences(claims: Mapping[str, Any], change: PreferencesIn, now: da
 def _apply(state: UserState, sent: dict[str, Any]) -> UserState:
     preferences = dict(state.preferences)
     for key in ("quiet_hours", "paused_until", "weekly_budget", "timezone", "locale"):
-        if key in sent:  # null resets to the app's default (for zone and locale: the device's again)
+        if key in sent:  # null resets to the default (zone and locale: those the app's events send, else the config's)
             preferences[key] = sent[key]
     if "categories" in sent:
         chosen = sent["categories"]
