@@ -11,7 +11,8 @@ from engage.services.deliver import Received, deliver
 processor = BatchProcessor(event_type=EventType.SQS)
 _OUTCOME_METRICS = {"sent": "PushSent", "retry": "PushRetried", "drop_device": "PushDeviceRemoved",
                     "dead_letter": "PushDeadLettered", "expired": "PushExpired", "gave_up": "PushGaveUp",
-                    "duplicate": "PushDuplicateSkipped", "no_device": "PushNoDevice", "malformed": "PushJobMalformed"}  # fmt: skip
+                    "duplicate": "PushDuplicateSkipped", "no_device": "PushNoDevice", "malformed": "PushJobMalformed",
+                    "seen": "PushSeenMeanwhile"}  # fmt: skip
 
 
 class HandOutAgain(Exception):

@@ -189,6 +189,31 @@ def test_reading_a_pushed_message_sends_a_silent_clear_and_an_open_is_attributed
     assert list(phone.tray()) == [message_id]  # a data message shows nothing
 
 
+def test_a_retried_push_the_user_read_in_the_inbox_meanwhile_is_not_sent(stack, user):
+    # FCM said "later" to the first attempt; the user read the message in the app's inbox before the retry.
+    # The clear went out when they read it, so a retry sent now would sit in the tray for good.
+    from engage.notify.jobs import DeliveryJob
+
+    phone = Phone(stack, user).register().no_quiet_hours_now()
+    stack.fcm.fail_next(1, status=429, retry_after=3600)  # the retry waits an hour (hops on the queue meanwhile)
+    phone.send(minutes=20, kind="run")
+    [message] = wait_for("the inbox row", phone.inbox)
+    status, _ = http("POST", f"{stack.api_url}/v1/me/inbox/{message['message_id']}/read", None, phone.headers)
+    assert status == 204
+    wait_for("the clear", phone.pushes)
+
+    retry = DeliveryJob(message_id=message["message_id"], user_id=user, trigger=message["trigger"],
+                        title=message["title"], body=message["body"], attempt=1,
+                        valid_until=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    record = {"messageId": "retry", "receiptHandle": "r", "body": retry.model_dump_json(), "eventSource": "aws:sqs",
+              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}  # fmt: skip
+    with stack.paused(), recorded_aws_calls() as calls:
+        assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    assert [p["data"].get("engage") for p in phone.pushes()] == ["clear"]
+    assert ("dynamodb:BatchGetItem", stack.tables["InboxTable"]) in calls
+    assert_granted(stack, "DeliverFunction", calls)
+
+
 def test_quiet_hours_defer_a_push_to_their_end_and_a_reminder_that_went_stale_is_cancelled(stack, user):
     """One wait (under 90 s) serves both: the window ends at the same minute for both users."""
     from engage.services.notify import run_schedule

@@ -113,6 +113,7 @@ def test_each_function_may_do_only_what_its_code_does(resources):
     assert _grants(resources, "DeliverFunction") == {
         ("dynamodb:Query", "DevicesTable"),
         ("dynamodb:DeleteItem", "DevicesTable"),
+        ("dynamodb:BatchGetItem", "InboxTable"),  # has the user read a message whose push is retried?
         ("dynamodb:GetItem", "IdempotencyTable"),
         ("dynamodb:PutItem", "IdempotencyTable"),
         ("dynamodb:UpdateItem", "IdempotencyTable"),

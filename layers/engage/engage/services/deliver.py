@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..notify.jobs import DeliveryJob
 from ..push.sender import Push, PushResult, send_batch
 from ..settings import get_settings
-from ..store import devices, queues
+from ..store import devices, inbox, queues
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def deliver(
         else:
             report.outcomes["duplicate"] += 1
     try:
+        claimed = _not_seen_meanwhile(claimed, report)
         pushes, owners = _pushes(claimed, now, report)
         results: list[PushResult] = run(send_batch(app, pushes, now)) if pushes else []
     except Exception as exc:
@@ -120,6 +121,20 @@ def _due(
         _wait(waiting, now, report)
     held = {message.record_id for message, _ in not_due}
     return [(message, job) for message, job in jobs if message.record_id not in held]
+
+
+def _not_seen_meanwhile(
+    claimed: list[tuple[Received, DeliveryJob]], report: Report
+) -> list[tuple[Received, DeliveryJob]]:
+    """The jobs still to send: a retried push whose message the user has read or archived in the inbox since
+    is done unsent (its clear went out when they read it, before this retry could put it in the tray)."""
+    retried = {(job.user_id, job.message_id) for _, job in claimed if job.kind == "push" and job.attempt > 0}
+    seen = inbox.seen(sorted(retried))
+    for _, job in claimed:
+        if (job.user_id, job.message_id) in seen:
+            report.outcomes["seen"] += 1
+            _mark_done(job, {"seen": True})
+    return [(message, job) for message, job in claimed if (job.user_id, job.message_id) not in seen]
 
 
 def _pushes(

@@ -145,6 +145,17 @@ def get(user_id: str, message_id: str) -> Message | None:
         return None
 
 
+def seen(keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (user, message) the user has read or archived: strongly consistent, one BatchGetItem per
+    100 keys, only the two dates read."""
+    if not keys:
+        return set()
+    items = InboxItem.batch_get(
+        keys, consistent_read=True, attributes_to_get=["user_id", "message_id", "read_at", "archived_at"]
+    )
+    return {(item.user_id, item.message_id) for item in items if item.read_at or item.archived_at}
+
+
 def lookup(user_id: str, message_ids: list[str]) -> tuple[dict[str, Message], PushLog]:
     """The messages of these ids already in the inbox, and the user's push log: strongly consistent, in one
     BatchGetItem (per 100 keys)."""
