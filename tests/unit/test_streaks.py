@@ -86,6 +86,21 @@ def test_given_consecutive_days_when_recorded_then_each_extends_the_streak(daily
     )
 
 
+@pytest.mark.parametrize(
+    ("recorded", "late", "length", "current"),
+    [((1, 2), 0, 1, 3), ((0, 1, 3, 4), 2, 3, 5), ((0, 1, 5, 6), 2, 3, 2)],
+    ids=["fills-the-start", "joins-two-runs", "lengthens-a-broken-run"],
+)
+def test_given_a_late_day_when_recorded_then_its_fact_says_what_the_streak_is_now(recorded, late, length, current):
+    # An app syncing a workout from before yesterday's: "1-day streak" was the day's length, the streak is 3.
+    spec = streak()
+    state, _ = record(spec, days(*recorded))
+    _, [facts] = record(spec, days(late), state)
+
+    [extended] = [fact.data for fact in facts if fact.type == "streak_extended"]
+    assert (extended["period"] - D, extended["length"], extended["current_length"]) == (late, length, current)
+
+
 def test_given_yesterday_done_when_viewed_today_then_the_streak_is_at_risk_and_tomorrow_it_is_gone(daily):
     state, _ = record(daily, days(0, 1))
     today = streak_view(daily, state, D + 2)

@@ -287,7 +287,7 @@ def _trigger_condition(cfg: EngagementConfig, path: tuple, trigger: Trigger) -> 
 
 # Fields of facts and of what they are about that hold numbers or true/false (the others hold text).
 _NUMBERS = {
-    "level", "total", "value", "tier_index", "length", "longest", "freezes", "freezes_left", "previous_length",
+    "level", "total", "value", "tier_index", "length", "current_length", "longest", "freezes", "freezes_left", "previous_length",
     "new_rank", "score", "rank", "amount", "balance", "number",
 }  # fmt: skip
 _BOOLEANS = {"secret", "done_today", "at_risk"}

@@ -105,7 +105,7 @@ def record_activity(
     tally, before = _replay(spec, state.anchor, state.active)
     active = list(state.active)
     bisect.insort(active, period)
-    _, after = _replay(spec, state.anchor, active)
+    current, after = _replay(spec, state.anchor, active)
     known = {fact.key for fact in before}
     # A late period can move where a milestone falls (joining two runs, say): a milestone of the run that was
     # already current, at a length it had reached, was celebrated then and is no news now.
@@ -118,6 +118,14 @@ def record_activity(
         return not any(low < start <= high for start in breaks)  # same run as the last active period
 
     facts = [fact for fact in after if fact.key not in known and not celebrated(fact)]
+    # `length` is the run's length at the fact's period; a late event that fills a gap also lengthens the
+    # periods after it, which have their facts already: `current_length` is what the streak is now.
+    facts = [
+        StreakFact(fact.type, {**fact.data, "current_length": current.length})
+        if fact.type == "streak_extended"
+        else fact
+        for fact in facts
+    ]
     cut = bisect.bisect_right(active, active[-1] - keep_periods)
     anchor = _replay(spec, state.anchor, active[:cut])[0] if cut else state.anchor
     return StreakState(anchor, tuple(active[cut:])), facts

@@ -22,7 +22,7 @@ _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _USER = {"first_name", "display_name", "locale", "timezone", "level"}
 _FACT = {"type", "event_id"}  # every fact has these (engine.model.Fact.as_dict)
 _STREAK = {"id", "name", "length", "longest", "freezes", "done_today", "at_risk"}
-_STREAK_FACT = _FACT | {"streak", "period", "length", "freezes_left", "previous_length"}
+_STREAK_FACT = _FACT | {"streak", "period", "length", "current_length", "freezes_left", "previous_length"}
 _QUEST_FACT = _FACT | {"quest", "step", "name", "instance"}
 _BOARD = {"id", "name"}
 
