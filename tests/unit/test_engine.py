@@ -604,3 +604,17 @@ def test_a_rule_reading_a_balance_the_user_has_none_of_yet_reads_zero(make_confi
     outcome = apply(make_config(starter_bonus), [ev("app_opened")])
 
     assert outcome.results[0].awards.get("coins") == 1 and not outcome.results[0].warnings
+
+
+def test_expressions_read_the_level_the_app_shows_also_after_the_thresholds_were_raised(make_config):
+    # The user was announced level 4 (600 xp) under the old thresholds; under the new ones 1,100 xp is level 2,
+    # which /v1/me and the ingest answer show. Rules read `user.level` as 4 before.
+    def raised(data):
+        data["levels"]["thresholds"] = [0, 1000, 3000, 6000, 10000, 15000, 25000]
+        data["rules"].append({"id": "level-two", "on": "app_opened", "when": "user.level == 2", "award": {"coins": 1}})
+
+    announced = UserState("u1", level=3, earned={"xp": 1100}, balances={"xp": 1100})
+    outcome = apply(make_config(raised), [ev("app_opened")], state=announced)
+
+    assert outcome.results[0].awards.get("coins") == 1
+    assert facts(outcome, "level_up") == []  # level 2 was announced long ago: not again

@@ -77,6 +77,18 @@ def credit(ctx: EventContext, currency: str, amount: int, **cause: Any) -> None:
     ctx.fact("points_awarded", **cause, currency=currency, amount=amount, balance=state.balances[currency])
 
 
+def user_scope(config: EngagementConfig, state: UserState) -> dict[str, Any]:
+    """`user` as expressions read it: the level the app shows (from the lifetime total, so also after the
+    thresholds changed), and every declared currency's balance and lifetime total (0 before the first)."""
+    levels = config.levels
+    level = level_index(levels, state.earned.get(levels.currency, 0)) if levels else state.level
+    return {
+        "level": level + 1,
+        "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
+        "earned": {currency: state.earned.get(currency, 0) for currency in config.currencies},
+    }
+
+
 def move_level(ctx: EventContext) -> None:
     """Raise the level to what the lifetime total reaches: one level_up fact per level crossed, in order."""
     levels = ctx.config.levels

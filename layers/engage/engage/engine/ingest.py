@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from ..config.expressions import Scope, make_scope
 from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
 from .badges import apply_badges, retired_badge
-from .effects import EventContext, amount_of, credit, holds, move_level
+from .effects import EventContext, amount_of, credit, holds, move_level, user_scope
 from .leaderboards import update_boards
 from .model import Applied, Event, EventResult, Outcome, Profile, Source, UserState
 from .quests import apply_quests
@@ -194,11 +194,7 @@ def _scope(config: EngagementConfig, state: UserState, event: Event, local: date
                 "hour": local.hour,
                 "minute": local.minute,
             },
-            "user": {
-                "level": state.level + 1,
-                "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
-                "earned": {currency: state.earned.get(currency, 0) for currency in config.currencies},
-            },
+            "user": user_scope(config, state),
         }
     )
 

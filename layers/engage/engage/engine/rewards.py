@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config.expressions import Expr, make_scope
 from ..config.schema import EngagementConfig
-from .effects import EventContext, amount_of, credit, move_level
+from .effects import EventContext, amount_of, credit, move_level, user_scope
 from .ingest import local_time
 from .leaderboards import update_boards
 from .model import Applied, Event, EventResult, Outcome, UserState
@@ -30,7 +30,7 @@ def grant(
     after = copy.deepcopy(state)
     event = Event(grant_id, fact_type, now, {})
     result = EventResult(0, grant_id, "accepted")
-    user = {"level": after.level + 1, "balances": dict(after.balances), "earned": dict(after.earned)}
+    user = user_scope(config, after)
     local = local_time(config, after.profile, now)
     moment = {
         "date": local.strftime("%Y-%m-%d"),

@@ -17,6 +17,7 @@ from ulid import ULID
 
 from ..config.expressions import ExpressionError
 from ..config.schema import EngagementConfig, Trigger
+from ..engine.effects import user_scope
 from ..engine.ingest import local_time
 from ..engine.model import UserState
 from ..engine.streaks import load_streak, period_index, streak_view
@@ -67,9 +68,7 @@ def user_values(config: EngagementConfig, state: UserState) -> dict[str, Any]:
         "display_name": name,
         "locale": state.profile.locale or config.default_locale,
         "timezone": state.profile.timezone or config.default_timezone,
-        "level": state.level + 1,
-        "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
-        "earned": {currency: state.earned.get(currency, 0) for currency in config.currencies},
+        **user_scope(config, state),  # level, balances, earned: as rules read them
     }
 
 
