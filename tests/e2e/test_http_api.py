@@ -54,8 +54,11 @@ def test_every_aws_call_ingest_and_the_read_api_make_is_granted_by_their_iam_pol
     auth = bearer(tokens.mint(user))
     with stack.paused():  # only the HTTP server's calls are recorded
         with recorded_aws_calls() as by_ingest:
-            status, answer = http("POST", f"{stack.api_url}/v1/events", {"events": [event(f"{user}-1")]}, auth)
+            rejected = event(f"{user}-2", "no_such_type")  # a rejected event: were they applied before?
+            body = {"events": [event(f"{user}-1"), rejected]}
+            status, answer = http("POST", f"{stack.api_url}/v1/events", body, auth)
         assert status == 200 and answer["progress"]["leaderboards"]
+        assert ("dynamodb:BatchGetItem", stack.tables["LedgerTable"]) in by_ingest
         with recorded_aws_calls() as by_api:
             for method, path, body in (
                 ("GET", "/v1/me", None),

@@ -58,6 +58,20 @@ def test_replayed_batch_awards_nothing(user_id):
     assert load_user(user_id).balances == {"xp": 120, "coins": 10}
 
 
+def test_a_retry_after_the_late_window_closed_reports_the_applied_event_as_duplicate(user_id, dynamodb_calls):
+    # Accepted one minute inside the 7-day window; the answer was lost and the app retries ten minutes later.
+    now = datetime.now(UTC)
+    batch = [workout(f"{user_id}-old", now - timedelta(days=7) + timedelta(minutes=1))]
+    first = send(user_id, batch)
+    request = EventsRequest.model_validate({"events": [*batch, workout(f"{user_id}-older", now - timedelta(days=8))]})
+
+    retry = ingest_client_events(request, {"sub": user_id}, now=now + timedelta(minutes=10))
+
+    assert first.accepted == 1
+    assert [(r.status, r.code) for r in retry.results] == [("duplicate", "duplicate"), ("rejected", "too_late")]
+    assert dynamodb_calls.operations["BatchGetItem"] == 1  # only because the request had rejected events
+
+
 def test_replay_inside_a_larger_batch_applies_only_the_new_events(user_id):
     now = datetime.now(UTC)
     send(user_id, [workout(f"{user_id}-a", now - timedelta(minutes=5))])

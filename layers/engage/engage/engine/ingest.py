@@ -55,7 +55,7 @@ def apply_batch(
     applied: list[Applied] = []
     for index, event in events:
         if event.id in seen:
-            results.append(EventResult(index, event.id, "duplicate", "duplicate", "this event id was already applied"))
+            results.append(EventResult.duplicate(index, event.id))
             continue
         try:
             event = _checked(config, event, source, now)

@@ -75,6 +75,11 @@ class EventResult:
     facts: list[Fact] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. an award expression that failed on this event
 
+    @classmethod
+    def duplicate(cls, index: int, event_id: str | None) -> EventResult:
+        """An event an earlier request (or an earlier copy in this one) applied already."""
+        return cls(index, event_id, "duplicate", "duplicate", "this event id was already applied")
+
 
 @dataclass(frozen=True)
 class Applied:

@@ -33,7 +33,7 @@ from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batc
 from ..engine.model import Source
 from ..observability import logger, metrics
 from ..retries import MAX_ATTEMPTS, back_off
-from ..store.progress import CommitConflict, commit, events_per_transaction, load_user
+from ..store.progress import CommitConflict, applied_before, commit, events_per_transaction, load_user
 from .config import active_config
 from .errors import Busy, signed_in_user
 from .rank_estimates import cached_stats, estimated_rank
@@ -157,7 +157,23 @@ def _apply_for_user(
         state = outcome.after
         known_duplicates |= {applied.event.id for applied in outcome.applied}
         results += outcome.results
-    return [_result_out(result) for result in results], before, state
+    return [_result_out(result) for result in _replays_of_applied(user_id, source, results)], before, state
+
+
+def _replays_of_applied(user_id: str, source: Source, results: list[EventResult]) -> list[EventResult]:
+    """Rejected events an earlier request applied are duplicates: a retry that comes after the late window
+    closed, or after a config change, must not say "rejected" of points that were paid. Looked up (one read)
+    only when the request has rejected events."""
+    rejected = [result.id for result in results if result.status == "rejected" and result.id]
+    if not rejected:
+        return results
+    applied = applied_before(user_id, source, rejected)
+    return [
+        EventResult.duplicate(result.index, result.id)
+        if result.status == "rejected" and result.id in applied
+        else result
+        for result in results
+    ]
 
 
 def _commit_chunk(

@@ -62,6 +62,15 @@ def load_user(user_id: str) -> UserState:
     )
 
 
+def applied_before(user_id: str, source: Source, event_ids: Sequence[str]) -> set[str]:
+    """Which of these events an earlier request applied (their ledger row, the dedupe marker, exists): one
+    strongly consistent BatchGetItem per 100, reading the keys only."""
+    prefix = ledger_key(source, "")
+    keys = [(user_id, ledger_key(source, event_id)) for event_id in event_ids]
+    rows = LedgerItem.batch_get(keys, consistent_read=True, attributes_to_get=["user_id", "sk"])
+    return {row.sk.removeprefix(prefix) for row in rows}
+
+
 def commit(outcome: Outcome, source: Source, now: datetime) -> None:
     """Write the new user state and one ledger row per applied event, all or nothing.
 
