@@ -478,3 +478,11 @@ def test_property_over_a_sequence_of_calls_pushes_never_exceed_the_caps_nor_fall
     if caps.min_gap is not None:
         assert all(later - earlier >= caps.min_gap for earlier, later in pairwise(sent))
     assert all(quiet_until(p.quiet_hours, moment, zone) is None for moment in sent)
+
+
+@pytest.mark.parametrize(("pushed_ago", "action"), [(timedelta(seconds=30), "inbox"), (timedelta(minutes=2), "push")])
+def test_given_no_caps_when_a_push_went_out_under_a_minute_ago_then_this_one_waits_in_the_inbox(pushed_ago, action):
+    # Two messages due at a window's end can reach notify in two invocations: without min_gap both pushed.
+    now = ny(2026, 1, 10, 8, 0)
+    d = one(candidate(at=now), prefs(), now, sent=[now - pushed_ago])
+    assert d.action == action and d.reason == ("lower_priority" if action == "inbox" else "ok")

@@ -188,6 +188,17 @@ def _capped(limits: Limits, usage: Usage, now: datetime) -> tuple[Reason, str] |
     return None
 
 
+# Rule 5 across decisions: messages decided apart but within this long of a push (a quiet window's end whose
+# messages reach notify in two invocations, a retry) are "at once" too, also without a configured min_gap.
+AT_ONCE = timedelta(minutes=1)
+
+
+def _just_pushed(usage: Usage, now: datetime) -> tuple[Reason, str] | None:
+    if usage.last_at is not None and now - usage.last_at < AT_ONCE:
+        return "lower_priority", f"a push went out at {usage.last_at.isoformat()}, under a minute ago: one at a time"
+    return None
+
+
 # ---------------------------------------------------------------- the policy
 
 
@@ -225,7 +236,8 @@ def decide(
     4. caps on the user's local calendar — per_day (local day), per_week (local ISO week), min_gap since
        the last push, the user's weekly_budget — → inbox (cap_per_day, cap_per_week, min_gap, budget);
     5. of the candidates left, the highest priority (then earliest created_at, then message_id) is pushed
-       (ok); the others go to the inbox (lower_priority): the user gets one push at a time.
+       (ok); the others go to the inbox (lower_priority): the user gets one push at a time. A push in the
+       history less than AT_ONCE ago counts as one of them: all go to the inbox (lower_priority).
 
     Dedupe — never two pushes for one fact, e.g. when a stream record is delivered twice — is not decided
     here: the store's conditional write on the message (keyed by fact_key) is what guarantees it. Likewise
@@ -246,7 +258,7 @@ def decide(
         decisions[index] = Decision(candidate.message_id, action, reason, deliver_at, inputs, detail)
 
     contenders.sort(key=lambda i: (-candidates[i].priority, _utc(candidates[i].created_at), candidates[i].message_id))
-    capped = _capped(limits, inputs.usage, now)
+    capped = _capped(limits, inputs.usage, now) or _just_pushed(inputs.usage, now)
     if contenders and capped is None:
         winner = candidates[contenders[0]]
         decisions[contenders[0]] = Decision(winner.message_id, "push", "ok", None, inputs, "allowed")
