@@ -114,9 +114,12 @@ class LocalStack:
         return peek(self.sqs.wait_ready(), self.queue_urls[queue])
 
     def stop(self) -> None:
+        from ..push.firebase import close_emulator_app
+
         self.queues.stop()
         self.streams.stop()
         self.api.shutdown()
+        close_emulator_app()  # deliver's, in this process
         self.fcm.stop()
         self.sqs.stop()
         self.dynamodb.stop()

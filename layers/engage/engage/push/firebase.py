@@ -61,13 +61,18 @@ def firebase_app() -> Any:
     return _built[1]
 
 
-@lru_cache(maxsize=1)
-def _emulator_app(endpoint: str) -> Any:
-    from ..local.fcm_emulator import fcm_app
+# The App sending to the FCM emulator, one per process.
+_emulator: Any = None
 
-    app = fcm_app(endpoint, name="engage")
-    send_over_aiohttp(app)
-    return app
+
+def _emulator_app(endpoint: str) -> Any:
+    global _emulator
+    if _emulator is None:
+        from ..local.fcm_emulator import fcm_app
+
+        _emulator = fcm_app(endpoint, name="engage")
+        send_over_aiohttp(_emulator)
+    return _emulator
 
 
 def send_over_aiohttp(app: Any) -> None:
@@ -98,6 +103,18 @@ def _retry_transports(service: Any) -> list[Any]:
             "engage.push.firebase.send_over_aiohttp for this firebase-admin version"
         )
     return list(mounts.values())
+
+
+def close_emulator_app() -> None:
+    """Close the emulator App's connections and let it go, if it was built (the local stack stops: aiohttp
+    warns of sessions left open at exit; a stack started next builds its own). Lambda needs no such step."""
+    global _emulator
+    if _emulator is not None:
+        import firebase_admin
+
+        run(close_connections(_emulator))
+        firebase_admin.delete_app(_emulator)
+        _emulator = None
 
 
 async def close_connections(app: Any) -> None:
