@@ -500,6 +500,17 @@ def test_a_template_may_greet_the_user_with_their_level(fitquest_text):
     )
 
 
+@pytest.mark.parametrize(
+    "condition",
+    ["event.minutes >= 10 && event.kind", "event.minutes >= 60 ? event.minutes * 1.5 > 90.0 : true"],
+    ids=["only-long-workouts-reach-the-text", "only-long-workouts-take-the-double-branch"],
+)
+def test_a_branch_only_some_events_take_is_type_checked_too(fitquest_text, condition):
+    # The sample used to be the property's minimum alone (1 minute): these branches were never evaluated.
+    issues = issues_of_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
+    assert len(issues) == 1 and "mixes types" in issues[0].message
+
+
 def test_empty_file_is_rejected_at_the_top_level():
     issues = issues_of_text("")
     assert [issue.where for issue in issues] == ["(top level)"]

@@ -255,14 +255,26 @@ def _expression(
     if unknown or undeclared or (event is not None and event not in cfg.events):
         return
     sample = {
-        "event": {name: _sample_value(spec) for name, spec in declared.items()},
+        "event": {name: _sample_values(spec)[0] for name, spec in declared.items()},
         "local": {"date": "2026-01-05", "weekday": 1, "hour": 12, "minute": 0},
         "user": {"level": 1, "balances": _currencies(cfg), "earned": _currencies(cfg)},
     }
     fields = _unknown_fields(cfg, expr, {root: sample[root] for root in ("local", "user")}, "here")
     yield from (Issue(path, problem) for problem in fields)
-    if not fields:
-        yield from _type_check(path, expr, sample, yields)
+    if fields:
+        return
+    # One value per property at a time in turn (its min, max, each enum value): a branch that only some events
+    # take (`event.minutes >= 60 ? event.minutes * 1.5 : …`) is evaluated too.
+    variants = [sample] + [
+        {**sample, "event": {**sample["event"], name: value}}
+        for name, spec in declared.items()
+        for value in _sample_values(spec)[1:]
+    ]
+    for variant in variants:
+        problems = list(_type_check(path, expr, variant, yields))
+        if problems:
+            yield problems[0]
+            return
 
 
 def _trigger_condition(cfg: EngagementConfig, path: tuple, trigger: Trigger) -> Iterator[Issue]:
@@ -382,12 +394,14 @@ def _type_check(path: tuple, expr: Expr, sample: dict[str, dict[str, object]], y
         )
 
 
-def _sample_value(spec: PropertySpec) -> object:
-    """A value of the property's declared type, as CEL will see it (a number is always a double)."""
-    fitting = [value for value in spec.enum or [] if fits_type(value, spec.type)]  # a misfit is reported apart
-    value = fitting[0] if fitting else spec.min if spec.min is not None else 1
-    if spec.type == "string":
-        return value if isinstance(value, str) else "text"
+def _sample_values(spec: PropertySpec) -> list[object]:
+    """Values of the property's declared type as CEL will see them (a number is always a double): each enum
+    value, else the lowest and highest allowed."""
     if spec.type == "boolean":
-        return True
-    return int(value) if spec.type == "integer" else float(value)
+        return [True, False]
+    fitting = [value for value in spec.enum or [] if fits_type(value, spec.type)]  # a misfit is reported apart
+    if spec.type == "string":
+        return [value for value in fitting if isinstance(value, str)] or ["text"]
+    bounds = [spec.min if spec.min is not None else 1, *([spec.max] if spec.max is not None else [])]
+    convert = int if spec.type == "integer" else float
+    return list(dict.fromkeys(convert(value) for value in fitting or bounds))
