@@ -56,7 +56,11 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "synchronous `send_each` uses it. HTTP/1.1 carries one request per connection at a time, so against FCM "
             "the 100 connections bound the pushes in flight (if a call to FCM takes 20–50 ms: 2,000–5,000/s). The "
             "emulator runs in its own process on the other core; a Node.js client with 1 to 100 keep-alive "
-            "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers. `sniffio` is installed "
+            "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers: "
+            "the sender's CPU is. Of its ~0.5 ms per push (profiled on 2026-11-23), firebase-admin spends a share "
+            "on a new google-auth `Request` (a `requests.Session`) and a deep copy of its retry settings for every "
+            "call; the rest is building the message, httpx's request and response objects, aiohttp and the event "
+            "loop. On this machine the rate moved between about 1,200 and 2,000/s from run to run. `sniffio` is installed "
             "with the deliver function because without it httpcore retries a failed import on every request.",
             "",
             "| step, per fact | µs |",
