@@ -486,8 +486,28 @@ def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition
             'criteria: {count: {event: workout_completed, when: "local.weekday >= 6"}, gte: 150, within: 2d}',
             "so 150 within 2d can never be reached",
         ),
+        ("app: fitquest\n", "app: fitquest\nlate_window: 1m\n", "greater than or equal to 1 hour"),
+        (
+            "      - {rank_lte: 10, award: {coins: 20}}",
+            "      - {rank_lte: 1, award: {coins: 20}}",
+            "rank_lte 1 is given twice",
+        ),
+        (
+            '        - {id: start, title: "Start 10 minutes", deep_link: "fitquest://workout/quick"}\n',
+            '        - {id: start, title: "Start 10 minutes", deep_link: "fitquest://workout/quick"}\n'
+            '        - {id: start, title: "Later"}\n',
+            "id 'start' is used twice",
+        ),
     ],
-    ids=["quiet-hours-without-a-window", "board-on-a-fact-without-one", "at-local-off-schedule", "window-too-full"],
+    ids=[
+        "quiet-hours-without-a-window",
+        "board-on-a-fact-without-one",
+        "at-local-off-schedule",
+        "window-too-full",
+        "late-window-of-minutes",
+        "a-rank-rewarded-twice",
+        "an-action-id-twice",
+    ],
 )
 def test_settings_that_would_never_take_effect_are_refused(fitquest_text, old, new, says):
     issues = issues_of_text(edit(fitquest_text, old, new))

@@ -103,6 +103,13 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
 
     for i, board in enumerate(cfg.leaderboards):
         yield from _currency(cfg, ("leaderboards", i, "metric", "currency"), board.metric.currency)
+        ranks = [reward.rank_lte for reward in board.rewards]
+        for j, rank in enumerate(ranks):
+            if rank in ranks[:j]:
+                yield Issue(
+                    ("leaderboards", i, "rewards", j, "rank_lte"),
+                    f"rank_lte {rank} is given twice; only one of them would ever pay. Fix: merge their awards",
+                )
         for j, reward in enumerate(board.rewards):
             yield from _award(cfg, ("leaderboards", i, "rewards", j, "award"), reward.award, {"user", "local"}, None)
 
@@ -137,6 +144,7 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
             )
         if trigger.when is not None:
             yield from _trigger_condition(cfg, (*at, "when"), trigger)
+        yield from _duplicates((*at, "actions"), [action.id for action in trigger.actions])
         for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
             yield Issue((*at, "template"), problem)
 

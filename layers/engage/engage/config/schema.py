@@ -391,6 +391,7 @@ class EngagementConfig(Strict):
     default_locale: Locale = "en"
     late_window: Duration = Field(
         timedelta(days=7),
+        ge=timedelta(hours=1),  # shorter refuses the events of an app that was offline for minutes
         le=MAX_LATE_WINDOW,
         description="how old an event may be and still count; at most 30d (dedupe markers live 35d)",
     )
