@@ -457,7 +457,7 @@ def test_fields_an_expression_reads_are_checked_also_in_triggers(fitquest_text, 
 
 @pytest.mark.parametrize(
     "condition",
-    ["user.balances.coins >= 100", "['run', 'ride'].exists(k, k == event.kind)", "event.kind != 'user.x'"],
+    ["user.balances.coins >= 100", "['run', 'ride'].exists(k, k == event.kind)", "local.date != 'user.x'"],
 )
 def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition):
     parse_config_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
@@ -529,6 +529,29 @@ def test_a_branch_only_some_events_take_is_type_checked_too(fitquest_text, condi
     # The sample used to be the property's minimum alone (1 minute): these branches were never evaluated.
     issues = issues_of_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
     assert len(issues) == 1 and "mixes types" in issues[0].message
+
+
+@pytest.mark.parametrize(
+    ("condition", "says"),
+    [
+        ("event.kind == 'Yoga'", "which its enum does not have: it is always false. Fix: use one of ride, run,"),
+        ("'Yoga' != event.kind", "it is always true"),
+        ("event.minutes == '10'", "which holds a number, with the text '10': it is always false"),
+        ("local.weekday == 'Saturday'", "(1 Monday … 7 Sunday)"),
+    ],
+    ids=["enum-case", "enum-reversed", "number-as-text", "weekday-by-name"],
+)
+def test_a_comparison_whose_answer_never_changes_is_refused(fitquest_text, condition, says):
+    # CEL answers these without an error, so evaluating them on samples never caught them.
+    issues = issues_of_text(edit(fitquest_text, 'when: "event.minutes >= 10"', f'when: "{condition}"'))
+    assert len(issues) == 1 and says in issues[0].message, issues
+
+
+def test_a_distinct_badge_needing_more_values_than_the_enum_has_is_refused(fitquest_text):
+    text = edit(fitquest_text, "distinct: {event: workout_completed, property: kind}, gte: 4",
+                "distinct: {event: workout_completed, property: kind}, gte: 5")  # fmt: skip
+    [issue] = issues_of_text(text)
+    assert "5 different values of kind can never be seen: its enum has 4" in issue.message
 
 
 def test_empty_file_is_rejected_at_the_top_level():
@@ -780,7 +803,7 @@ def test_a_distinct_badge_counts_to_a_thousand_at_most_as_each_value_is_kept_in_
     text = edit(
         fitquest_text,
         "criteria: {distinct: {event: workout_completed, property: kind}, gte: 4}",
-        "criteria: {distinct: {event: workout_completed, property: kind}, gte: 5000}",
+        "criteria: {distinct: {event: workout_completed, property: minutes}, gte: 5000}",
     )
     [issue] = issues_of_text(text)
     assert issue.where == "badges[2]" and "Fix: at most 1000" in issue.message

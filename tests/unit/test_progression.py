@@ -305,13 +305,14 @@ def test_distinct_values_within_a_window_count_only_values_close_in_time():
 
 def test_changing_what_a_badge_counts_starts_its_progress_over_and_keeps_the_tiers_won():
     # Given a badge counting distinct kinds within a day (its window holds digests of kinds)
-    variety = {"id": "variety", "name": "Variety", "tiers": [{"name": "I", "gte": 1}, {"name": "II", "gte": 90}],
+    variety = {"id": "variety", "name": "Variety", "tiers": [{"name": "I", "gte": 1}, {"name": "II", "gte": 4}],
                "criteria": {"distinct": {"event": "workout_completed", "property": "kind"}, "within": "1d"}}  # fmt: skip
     before = run(config(badges=[variety]), [workout(NOW - timedelta(hours=2), kind="run")])
     assert before.after.badges["variety"]["tiers"] == 1
 
     # When the product owner makes it a sum of minutes under the same id
-    minutes = {**variety, "criteria": {"sum": {"event": "workout_completed", "property": "minutes"}, "within": "1d"}}
+    minutes = {**variety, "tiers": [{"name": "I", "gte": 1}, {"name": "II", "gte": 90}],
+               "criteria": {"sum": {"event": "workout_completed", "property": "minutes"}, "within": "1d"}}  # fmt: skip
     after = run(config(badges=[minutes]), [workout(NOW, minutes=95)], state=before.after)
 
     # Then the digests are not summed (that failed every request): it starts over, tier I stays won

@@ -100,6 +100,14 @@ def test_given_an_unmatched_brace_or_a_malformed_placeholder_when_checked_then_b
     assert any("is not a placeholder" in p and "Fix:" in p for p in problems)
 
 
+def test_given_a_placeholder_in_double_braces_when_checked_then_it_is_reported_as_the_literal_text_it_shows() -> None:
+    # `{{badge.name}}`, the habit of other template languages, would show "{badge.name}" to the user.
+    problems = check_trigger_templates(trigger(template=Template(title="New: {{badge.name}}", body="{{{badge.name}}}")))
+    assert (
+        len(problems) == 1 and "shows the text {badge.name}" in problems[0] and "Fix: write {badge.name}" in problems[0]
+    )
+
+
 def test_given_a_schedule_trigger_when_it_names_no_streak_then_streak_placeholders_are_not_available() -> None:
     with_streak = trigger(on="schedule", at_local="19:00", streak="daily-workout")
     without = trigger(on="schedule", at_local="19:00")

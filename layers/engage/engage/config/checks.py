@@ -83,7 +83,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
         yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
 
     for i, badge in enumerate(cfg.badges):
-        yield from _distinct_bound(("badges", i), badge)
+        yield from _distinct_bound(cfg, ("badges", i), badge)
         yield from _filter(cfg, ("badges", i, "criteria"), badge.criteria.filter, badge.criteria)
         yield from _award(cfg, ("badges", i, "reward"), badge.reward or {}, EVENT_SCOPE, badge.criteria.filter.event)
 
@@ -177,8 +177,18 @@ def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
         )
 
 
-def _distinct_bound(path: tuple, badge: Badge) -> Iterator[Issue]:
+def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterator[Issue]:
     highest = badge.tiers[-1].gte if badge.tiers else badge.criteria.gte or 0
+    distinct = badge.criteria.distinct
+    if distinct is not None and distinct.event in cfg.events:
+        spec = cfg.events[distinct.event].properties.get(distinct.property)
+        fits = spec is not None and spec.enum and all(fits_type(value, spec.type) for value in spec.enum)
+        if spec is not None and spec.enum and fits and highest > len(spec.enum):  # a misfit is reported apart
+            yield Issue(
+                path,
+                f"{highest} different values of {distinct.property} can never be seen: its enum has "
+                f"{len(spec.enum)}. Fix: at most {len(spec.enum)}, or add values to the enum",
+            )
     if badge.criteria.distinct is not None and highest > MAX_DISTINCT:
         yield Issue(
             path,
@@ -268,6 +278,7 @@ def _expression(
         "user": {"level": 1, "balances": _currencies(cfg), "earned": _currencies(cfg)},
     }
     fields = _unknown_fields(cfg, expr, {root: sample[root] for root in ("local", "user")}, "here")
+    fields += _literal_problems(expr, sample, {name: spec.enum for name, spec in declared.items() if spec.enum})
     yield from (Issue(path, problem) for problem in fields)
     if fields:
         return
@@ -299,7 +310,7 @@ def _trigger_condition(cfg: EngagementConfig, path: tuple, trigger: Trigger) -> 
         )
         return
     sample = trigger_sample(cfg, trigger)
-    fields = _unknown_fields(cfg, expr, sample, f"for a {trigger.on} trigger")
+    fields = _unknown_fields(cfg, expr, sample, f"for a {trigger.on} trigger") + _literal_problems(expr, sample, {})
     yield from (Issue(path, problem) for problem in fields)
     if not fields:
         yield from _type_check(path, expr, sample, "condition")
@@ -359,6 +370,37 @@ def _unknown_fields(cfg: EngagementConfig, expr: Expr, sample: dict[str, dict[st
             problems.append(f"{expr.source!r} reads {root}.{field}.{sub}, but {sub!r} is no currency. "
                             f"Fix: use one of {_choices(cfg.currencies)}")  # fmt: skip
     return sorted(set(problems))
+
+
+# `root.field == 'text'` (or != , or the other way round): CEL answers false for a number compared with text,
+# and for a value an enum does not have, without an error the sample evaluation could catch.
+_COMPARED = re.compile(
+    r"(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*([!=]=)\s*(['\"])(.*?)\4"
+    r"|(['\"])(.*?)\6\s*([!=]=)\s*(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)"
+)
+
+
+def _literal_problems(
+    expr: Expr, sample: dict[str, dict[str, object]], enums: dict[str, list[str | int | float]]
+) -> list[str]:
+    """Comparisons with a quoted text whose answer is always the same: with a number or true/false field, or
+    with an event property whose enum does not have that text (`event.kind == 'Yoga'`, the enum says `yoga`)."""
+    problems = []
+    for match in _COMPARED.finditer(expr.source):
+        root, field, op, text = match[1], match[2], match[3], match[5]
+        if root is None:
+            root, field, op, text = match[9], match[10], match[8], match[7]
+        answer = "is always false" if op == "==" else "is always true"
+        value = sample.get(root, {}).get(field)
+        if isinstance(value, bool | int | float):
+            kind = "true or false" if isinstance(value, bool) else "a number"
+            hint = " (1 Monday … 7 Sunday)" if (root, field) == ("local", "weekday") else ""
+            problems.append(f"{expr.source!r} compares {root}.{field}, which holds {kind}, with the text {text!r}: "
+                            f"it {answer}. Fix: compare it with a value without quotes{hint}")  # fmt: skip
+        elif root == "event" and all(isinstance(v, str) for v in enums.get(field, [1])) and text not in enums[field]:
+            problems.append(f"{expr.source!r} compares event.{field} with {text!r}, which its enum does not have: "
+                            f"it {answer}. Fix: use one of {_choices(str(v) for v in enums[field])}")  # fmt: skip
+    return problems
 
 
 def _without_strings(source: str) -> str:

@@ -18,6 +18,7 @@ from ..config.schema import Trigger
 # `{{` and `}}` are escapes; `{...}` without braces inside is a placeholder; any other brace is unmatched.
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DOUBLED = re.compile(r"(?<!\{)\{\{\s*([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)\s*\}\}(?!\})")
 
 _USER = {"first_name", "display_name", "locale", "timezone", "level"}
 _FACT = {"type", "event_id"}  # every fact has these (engine.model.Fact.as_dict)
@@ -143,6 +144,13 @@ def check_trigger_templates(trigger: Trigger, available: dict[str, set[str]] | N
         at = f"trigger {trigger.id!r} {where}"
         if _unmatched(text):
             problems.append(f"{at}: {text!r} has an unmatched brace. Fix: write {{{{ or }}}} for a literal brace")
+        for name in _DOUBLED.findall(text):  # {{badge.name}}, the habit of other template languages
+            root, _, field = name.partition(".")
+            if field in available.get(root, ()):
+                problems.append(
+                    f"{at}: {{{{{name}}}}} shows the text {{{name}}} ({{{{ and }}}} are literal braces). "
+                    f"Fix: write {{{name}}} to show the value"
+                )
         for name in sorted(placeholders(text)):
             root, _, field = name.partition(".")
             if not _PATH.match(name):
