@@ -205,11 +205,13 @@ def test_a_retried_push_the_user_read_in_the_inbox_meanwhile_is_not_sent(stack, 
     retry = DeliveryJob(message_id=message["message_id"], user_id=user, trigger=message["trigger"],
                         title=message["title"], body=message["body"], attempt=1,
                         valid_until=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
-    record = {"messageId": "retry", "receiptHandle": "r", "body": retry.model_dump_json(), "eventSource": "aws:sqs",
-              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}  # fmt: skip
+    clear = retry.model_copy(update={"kind": "clear"})  # another clear of the message, in the same batch
+    records = [{"messageId": name, "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}}
+               for name, job in (("retry", retry), ("clear", clear))]  # fmt: skip
     with stack.paused(), recorded_aws_calls() as calls:
-        assert _invoke(stack, "DeliverFunction", {"Records": [record]}) == {"batchItemFailures": []}
-    assert [p["data"].get("engage") for p in phone.pushes()] == ["clear"]
+        assert _invoke(stack, "DeliverFunction", {"Records": records}) == {"batchItemFailures": []}
+    assert [p["data"].get("engage") for p in phone.pushes()] == ["clear", "clear"]  # the push was not sent
     assert ("dynamodb:BatchGetItem", stack.tables["InboxTable"]) in calls
     assert_granted(stack, "DeliverFunction", calls)
 

@@ -193,3 +193,11 @@ def test_given_non_string_values_when_rendered_then_they_are_written_with_str() 
     t = trigger(on="rank_lost", template=Template(title="You are now #{fact.new_rank}", body="{fact.score} XP"))
     rendered = render(t, "en", "en", {"fact": {"new_rank": 4, "score": 1250.5}})
     assert (rendered.title, rendered.body, rendered.deep_link) == ("You are now #4", "1250.5 XP", None)
+
+
+def test_given_a_streak_fact_when_its_text_reads_another_streak_facts_field_then_it_is_reported() -> None:
+    # A milestone fact has no current_length (only streak_extended has): it would render as nothing.
+    milestone = trigger(on="streak_milestone", template=Template(title="{fact.current_length} days!", body="b"))
+    extended = trigger(on="streak_extended", template=Template(title="{fact.current_length} days!", body="b"))
+    assert len(check_trigger_templates(milestone)) == 1
+    assert check_trigger_templates(extended) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from .expressions import Expr, ExpressionError
@@ -68,6 +69,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
     yield from _duplicates(("quests",), [q.id for q in cfg.quests])
     yield from _duplicates(("leaderboards",), [b.id for b in cfg.leaderboards])
 
+    yield from _settings(cfg)
     for event_type, spec in cfg.events.items():
         for name, prop in spec.properties.items():
             yield from _property(("events", event_type, "properties", name), name, prop)
@@ -142,11 +144,56 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
                 (*at, "leaderboard"),
                 f"unknown leaderboard {trigger.leaderboard!r}. Fix: use one of {_choices(boards)}",
             )
+        if trigger.on != "schedule" and trigger.at_local is not None:
+            yield Issue(
+                (*at, "at_local"),
+                f"at_local is read only by schedule triggers, and this one fires on {trigger.on}. "
+                "Fix: remove at_local, or use on: schedule",
+            )
+        if trigger.leaderboard is not None and trigger.on not in BOARD_TRIGGERS:
+            yield Issue(
+                (*at, "leaderboard"),
+                f"leaderboard limits a trigger to one board's facts, and {trigger.on} facts name no board, so it "
+                f"would never fire. Fix: remove leaderboard, or use on: {_choices(BOARD_TRIGGERS)}",
+            )
         if trigger.when is not None:
             yield from _trigger_condition(cfg, (*at, "when"), trigger)
         yield from _duplicates((*at, "actions"), [action.id for action in trigger.actions])
         for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
             yield Issue((*at, "template"), problem)
+
+
+# `leaderboard:` filters the facts that name a board, and puts the board in scope of a schedule trigger.
+BOARD_TRIGGERS = {"rank_lost", "leaderboard_reward", "schedule"}
+LONGEST = timedelta(days=3653)  # a duration longer than 10 years is a typo
+
+
+def _settings(cfg: EngagementConfig) -> Iterator[Issue]:
+    """Settings that would never take effect, or a duration nobody means."""
+    if cfg.late_window < timedelta(hours=1):
+        yield Issue(
+            ("late_window",),
+            f"a late_window of {format_duration(cfg.late_window)} refuses the events of an app that was offline "
+            "for minutes. Fix: at least 1h (m is minutes; the default is 7d)",
+        )
+    quiet = cfg.notifications.defaults.quiet_hours if cfg.notifications else None
+    if quiet is not None and quiet.start == quiet.end:  # a user may choose that in their preferences (no window)
+        yield Issue(
+            ("notifications", "defaults", "quiet_hours"),
+            f"quiet hours from {quiet.start} to {quiet.end} are no window at all. "
+            "Fix: give an end other than the start, e.g. 21:30 to 08:00, or leave quiet_hours out",
+        )
+    durations = [
+        *((("badges", i, "criteria", "within"), b.criteria.within) for i, b in enumerate(cfg.badges)),
+        *((("quests", i, "within"), q.within) for i, q in enumerate(cfg.quests)),
+        *(
+            (("notifications", "triggers", i, "valid_for"), t.valid_for)
+            for i, t in enumerate(cfg.notifications.triggers if cfg.notifications else [])
+        ),
+    ]
+    for path, duration in durations:
+        if duration is not None and duration > LONGEST:
+            yield Issue(path, f"{format_duration(duration)} is longer than 10 years. Fix: write a shorter duration")
 
 
 def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], event: str | None) -> Iterator[Issue]:
@@ -350,14 +397,15 @@ def _currencies(cfg: EngagementConfig) -> dict[str, object]:
 
 
 # `root.field` as written in an expression (outside the macro variables' own names).
-_FIELD = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
+# Each name may be a method instead (`user.balances.size()`, `user.earned.exists(c, …)`): then it is no field.
+_FIELD = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)(\s*\()?(?:\.([A-Za-z_]\w*)(\s*\()?)?")
 
 
 def _unknown_fields(cfg: EngagementConfig, expr: Expr, sample: dict[str, dict[str, object]], where: str) -> list[str]:
     """Problems with the fields an expression reads of the sample's roots (`fact.new_rnk`, `user.balances.gems`)."""
     problems = []
-    for root, field, sub in _FIELD.findall(_without_strings(expr.source)):
-        if root not in sample:
+    for root, field, field_call, sub, sub_call in _FIELD.findall(_masked(expr.source)[0]):
+        if root not in sample or field_call:
             continue
         fields = sample[root]
         if not fields:
@@ -366,17 +414,18 @@ def _unknown_fields(cfg: EngagementConfig, expr: Expr, sample: dict[str, dict[st
         elif field not in fields:
             problems.append(f"{expr.source!r} reads {root}.{field}, which {root} does not have {where}. "
                             f"Fix: use one of {_choices(fields)}")  # fmt: skip
-        elif sub and field in ("balances", "earned") and sub not in cfg.currencies:
+        elif sub and not sub_call and field in ("balances", "earned") and sub not in cfg.currencies:
             problems.append(f"{expr.source!r} reads {root}.{field}.{sub}, but {sub!r} is no currency. "
                             f"Fix: use one of {_choices(cfg.currencies)}")  # fmt: skip
     return sorted(set(problems))
 
 
 # `root.field == 'text'` (or != , or the other way round): CEL answers false for a number compared with text,
-# and for a value an enum does not have, without an error the sample evaluation could catch.
+# and for a value an enum does not have, without an error the sample evaluation could catch. Matched on the
+# source with its texts masked (`'0'`, `'1'`, … index the texts), so a comparison is never read across them.
 _COMPARED = re.compile(
-    r"(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*([!=]=)\s*(['\"])(.*?)\4"
-    r"|(['\"])(.*?)\6\s*([!=]=)\s*(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)"
+    r"(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*([!=]=)\s*'(\d+)'"
+    r"|'(\d+)'\s*([!=]=)\s*(?<![\w.])([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?!\s*[.(\[])"
 )
 
 
@@ -385,11 +434,13 @@ def _literal_problems(
 ) -> list[str]:
     """Comparisons with a quoted text whose answer is always the same: with a number or true/false field, or
     with an event property whose enum does not have that text (`event.kind == 'Yoga'`, the enum says `yoga`)."""
+    masked, texts = _masked(expr.source)
     problems = []
-    for match in _COMPARED.finditer(expr.source):
-        root, field, op, text = match[1], match[2], match[3], match[5]
-        if root is None:
-            root, field, op, text = match[9], match[10], match[8], match[7]
+    for match in _COMPARED.finditer(masked):
+        if match[1] is not None:
+            root, field, op, text = match[1], match[2], match[3], texts[int(match[4])]
+        else:
+            root, field, op, text = match[7], match[8], match[6], texts[int(match[5])]
         answer = "is always false" if op == "==" else "is always true"
         value = sample.get(root, {}).get(field)
         if isinstance(value, bool | int | float):
@@ -403,9 +454,20 @@ def _literal_problems(
     return problems
 
 
-def _without_strings(source: str) -> str:
-    """The expression with its string literals emptied: 'user.name' inside quotes is text, not a field."""
-    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", source)
+# A CEL string literal in single or double quotes, with backslash escapes.
+_STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+
+
+def _masked(source: str) -> tuple[str, list[str]]:
+    """The expression with each text replaced by its index in quotes (`'0'`), and the texts: 'user.name' in
+    quotes is text, not a field."""
+    texts: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        texts.append(re.sub(r"\\(.)", r"\1", match.group(0)[1:-1]))
+        return f"'{len(texts) - 1}'"
+
+    return _STRING.sub(keep, source), texts
 
 
 # CEL never converts between int and double: `event.amount * 2` fails when amount is a number (a double).

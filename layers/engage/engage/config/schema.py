@@ -299,17 +299,6 @@ class NotificationDefaults(Strict):
     quiet_hours: QuietHours | None = None
     caps: Caps = Caps()
 
-    @field_validator("quiet_hours")
-    @classmethod
-    def _a_window(cls, quiet: QuietHours | None) -> QuietHours | None:
-        # A user may set start == end in their preferences (no window); in the app's defaults it is a slip.
-        if quiet is not None and quiet.start == quiet.end:
-            raise ValueError(
-                f"quiet hours from {quiet.start} to {quiet.end} are no window at all. "
-                "Fix: give an end other than the start, e.g. 21:30 to 08:00, or leave quiet_hours out"
-            )
-        return quiet
-
 
 class Category(Strict):
     name: str
@@ -334,10 +323,6 @@ class Action(Strict):
     deep_link: str | None = None
 
 
-# `leaderboard:` filters the facts that name a board, and puts the board in scope of a schedule trigger.
-BOARD_TRIGGERS = {"rank_lost", "leaderboard_reward", "schedule"}
-
-
 class Trigger(Strict):
     id: Identifier
     on: Identifier = Field(description="a fact type such as badge_awarded, or 'schedule'")
@@ -357,16 +342,6 @@ class Trigger(Strict):
     def _schedule(self) -> Trigger:
         if self.on == "schedule" and self.at_local is None:
             raise ValueError('a schedule trigger needs at_local. Fix: add e.g. at_local: "19:00"')
-        if self.on != "schedule" and self.at_local is not None:
-            raise ValueError(
-                f"at_local is read only by schedule triggers, and this one fires on {self.on}. "
-                "Fix: remove at_local, or use on: schedule"
-            )
-        if self.leaderboard is not None and self.on not in BOARD_TRIGGERS:
-            raise ValueError(
-                f"leaderboard limits a trigger to one board's facts, and {self.on} facts name no board, so it would "
-                f"never fire. Fix: remove leaderboard, or use on: {', '.join(sorted(BOARD_TRIGGERS))}"
-            )
         return self
 
 
@@ -391,7 +366,6 @@ class EngagementConfig(Strict):
     default_locale: Locale = "en"
     late_window: Duration = Field(
         timedelta(days=7),
-        ge=timedelta(hours=1),  # shorter refuses the events of an app that was offline for minutes
         le=MAX_LATE_WINDOW,
         description="how old an event may be and still count; at most 30d (dedupe markers live 35d)",
     )

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringCon
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_LONGEST = timedelta(days=3653)  # a sane bound, far below what a timedelta holds (a longer one is a typo)
+_LONGEST = timedelta(days=999_999_999)  # what a timedelta holds: a longer one is a crash, not a value
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -23,8 +23,8 @@ def parse_duration(value: Any) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{value!r} is not a duration. Fix: write a positive number and a unit, e.g. 30m, 2h, 7d, 1w")
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds > _LONGEST.total_seconds():
-        raise ValueError(f"{value!r} is longer than 10 years. Fix: write a shorter duration, e.g. 52w")
+    if seconds > _LONGEST.total_seconds():  # publishing refuses more than 10 years (config.checks)
+        raise ValueError(f"{value!r} is longer than any duration can be. Fix: write a shorter one, e.g. 52w")
     return timedelta(seconds=seconds)
 
 

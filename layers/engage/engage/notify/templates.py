@@ -23,13 +23,20 @@ _DOUBLED = re.compile(r"(?<!\{)\{\{\s*([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0
 _USER = {"first_name", "display_name", "locale", "timezone", "level"}
 _FACT = {"type", "event_id"}  # every fact has these (engine.model.Fact.as_dict)
 _STREAK = {"id", "name", "length", "longest", "freezes", "done_today", "at_risk"}
-_STREAK_FACT = _FACT | {"streak", "period", "length", "current_length", "freezes_left", "previous_length"}
+_STREAK_FACT = _FACT | {"streak", "period"}
+# What each streak fact adds (engine.streaks): a `when` or text reading another's field would find nothing.
+_STREAK_FIELDS = {
+    "streak_extended": {"length", "current_length"},
+    "streak_frozen": {"freezes_left"},
+    "streak_broken": {"previous_length"},
+    "streak_milestone": {"length"},
+}
 _QUEST_FACT = _FACT | {"quest", "step", "name", "instance"}
 _BOARD = {"id", "name"}
 
 
-def _streak_fact() -> dict[str, set[str]]:
-    return {"user": set(_USER), "fact": set(_STREAK_FACT), "streak": set(_STREAK)}
+def _streak_fact(fact_type: str) -> dict[str, set[str]]:
+    return {"user": set(_USER), "fact": _STREAK_FACT | _STREAK_FIELDS[fact_type], "streak": set(_STREAK)}
 
 
 def _quest_fact() -> dict[str, set[str]]:
@@ -62,10 +69,7 @@ AVAILABLE_BY_FACT: dict[str, dict[str, set[str]]] = {
         "user": set(_USER),
         "fact": _FACT | {"rule", "badge", "tier", "quest", "leaderboard_reward", "currency", "amount", "balance"},
     },
-    "streak_extended": _streak_fact(),
-    "streak_frozen": _streak_fact(),
-    "streak_broken": _streak_fact(),
-    "streak_milestone": _streak_fact(),
+    **{fact_type: _streak_fact(fact_type) for fact_type in _STREAK_FIELDS},
     "quest_step_completed": _quest_fact(),
     "quest_completed": _quest_fact(),
     "quest_expired": _quest_fact(),

@@ -55,9 +55,7 @@ def firebase_app() -> Any:
             firebase_admin.delete_app(_built[1])  # frees its name and its HTTP clients
             _built = None
         options = {"httpTimeout": HTTP_TIMEOUT, "projectId": account.get("project_id")}
-        app = firebase_admin.initialize_app(certificate, options, name="engage-fcm")
-        send_over_aiohttp(app)
-        _built = (text, app)
+        _built = (text, _over_aiohttp(firebase_admin.initialize_app(certificate, options, name="engage-fcm")))
     return _built[1]
 
 
@@ -70,9 +68,21 @@ def _emulator_app(endpoint: str) -> Any:
     if _emulator is None:
         from ..local.fcm_emulator import fcm_app
 
-        _emulator = fcm_app(endpoint, name="engage")
-        send_over_aiohttp(_emulator)
+        _emulator = _over_aiohttp(fcm_app(endpoint, name="engage"))
     return _emulator
+
+
+def _over_aiohttp(app: Any) -> Any:
+    """The app, sending over aiohttp; if that fails it is let go (its name freed), so the next call fails the
+    same way rather than sending the old way."""
+    import firebase_admin
+
+    try:
+        send_over_aiohttp(app)
+    except Exception:
+        firebase_admin.delete_app(app)
+        raise
+    return app
 
 
 def send_over_aiohttp(app: Any) -> None:

@@ -128,13 +128,20 @@ def _not_seen_meanwhile(
 ) -> list[tuple[Received, DeliveryJob]]:
     """The jobs still to send: a retried push whose message the user has read or archived in the inbox since
     is done unsent (its clear went out when they read it, before this retry could put it in the tray)."""
-    retried = {(job.user_id, job.message_id) for _, job in claimed if job.kind == "push" and job.attempt > 0}
-    seen = inbox.seen(sorted(retried))
+
+    def retried(job: DeliveryJob) -> bool:  # a clear for the same message still goes out
+        return job.kind == "push" and job.attempt > 0
+
+    seen = inbox.seen(sorted({(job.user_id, job.message_id) for _, job in claimed if retried(job)}))
+
+    def skipped(job: DeliveryJob) -> bool:
+        return retried(job) and (job.user_id, job.message_id) in seen
+
     for _, job in claimed:
-        if (job.user_id, job.message_id) in seen:
+        if skipped(job):
             report.outcomes["seen"] += 1
             _mark_done(job, {"seen": True})
-    return [(message, job) for message, job in claimed if (job.user_id, job.message_id) not in seen]
+    return [(message, job) for message, job in claimed if not skipped(job)]
 
 
 def _pushes(
