@@ -118,7 +118,13 @@ def _raw_times(
         ]),
     }  # fmt: skip
     if replay is not None:
-        calls["replay"] = lambda i: replay.send(unvalidated, i)
+        transactions = replay.requests(count + 20)
+
+        def send(i: int) -> None:
+            unvalidated.get_item(**replay.get)
+            unvalidated.transact_write_items(**transactions[i])
+
+        calls["replay"] = send
     times: dict[str, list[float]] = {name: [] for name in calls}
     for i in range(count + 20):
         for name, call in calls.items():  # interleaved, so load on the machine hits all three alike
@@ -136,24 +142,27 @@ class IngestCalls:
     get: dict[str, Any]
     transact: dict[str, Any]
 
-    def send(self, client: Any, i: int) -> None:
-        """Send both again, as the next request of the same user would: the user item moves on one version
-        (its condition names the version before), the ledger row is a new one, the board row is overwritten."""
-        client.get_item(**self.get)
-        items = copy.deepcopy(self.transact["TransactItems"])
-        for entry in items:
-            put = entry["Put"]
-            if "version" in put["Item"]:  # the user item, conditioned on the version before (none at first)
-                put["Item"]["version"] = {"N": str(i + 1)}
-                put["ExpressionAttributeNames"] = {"#v": "version"}
-                put.pop("ExpressionAttributeValues", None)
-                put["ConditionExpression"] = "attribute_not_exists(#v)"
-                if i:
-                    put["ConditionExpression"] = "#v = :v"
-                    put["ExpressionAttributeValues"] = {":v": {"N": str(i)}}
-            elif "event_type" in put["Item"]:  # the ledger row (the event's dedupe marker)
-                put["Item"]["sk"] = {"S": f"{put['Item']['sk']['S']}-replay-{i}"}
-        client.transact_write_items(**{**self.transact, "TransactItems": items, "ClientRequestToken": f"replay-{i}"})
+    def requests(self, count: int) -> list[dict[str, Any]]:
+        """The transactions of the next `count` requests of the same user, built before any is timed: the user
+        item moves on one version each (its condition names the version before; none at first), the ledger
+        row is a new one, the board row is overwritten."""
+        transactions = []
+        for i in range(count):
+            items = copy.deepcopy(self.transact["TransactItems"])
+            for entry in items:
+                put = entry["Put"]
+                if "version" in put["Item"]:  # the user item
+                    put["Item"]["version"] = {"N": str(i + 1)}
+                    put["ExpressionAttributeNames"] = {"#v": "version"}
+                    put.pop("ExpressionAttributeValues", None)
+                    put["ConditionExpression"] = "attribute_not_exists(#v)"
+                    if i:
+                        put["ConditionExpression"] = "#v = :v"
+                        put["ExpressionAttributeValues"] = {":v": {"N": str(i)}}
+                elif "event_type" in put["Item"]:  # the ledger row (the event's dedupe marker)
+                    put["Item"]["sk"] = {"S": f"{put['Item']['sk']['S']}-replay-{i}"}
+            transactions.append({**self.transact, "TransactItems": items, "ClientRequestToken": f"replay-{i}"})
+        return transactions
 
 
 def _captured_ingest_calls(pool: HandlerPool, route: Any) -> IngestCalls:
@@ -207,7 +216,7 @@ def _ingest_times(
     for i in range(requests + 10):
         user = f"{users}-{events_per_request}-{i % 25}"  # returning users: the GetItem finds an item
         events = _event_batch(user, i, events_per_request)
-        with count_dynamodb_calls() as calls:
+        with count_dynamodb_calls(capacity=False) as calls:
             started = time.perf_counter()
             _invoke(pool, route, user, events)
             elapsed = time.perf_counter() - started
@@ -232,8 +241,9 @@ _REPORTS_CAPACITY = {
 
 
 @contextmanager
-def count_dynamodb_calls() -> Iterator[DynamoDBCalls]:
-    """Count (and time) the DynamoDB calls botocore makes on this thread while the block runs.
+def count_dynamodb_calls(capacity: bool = True) -> Iterator[DynamoDBCalls]:
+    """Count (and time) the DynamoDB calls botocore makes on this thread while the block runs; with `capacity`,
+    each call also asks for the capacity it consumed (which changes the request: not for latencies).
 
     Other threads (the local stack's stream pollers, HTTP server threads) are not counted.
     """
@@ -245,7 +255,7 @@ def count_dynamodb_calls() -> Iterator[DynamoDBCalls]:
         if self.meta.service_model.service_name != "dynamodb" or threading.get_ident() != owner:
             return original(self, operation, params)
         calls.operations[operation] += 1
-        if operation in _REPORTS_CAPACITY:
+        if capacity and operation in _REPORTS_CAPACITY:
             params = {**params, "ReturnConsumedCapacity": "TOTAL"}
         started = time.perf_counter()
         try:
