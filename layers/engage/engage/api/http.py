@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from ..config.checks import format_path
+from ..config.issues import format_path
 from ..observability import logger, metrics
 from ..services.errors import Forbidden, ServiceError
 from .common import ErrorDetail, ErrorResponse

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
 from .expressions import Expr, ExpressionError
+from .issues import Issue
 from .schema import (
     MAX_AWARD,
     MAX_DISTINCT,
@@ -31,26 +31,6 @@ FACT_TYPES = {
     "streak_milestone", "quest_step_completed", "quest_completed", "quest_expired", "rank_lost",
     "leaderboard_reward", "schedule",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem in a config: where (a YAML path such as rules[0].award.xp), what, and the fix."""
-
-    path: tuple[str | int, ...]
-    message: str
-    line: int | None = None
-
-    @property
-    def where(self) -> str:
-        return format_path(self.path)
-
-
-def format_path(path: Iterable[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
 
 
 def _choices(names: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .checks import Issue, check_references, format_path
+from .issues import Issue, format_path
 from .schema import EngagementConfig
 from .types import format_duration
 
@@ -76,6 +76,8 @@ def validate_config_data(
         ) from None
     if published:
         return config
+    from .checks import check_references  # publishing only: the Lambdas never import the checks
+
     problems = [Issue(i.path, i.message, _line_of(i.path, lines)) for i in check_references(config)]
     if problems:
         raise ConfigInvalid(problems, source)

@@ -28,7 +28,7 @@ from ..api.events import (
     ServerIngestResponse,
 )
 from ..config import EngagementConfig
-from ..config.checks import format_path
+from ..config.issues import format_path
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import logger, metrics
