@@ -209,12 +209,12 @@ def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterato
     distinct = badge.criteria.distinct
     if distinct is not None and distinct.event in cfg.events:
         spec = cfg.events[distinct.event].properties.get(distinct.property)
-        fits = spec is not None and spec.enum and all(fits_type(value, spec.type) for value in spec.enum)
-        if spec is not None and spec.enum and fits and highest > len(spec.enum):  # a misfit is reported apart
+        enum = spec.enum if spec is not None and all(fits_type(v, spec.type) for v in spec.enum or []) else None
+        if enum and highest > len(enum):  # an enum of the wrong type is reported apart
             yield Issue(
                 path,
                 f"{highest} different values of {distinct.property} can never be seen: its enum has "
-                f"{len(spec.enum)}. Fix: at most {len(spec.enum)}, or add values to the enum",
+                f"{len(enum)}. Fix: at most {len(enum)}, or add values to the enum",
             )
     if badge.criteria.distinct is not None and highest > MAX_DISTINCT:
         yield Issue(
@@ -357,7 +357,7 @@ def trigger_sample(cfg: EngagementConfig, trigger: Trigger) -> dict[str, dict[st
     # Imported here: engage.notify reads the config schema, so importing it at the top would be circular.
     from ..notify.templates import available_for
 
-    def value(root: str, field: str) -> object:
+    def value(field: str) -> object:
         if field in _BOOLEANS:
             return False
         if field in _NUMBERS or (field == "period" and trigger.on in _STREAK_FACTS):
@@ -366,7 +366,7 @@ def trigger_sample(cfg: EngagementConfig, trigger: Trigger) -> dict[str, dict[st
 
     sample: dict[str, dict[str, object]] = {root: {} for root in TRIGGER_SCOPE}
     for root, names in available_for(trigger).items():
-        sample[root] = {name: value(root, name) for name in names}
+        sample[root] = {name: value(name) for name in names}
     sample["user"] |= {"id": "text", "timezone": "UTC", "level": 1}
     sample["user"] |= {"balances": _currencies(cfg), "earned": _currencies(cfg)}
     return sample
