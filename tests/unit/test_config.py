@@ -790,8 +790,17 @@ def test_the_same_expression_with_explicit_conversions_is_accepted(fitquest_text
 def test_a_template_placeholder_the_trigger_cannot_fill_is_a_config_error(fitquest_text):
     text = edit(fitquest_text, 'body: "Nice work, {user.first_name}!', 'body: "Nice work, {user.nickname}!')
     issues = issues_of_text(text)
-    assert [issue.where for issue in issues] == ["notifications.triggers[0].template"]
+    assert [issue.where for issue in issues] == ["notifications.triggers[0].template.body"]
     assert "user.nickname" in issues[0].message and "Fix:" in issues[0].message
+    assert issues[0].line == line_of(text, 'body: "Nice work, {user.nickname}!')
+
+
+def test_a_placeholder_mistake_in_a_locale_override_names_that_text_and_its_line(fitquest_text):
+    # It used to point at the trigger's template, some lines above the German text that has the mistake.
+    text = edit(fitquest_text, 'body: "Gut gemacht, {user.first_name}!', 'body: "Gut gemacht, {user.vorname}!')
+    [issue] = issues_of_text(text)
+    assert issue.where == "notifications.triggers[0].locales.de.body"
+    assert issue.line == line_of(text, 'body: "Gut gemacht, {user.vorname}!')
 
 
 @pytest.mark.parametrize("tag", ["de", "de-DE", "pt_BR", "ja-JP-u-ca-japanese", "th-TH-u-nu-thai", "zh-Hant-TW"])

@@ -101,7 +101,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
 
 def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
     # Imported here: engage.notify reads the config schema, so importing it at the top would be circular.
-    from ..notify.templates import check_trigger_templates
+    from ..notify.templates import template_problems
 
     assert cfg.notifications is not None
     streaks = {s.id for s in cfg.streaks}
@@ -139,8 +139,8 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
         if trigger.when is not None:
             yield from _trigger_condition(cfg, (*at, "when"), trigger)
         yield from _duplicates((*at, "actions"), [action.id for action in trigger.actions])
-        for problem in check_trigger_templates(trigger):  # a missing placeholder fails here, not at send time
-            yield Issue((*at, "template"), problem)
+        for where, problem in template_problems(trigger):  # a missing placeholder fails here, not at send time
+            yield Issue((*at, *where), problem)
 
 
 # `leaderboard:` filters the facts that name a board, and puts the board in scope of a schedule trigger.

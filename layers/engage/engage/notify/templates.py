@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.issues import format_path
 from ..config.schema import Trigger
 
 # `{{` and `}}` are escapes; `{...}` without braces inside is a placeholder; any other brace is unmatched.
@@ -115,21 +116,21 @@ def _unmatched(text: str) -> bool:
     return any(match.group(0) in ("{", "}") for match in _TOKEN.finditer(text))
 
 
-def _texts(trigger: Trigger) -> Iterator[tuple[str, str]]:
-    """(where, text) for every text of a trigger that is sent to a user."""
+def _texts(trigger: Trigger) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(where in the trigger, text) for every text of a trigger that is sent to a user."""
     for field in ("title", "body", "deep_link"):
         value = getattr(trigger.template, field)
         if value is not None:
-            yield f"template.{field}", value
+            yield ("template", field), value
     for locale, localized in trigger.locales.items():
         for field in ("title", "body", "deep_link"):
             value = getattr(localized, field)
             if value is not None:
-                yield f"locales.{locale}.{field}", value
+                yield ("locales", locale, field), value
     for index, action in enumerate(trigger.actions):
-        yield f"actions[{index}].title", action.title
+        yield ("actions", index, "title"), action.title
         if action.deep_link is not None:
-            yield f"actions[{index}].deep_link", action.deep_link
+            yield ("actions", index, "deep_link"), action.deep_link
 
 
 def _choices(names: set[str]) -> str:
@@ -142,35 +143,44 @@ def check_trigger_templates(trigger: Trigger, available: dict[str, set[str]] | N
     `available` maps roots to fields (default: available_for(trigger)). Every text is checked: the
     template, each locale override and each action's title and deep link.
     """
+    return [problem for _, problem in template_problems(trigger, available)]
+
+
+def template_problems(
+    trigger: Trigger, available: dict[str, set[str]] | None = None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """check_trigger_templates, each problem with where in the trigger it is (`("locales", "de", "body")`)."""
     available = available_for(trigger) if available is None else available
-    problems: list[str] = []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
     for where, text in _texts(trigger):
-        at = f"trigger {trigger.id!r} {where}"
+        at = f"trigger {trigger.id!r} {format_path(where)}"
+        found: list[str] = []
         if _unmatched(text):
-            problems.append(f"{at}: {text!r} has an unmatched brace. Fix: write {{{{ or }}}} for a literal brace")
+            found.append(f"{at}: {text!r} has an unmatched brace. Fix: write {{{{ or }}}} for a literal brace")
         for name in _DOUBLED.findall(text):  # {{badge.name}}, the habit of other template languages
             root, _, field = name.partition(".")
             if field in available.get(root, ()):
-                problems.append(
+                found.append(
                     f"{at}: {{{{{name}}}}} shows the text {{{name}}} ({{{{ and }}}} are literal braces). "
                     f"Fix: write {{{name}}} to show the value"
                 )
         for name in sorted(placeholders(text)):
             root, _, field = name.partition(".")
             if not _PATH.match(name):
-                problems.append(
+                found.append(
                     f"{at}: {{{name}}} is not a placeholder. Fix: write a dotted name such as {{user.first_name}}"
                 )
             elif root not in available:
-                problems.append(
+                found.append(
                     f"{at}: {{{name}}} reads {root!r}, which a {trigger.on} trigger does not have. "
                     f"Fix: use one of {_choices(set(available))}"
                 )
             elif not field or "." in field or field not in available[root]:
-                problems.append(
+                found.append(
                     f"{at}: {{{name}}} is not a field of {root!r}. "
                     f"Fix: use one of {_choices({f'{root}.{known}' for known in available[root]})}"
                 )
+        problems += [(where, problem) for problem in found]
     return problems
 
 
