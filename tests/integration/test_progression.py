@@ -44,10 +44,8 @@ def test_concurrent_requests_race_for_the_same_badge_and_it_is_awarded_once(user
 def test_progress_survives_the_round_trip_and_me_shows_it(user_id):
     # Given a user in New York with a workout on each of the last three local days
     zone = ZoneInfo("America/New_York")
-    today = datetime.now(zone).replace(hour=9, minute=0, second=0, microsecond=0)
-    if today > datetime.now(zone):
-        today -= timedelta(days=1)
-    days = [today - timedelta(days=d) for d in (2, 1, 0)]
+    now = datetime.now(zone)  # not 09:00 of today: before 09:00 in New York that is still to come
+    days = [now - timedelta(days=d) for d in (2, 1, 0)]
     answer = send(user_id, [workout(f"{user_id}-{i}", day, minutes=40) for i, day in enumerate(days)],
                   timezone="America/New_York")  # fmt: skip
 
@@ -76,9 +74,9 @@ def test_a_secret_badge_appears_once_earned(user_id):
     zone = ZoneInfo("UTC")
     now = datetime.now(zone)
     saturday = (now - timedelta(days=(now.isoweekday() - 6) % 7)).replace(hour=10, minute=0, second=0, microsecond=0)
-    if saturday > now:
-        saturday -= timedelta(days=7)
     weekend = [saturday, saturday + timedelta(hours=1)]
+    if weekend[-1] > now:  # on a Saturday before 11:00 the second would lie in the future
+        weekend = [at - timedelta(days=7) for at in weekend]
 
     answer = send(user_id, [workout(f"{user_id}-{i}", at) for i, at in enumerate(weekend)], timezone="UTC")
 
