@@ -4,6 +4,7 @@ FCM answer means (sent, retry with Retry-After, drop the device, dead-letter).""
 from __future__ import annotations
 
 import contextlib
+import http.server
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 from firebase_admin import messaging
 
 from engage.local.fcm_emulator import FcmEmulator, emulator_credential, fcm_app, point_app_at
-from engage.push.firebase import close_connections, run, send_over_aiohttp
+from engage.push.firebase import close_connections, run, tune_for_throughput
 from engage.push.sender import Push, build_message, send_batch
 
 pytestmark = pytest.mark.filterwarnings("ignore:Message.token is deprecated:DeprecationWarning")
@@ -45,7 +46,7 @@ def deliver_app(base_url: str, timeout: float | None = None) -> Iterator[firebas
         created = firebase_admin.initialize_app(emulator_credential(), {"projectId": "engage-local",
                                                 "httpTimeout": timeout}, name=f"{created.name}-t")  # fmt: skip
         point_app_at(created, base_url)
-    send_over_aiohttp(created)
+    tune_for_throughput(created)
     try:
         yield created
     finally:
@@ -57,6 +58,11 @@ def deliver_app(base_url: str, timeout: float | None = None) -> Iterator[firebas
 def app(fcm: FcmEmulator) -> Iterator[firebase_admin.App]:
     with deliver_app(fcm.base_url) as created:
         yield created
+
+
+def _mounts(app: firebase_admin.App) -> list:
+    """firebase-admin's retrying transports under the app's async client."""
+    return list(messaging._get_messaging_service(app)._async_client._mounts.values())
 
 
 def push(n: int, token: str = TOKEN, valid_for: timedelta = timedelta(hours=2)) -> Push:
@@ -125,7 +131,7 @@ def test_pushes_go_over_aiohttp_under_firebase_admins_auth_and_retries(fcm, app)
     results = run(send_batch(app, [push(n) for n in range(1, 6)], NOW))
 
     assert [r.outcome for r in results] == ["sent"] * 5
-    transports = {m._wrapped_transport for m in messaging._get_messaging_service(app)._async_client._mounts.values()}
+    transports = {m._wrapped_transport for m in _mounts(app)}
     (transport,) = transports  # one pool for http:// and https://, under firebase-admin's retrying transport
     assert isinstance(transport.client, aiohttp.ClientSession)  # created by the first send: aiohttp carried it
 
@@ -158,5 +164,98 @@ def test_an_fcm_that_never_answers_times_out_and_is_retried_later():
 def test_a_firebase_admin_without_the_transport_seam_is_refused_loudly():
     from engage.push.firebase import _retry_transports
 
-    with pytest.raises(RuntimeError, match=r"re-check engage\.push\.firebase\.send_over_aiohttp"):
+    with pytest.raises(RuntimeError, match=r"re-check engage\.push\.firebase\.tune_for_throughput"):
         _retry_transports(object())
+
+
+def test_a_firebase_admin_whose_auth_flow_moved_is_refused_loudly(fcm, monkeypatch):
+    from firebase_admin import _http_client
+
+    monkeypatch.setattr(_http_client, "google_auth_requests", object())
+    with (
+        pytest.raises(RuntimeError, match=r"no google-auth requests transport in its auth flow"),
+        deliver_app(fcm.base_url),
+    ):
+        pass
+
+
+def test_one_google_auth_request_serves_every_call_and_a_401_still_refreshes_the_token(fcm):
+    from firebase_admin import credentials
+    from google.auth.credentials import AnonymousCredentials
+
+    used: list[object] = []
+    refreshed: list[object] = []
+
+    class Recording(AnonymousCredentials):
+        def before_request(self, request, method, url, headers):
+            used.append(request)
+
+        def refresh(self, request):
+            refreshed.append(request)
+
+    class Credential(credentials.Base):
+        def get_credential(self):
+            return Recording()
+
+    app = firebase_admin.initialize_app(Credential(), {"projectId": "engage-local"}, name="recording-auth")
+    point_app_at(app, fcm.base_url)
+    tune_for_throughput(app)
+    try:
+        run(send_batch(app, [push(1), push(2)], NOW))
+        fcm.fail_next(1, status=401)
+        results = run(send_batch(app, [push(3)], NOW))
+    finally:
+        run(close_connections(app))
+        firebase_admin.delete_app(app)
+
+    assert [r.outcome for r in results] == ["sent"] and len(fcm.sent) == 3
+    assert len(used) == 4 and len({id(request) for request in used}) == 1  # not a new requests.Session per call
+    assert refreshed == [used[0]]
+
+
+def test_each_call_retries_with_fresh_settings_and_leaves_the_apps_own_untouched(fcm, app):
+    mounts = _mounts(app)
+    fcm.fail_next(2, status=503)
+
+    result = run(send_batch(app, [push(1)], NOW))[0]
+
+    assert result.outcome == "sent" and fcm.attempts == 3  # two retries, then sent
+    assert all(m._retry.history == [] and m._retry.retries_left == 4 for m in mounts)
+    assert all(m._retry.copy() is not m._retry and m._retry.copy().history is not m._retry.history for m in mounts)
+
+
+def test_cookies_an_answer_sets_are_neither_kept_nor_sent_back():
+    """FCM sets none; the clients keep no jar, so they do not parse every answer for them."""
+    requests_seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # http.server's name for it
+            requests_seen.append(dict(self.headers))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"name": "projects/engage-local/messages/1"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "session=abc; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with deliver_app(f"http://localhost:{server.server_address[1]}") as app:
+            first = run(send_batch(app, [push(1)], NOW))
+            second = run(send_batch(app, [push(2)], NOW))
+            jars = [messaging._get_messaging_service(app)._async_client._async_client.cookies.jar,
+                    next(iter(_mounts(app)))._wrapped_transport.client.cookie_jar]  # fmt: skip
+            kept = [len(jar) for jar in jars]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert [r.outcome for r in first + second] == ["sent", "sent"]
+    assert [("Cookie" in headers) for headers in requests_seen] == [False, False]
+    assert kept == [0, 0]  # neither httpx's jar nor aiohttp's

@@ -45,23 +45,28 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
             "",
             "`deliver` keeps firebase-admin's message building, authentication, timeout, retries and error mapping, "
-            "and puts aiohttp's HTTP/1.1 client (through `httpx-aiohttp`) under it, with up to 100 connections "
-            "(`engage.push.firebase.send_over_aiohttp`). firebase-admin's own transport is httpx: over HTTP/1.1, "
+            "puts aiohttp's HTTP/1.1 client (through `httpx-aiohttp`) under it, with up to 100 connections, and cuts "
+            "three per-call costs of firebase-admin's client that FCM needs none of: a new google-auth `Request` (a "
+            "`requests.Session`) per call, a deep copy of its retry settings per call, and the cookie jars of httpx "
+            "and aiohttp (`engage.push.firebase.tune_for_throughput`; together about a quarter of the CPU per push "
+            "over aiohttp alone, measured on 2026-11-23). firebase-admin's own transport is httpx: over HTTP/1.1, "
             "which the emulator speaks, nearly all of its CPU goes to httpcore's connection pool (with many requests "
             "queued it hands one idle connection to several at once and all but one retry, encode/httpcore#1110, and "
             "it closes idle connections once the pool holds more than 20, encode/httpcore#1000; both unfixed in "
             "httpcore 1.0.9). Against FCM it would speak HTTP/2, whose framing (the `h2` package) is pure Python: a "
             "bare httpx HTTP/2 client spent ~0.6 ms of CPU per request against a trivial TLS server when tried on "
-            "2026-11-22, about as much as a whole push over aiohttp. FCM serves HTTP/1.1 as well; firebase-admin's "
+            "2026-11-22, more than a whole push over aiohttp. FCM serves HTTP/1.1 as well; firebase-admin's "
             "synchronous `send_each` uses it. HTTP/1.1 carries one request per connection at a time, so against FCM "
             "the 100 connections bound the pushes in flight (if a call to FCM takes 20–50 ms: 2,000–5,000/s). The "
             "emulator runs in its own process on the other core; a Node.js client with 1 to 100 keep-alive "
             "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers: "
-            "the sender's CPU is. Of its 0.5–0.7 ms per push (profiled on 2026-11-23), firebase-admin spends a share "
-            "on a new google-auth `Request` (a `requests.Session`) and a deep copy of its retry settings for every "
-            "call; the rest is building the message, httpx's request and response objects, aiohttp and the event "
-            "loop. On this machine the rate moved between about 1,200 and 2,000/s from run to run. `sniffio` is installed "
-            "with the deliver function because without it httpcore retries a failed import on every request.",
+            "the sender's CPU is. Of its 0.4–0.5 ms per push (profiled on 2026-11-23), about a third goes to httpx's "
+            "request and response objects around the transport, about a third to aiohttp and the socket writes, a "
+            "tenth to building and encoding the message, the rest to the event loop and firebase-admin's auth and "
+            "retry wrappers. The sender also waits at each chunk's start (`send_each_async` encodes all 500 messages "
+            "before it sends one) and end (the last answers). On this machine the rate moved between about 1,600 and "
+            "2,100/s from run to run (1,200–2,000/s before the three cuts). `sniffio` is installed with the deliver "
+            "function because without it httpcore retries a failed import on every request.",
             "",
             "| step, per fact | µs |",
             "|---|---:|",
@@ -85,7 +90,7 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
     """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up: with
     deliver's sender over aiohttp, with the same over firebase-admin's own httpx transport (`httpx`), or with
     firebase-admin's synchronous send_each (`threads`)."""
-    from ..push.firebase import close_connections, run, send_over_aiohttp
+    from ..push.firebase import close_connections, run, tune_for_throughput
     from .fcm_emulator import fcm_app
 
     port = free_port()
@@ -100,7 +105,7 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
         emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
         app = fcm_app(f"http://127.0.0.1:{port}")
         if sender == "deliver":
-            send_over_aiohttp(app)
+            tune_for_throughput(app)
         now = datetime.now(UTC)
 
         def batch(n: int, first: int) -> list[Push]:
