@@ -91,6 +91,25 @@ def test_yes_and_no_stay_strings_not_booleans():
     assert data == {"a": "yes", "b": "no", "c": "off"}
 
 
+def test_times_and_dates_written_without_quotes_stay_text(fitquest_text):
+    # YAML 1.1 reads 21:30 as 1290 (base 60) and 2026-01-01 as a date; the quiet hours were refused as "got 1290"
+    data, _ = parse_yaml("a: 21:30\nb: 2026-01-01\nc: 1:30:00\nd: 12\ne: 1.5\nf: 1_000\n", "x.yaml")
+    assert data == {"a": "21:30", "b": "2026-01-01", "c": "1:30:00", "d": 12, "e": 1.5, "f": 1000}
+
+    unquoted = parse_config_text(fitquest_text.replace('{start: "21:30", end: "08:00"}', "{start: 21:30, end: 08:00}"))
+
+    assert unquoted.notifications is not None and unquoted.notifications.defaults.quiet_hours is not None
+    assert unquoted.notifications.defaults.quiet_hours.start == "21:30"
+
+
+def test_a_value_of_the_wrong_type_is_shown_as_written_in_yaml(fitquest_text):
+    dated = issues_of_text(fitquest_text.replace('end: "08:00"}', "end: 2026-01-01}"))
+    flagged = issues_of_text(fitquest_text.replace('{start: "21:30", end: "08:00"}', '{start: true, end: "08:00"}'))
+
+    assert "'2026-01-01' is not a local time" in dated[0].message
+    assert "(got true)" in flagged[0].message
+
+
 # ---------------------------------------------------------------- one problem: path, line and fix
 
 # (old text, new text, YAML path, text on the reported line, part of the message)

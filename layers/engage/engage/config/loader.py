@@ -85,15 +85,21 @@ def validate_config_data(
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
-    """YAML 1.2-style parse (`on:` is a key, not True) plus the line of every path."""
+    """YAML 1.2-style parse (`on:` is a key, not True; 21:30 and 2026-01-01 are text) plus the line of every path."""
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
 
-    # YAML 1.1 reads on/off/yes/no as booleans, which would turn `on: workout_completed` into `True: ...`.
+    # YAML 1.1 reads on/off/yes/no as booleans, which would turn `on: workout_completed` into `True: ...`; it
+    # reads 21:30 as the number 1290 (base 60) and 2026-01-01 as a date, which no field takes: an unquoted
+    # quiet-hours start would be refused as "got 1290". YAML 1.2 reads both as text, as people do.
     Loader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        first: [
+            (tag, _without_colons(regexp) if tag in _NUMBERS else regexp)
+            for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+        ]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _TRUE_FALSE, list("tTfF"))
@@ -144,6 +150,12 @@ class _Budget:
 
 
 _TRUE_FALSE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _without_colons(number: re.Pattern[str]) -> re.Pattern[str]:
+    """A YAML 1.1 number pattern that leaves values with a colon (base-60 numbers such as 21:30) to text."""
+    return re.compile(r"(?=[^:]*\Z)" + number.pattern, number.flags)
 
 
 def _collect_lines(
@@ -264,7 +276,11 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
 
 
 def _as_written(value: Any) -> str:
-    """A value as the product owner wrote it: a duration of whole days as days (35d, not 5w)."""
+    """A value as the product owner wrote it: a duration of whole days as days (35d, not 5w), true, null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     if not isinstance(value, timedelta):
         return repr(value)
     return f"{value.days}d" if value == timedelta(days=value.days) else format_duration(value)
