@@ -16,6 +16,15 @@ def user(request) -> str:
     return f"e2e-{request.node.name[:40]}-{next(_n)}"
 
 
+@pytest.fixture
+def streams(stack) -> Any:
+    """A DynamoDB Streams client on the local stack's DynamoDB Local."""
+    import boto3
+
+    return boto3.client("dynamodbstreams", endpoint_url=stack.dynamodb.endpoint, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+
+
 _ITEM_ACTIONS = {
     "Put": "PutItem",
     "Update": "UpdateItem",

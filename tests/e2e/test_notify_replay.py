@@ -22,21 +22,16 @@ from .test_notifications import Phone
 
 
 @pytest.fixture
-def streams(stack):
-    return boto3.client("dynamodbstreams", endpoint_url=stack.dynamodb.endpoint, region_name="us-east-1",
-                        aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
-
-
-@pytest.fixture
 def failed_batches_queue(stack):
     return stack.queue_urls["NotifyFailedBatchesQueue"]
 
 
-def failure_record(streams: Any, stack: Any, user: str) -> dict[str, Any]:
-    """What Lambda sends on failure for a batch holding the user's ledger rows: where they are, not what."""
+def failure_record(streams: Any, stack: Any, user: str, table: str = "LedgerTable") -> dict[str, Any]:
+    """What Lambda sends on failure for a batch holding the user's rows of `table` (the ledger's, by default):
+    where they are in its stream, not what they are."""
     arn = boto3.client("dynamodb", endpoint_url=stack.dynamodb.endpoint, region_name="us-east-1",
                        aws_access_key_id="local", aws_secret_access_key="local",
-                       ).describe_table(TableName=stack.tables["LedgerTable"])["Table"]["LatestStreamArn"]  # fmt: skip
+                       ).describe_table(TableName=stack.tables[table])["Table"]["LatestStreamArn"]  # fmt: skip
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
@@ -61,7 +56,7 @@ def failure_record(streams: Any, stack: Any, user: str) -> dict[str, Any]:
                     "streamArn": arn,
                 },
             }
-    raise AssertionError(f"no ledger rows of {user} in the stream")
+    raise AssertionError(f"no rows of {user} in the stream of {table}")
 
 
 def queued(url: str) -> list[str]:

@@ -164,7 +164,7 @@ def test_a_replay_hands_notify_all_of_a_users_rows_together_as_the_stream_handle
             "sk": {"S": f"evt#client#{user}-{n}"},
             "ts": {"S": "01KAS5N3J1X5Q7Y0D6Z8W9V4T2"},
         }
-        return {"dynamodb": {"NewImage": image, "SequenceNumber": str(n)}}
+        return {"eventName": "INSERT", "dynamodb": {"NewImage": image, "SequenceNumber": str(n)}}
 
     handed: list[list[str]] = []
     monkeypatch.setattr(
@@ -172,5 +172,36 @@ def test_a_replay_hands_notify_all_of_a_users_rows_together_as_the_stream_handle
     )
     monkeypatch.setattr(replay, "handle_rows", lambda rows, tally: handed.append([row.sk for row in rows]))
 
-    assert replay._replay(None, {}, replay.Replayed()) == []
+    assert replay._replay(None, {}, replay._notify_rows, replay.Replayed()) == []
     assert handed == [["evt#client#a-1", "evt#client#a-3"], ["evt#client#b-2"]]
+
+
+def test_a_board_replay_handles_the_score_changes_boards_would_and_goes_on_past_one_that_fails(monkeypatch):
+    from engage.services import replay
+
+    def record(n: int, new: dict | None, name: str = "MODIFY") -> dict:
+        images = {"NewImage": new} if new is not None else {"OldImage": {"board": {"S": "weekly-xp#2026-W34"}}}
+        return {"eventName": name, "dynamodb": {**images, "SequenceNumber": str(n)}}
+
+    row = {"board": {"S": "weekly-xp#2026-W34"}, "user_id": {"S": "ada"}, "rank_key": {"S": "k"}}
+    records = [
+        record(1, {"board": {"S": "weekly-xp#2026-W34"}, "user_id": {"S": "0"}, "b3": {"N": "1"}}),  # a histogram
+        record(2, None, "REMOVE"),
+        record(3, {**row, "user_id": {"S": "broken"}}),
+        record(4, row, "INSERT"),
+    ]
+    handed: list[str] = []
+
+    def score_changed(old, new):
+        handed.append(new["user_id"])
+        if new["user_id"] == "broken":
+            raise RuntimeError("a bug, say")
+        return 2
+
+    monkeypatch.setattr(replay, "score_changed", score_changed)
+    replayed = replay.Replayed()
+
+    problems = replay._score_changes(records, replayed)
+
+    assert handed == ["broken", "ada"] and (replayed.rows, replayed.rank_lost) == (2, 2)
+    assert problems == ["score change 3: a bug, say"]  # the batch stays in the queue for the next replay

@@ -96,6 +96,7 @@ _QUEUES = {
     "DELIVERY_QUEUE_URL": ("DeliveryQueue", "DeliveryQueueUrl"),
     "DEFERRED_QUEUE_URL": ("DeferredQueue", "DeferredQueueUrl"),
     "FAILED_BATCHES_QUEUE_URL": ("NotifyFailedBatchesQueue", "NotifyFailedBatchesQueueUrl"),
+    "BOARDS_FAILED_BATCHES_QUEUE_URL": ("BoardsFailedBatchesQueue", "BoardsFailedBatchesQueueUrl"),
 }
 
 
@@ -121,6 +122,32 @@ def board_close(
     for winner in granted:
         console.print(f"#{winner.rank} {winner.user_id}: {'rewarded' if winner.newly else 'already rewarded'}")
     console.print(f"[green]✓[/] {board}: {sum(w.newly for w in granted)} rewarded, {len(granted)} winners")
+
+
+@board_app.command("replay")
+def board_replay(
+    stage: Annotated[str, typer.Option(help="'local' for the running local stack, or a deployed stage")] = "local",
+    stack_name: Annotated[str | None, typer.Option(help="CloudFormation stack (default: engage-STAGE)")] = None,
+) -> None:
+    """Replay the leaderboard-stream batches the boards function gave up on (their failure records in
+    BoardsFailedBatchesQueue), within the stream's 24 hours: histogram moves and rank_lost facts. Safe to run
+    again: a score change moves the histogram once and tells each passed user once."""
+    _point_at_stage(stage, None, stack_name, app_id=None)
+    import boto3
+
+    from .services.replay import replay_failed_board_batches
+    from .settings import get_settings
+
+    streams = boto3.client("dynamodbstreams", region_name=get_settings().region)
+    replayed = replay_failed_board_batches(get_settings().required("boards_failed_batches_queue_url"), streams)
+    console.print(
+        f"[green]✓[/] replayed {replayed.batches} batch(es), {replayed.rows} score change(s): "
+        f"{replayed.rank_lost} rank_lost fact(s) written"
+    )
+    for why in replayed.left:
+        errors.print(f"left in the queue: {why}")
+    if replayed.left:
+        raise typer.Exit(1)
 
 
 @notify_app.command("schedule")

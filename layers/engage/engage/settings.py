@@ -30,8 +30,9 @@ class Settings(BaseModel):
     deferred_queue_url: str | None = Field(None, alias="DEFERRED_QUEUE_URL")
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")  # delivery jobs set aside
     deferred_dead_letter_queue_url: str | None = Field(None, alias="DEFERRED_DEAD_LETTER_QUEUE_URL")  # held ones
-    # Ledger stream batches notify gave up on (only the CLI's replay reads it).
+    # Stream batches notify and boards gave up on (only the CLI's replay commands read them).
     failed_batches_queue_url: str | None = Field(None, alias="FAILED_BATCHES_QUEUE_URL")
+    boards_failed_batches_queue_url: str | None = Field(None, alias="BOARDS_FAILED_BATCHES_QUEUE_URL")
     idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")
     fcm_credentials_secret: str | None = Field(None, alias="FCM_CREDENTIALS_SECRET")
     fcm_endpoint: str | None = Field(None, alias="FCM_ENDPOINT")  # the FCM emulator (local stack, tests) instead of FCM

@@ -1,10 +1,14 @@
-"""Replay the ledger-stream batches notify gave up on: no committed fact stays without its messages.
+"""Replay the stream batches a function gave up on: no committed fact stays without its messages, and no
+score change without its histogram move and rank_lost facts.
 
-When a stream batch keeps failing (the mapping's MaximumRetryAttempts), Lambda sends a failure record to
-NotifyFailedBatchesQueue (whose alarm notifies on each one). The record says where the batch is in the stream (shard, first and last sequence
-number), not what it held. The stream keeps records for 24 hours: within that time, replay reads each such
-batch again and hands its new ledger rows to notify, one user at a time, as the function would. Replaying is
-safe however often: message ids derive from the facts, and a message already stored keeps its decision.
+When a stream batch keeps failing (the mapping's MaximumRetryAttempts), Lambda sends a failure record to the
+function's failed-batches queue (whose alarm notifies on each one). The record says where the batch is in the
+stream (shard, first and last sequence number), not what it held. The stream keeps records for 24 hours:
+within that time, replay reads each such batch again and hands it to what the function would have run:
+- notify (NotifyFailedBatchesQueue): the batch's new ledger rows, one user at a time. Safe however often:
+  message ids derive from the facts, and a message already stored keeps its decision.
+- boards (BoardsFailedBatchesQueue): each score change in stream order. Safe however often: a change moves
+  the histogram once (a marker is written with the move) and each rank_lost fact is a conditional put.
 Anything else found in the queue is left where it is.
 """
 
@@ -12,11 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import queues
 from .notify import LedgerRow, Tally, handle_rows
+from .overtakes import score_changed
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +36,31 @@ EMPTY_PAGES = 5
 
 @dataclass
 class Replayed:
-    """What replay did: batches replayed (and deleted from the queue), rows handled, the decisions taken, and
-    the batches it left in the queue with why."""
+    """What replay did: batches replayed (and deleted from the queue), rows handled, the batches it left in the
+    queue with why; for notify the decisions taken, for boards the rank_lost facts written."""
 
     batches: int = 0
     rows: int = 0
     tally: Tally = field(default_factory=Tally)
+    rank_lost: int = 0
     left: list[str] = field(default_factory=list)
 
 
 def replay_failed_batches(failed_batches_url: str, streams: Any) -> Replayed:
-    """Replay every stream failure record in the queue (`streams`: a boto3 dynamodbstreams client)."""
+    """Replay every failure record in notify's queue (`streams`: a boto3 dynamodbstreams client)."""
+    return _replay_queue(failed_batches_url, streams, _notify_rows)
+
+
+def replay_failed_board_batches(failed_batches_url: str, streams: Any) -> Replayed:
+    """Replay every failure record in the boards function's queue (`streams`: a boto3 dynamodbstreams client)."""
+    return _replay_queue(failed_batches_url, streams, _score_changes)
+
+
+# Hands a batch's records to what the function would have run; returns the problems met (none: all handled).
+Handler = Callable[[list[dict[str, Any]], Replayed], list[str]]
+
+
+def _replay_queue(failed_batches_url: str, streams: Any, handle: Handler) -> Replayed:
     replayed = Replayed()
     kept: dict[str, str] = {}  # message id → latest receipt, of the messages that stay in the queue
     done: set[str] = set()
@@ -56,7 +76,7 @@ def replay_failed_batches(failed_batches_url: str, streams: Any) -> Replayed:
             if batch is None:  # not a failure record (sent there by hand?): not replay's to handle
                 kept[message.message_id] = message.receipt
                 continue
-            problems = _replay(streams, batch, replayed)
+            problems = _replay(streams, batch, handle, replayed)
             if problems:  # the batch stays in the queue, with why; running replay again retries it
                 kept[message.message_id] = message.receipt
                 where = f"{batch.get('shardId')} from {batch.get('startSequenceNumber')}"
@@ -70,17 +90,24 @@ def replay_failed_batches(failed_batches_url: str, streams: Any) -> Replayed:
     return replayed
 
 
-def _replay(streams: Any, batch: dict[str, Any], replayed: Replayed) -> list[str]:
-    """Hand the batch's new ledger rows to notify, one user at a time; the problems met (none: all handled)."""
+def _replay(streams: Any, batch: dict[str, Any], handle: Handler, replayed: Replayed) -> list[str]:
+    """Read the batch again from the stream and hand it on; the problems met (none: all handled)."""
     try:
         records = _stream_records(streams, batch)
     except Exception as exc:
         log.exception("could not read stream batch %s", batch.get("startSequenceNumber"))
         return [str(exc)]
+    return handle(records, replayed)
+
+
+def _notify_rows(records: list[dict[str, Any]], replayed: Replayed) -> list[str]:
+    """The batch's new ledger rows to notify, one user at a time (a user whose rows fail stays to replay)."""
     rows, problems = [], []
     for record in records:
+        if record.get("eventName") != "INSERT":  # notify's filter: new rows only
+            continue
         try:
-            rows.append(LedgerRow.from_image(_new_image(record)))
+            rows.append(LedgerRow.from_image(_image(record, "NewImage")))
         except (KeyError, ValueError) as exc:
             problems.append(f"unreadable ledger row {record['dynamodb']['SequenceNumber']}: {exc!r}")
     by_user: dict[str, list[LedgerRow]] = {}
@@ -96,6 +123,23 @@ def _replay(streams: Any, batch: dict[str, Any], replayed: Replayed) -> list[str
     return problems
 
 
+def _score_changes(records: list[dict[str, Any]], replayed: Replayed) -> list[str]:
+    """Each record of the leaderboards stream to the boards function's handling, in stream order."""
+    problems = []
+    for record in records:
+        images, sequence = record["dynamodb"], record["dynamodb"]["SequenceNumber"]
+        if "rank_key" not in images.get("NewImage", {}):  # as boards' filter: no histogram items, no removals
+            continue
+        try:
+            old = _image(record, "OldImage") if "OldImage" in images else None
+            replayed.rank_lost += score_changed(old, _image(record, "NewImage"))
+        except Exception as exc:  # the batch stays to be replayed again; the other records go on
+            log.exception("replaying score change %s failed", sequence)
+            problems.append(f"score change {sequence}: {exc}")
+        replayed.rows += 1
+    return problems
+
+
 def _batch_info(body: str) -> dict[str, Any] | None:
     try:
         info = json.loads(body).get("DDBStreamBatchInfo")
@@ -104,15 +148,15 @@ def _batch_info(body: str) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def _new_image(record: dict[str, Any]) -> dict[str, Any]:
+def _image(record: dict[str, Any], which: str) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserialize = TypeDeserializer().deserialize
-    return {name: deserialize(value) for name, value in record["dynamodb"]["NewImage"].items()}
+    return {name: deserialize(value) for name, value in record["dynamodb"][which].items()}
 
 
 def _stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """The batch's INSERT records, in stream order (read again from the stream, which keeps 24 hours)."""
+    """The batch's records, in stream order (read again from the stream, which keeps 24 hours)."""
     last = int(batch["endSequenceNumber"])
     iterator = streams.get_shard_iterator(
         StreamArn=batch["streamArn"],
@@ -129,8 +173,7 @@ def _stream_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]]
             sequence = int(record["dynamodb"]["SequenceNumber"])
             if sequence > last:
                 return records
-            if record.get("eventName") == "INSERT":
-                records.append(record)
+            records.append(record)
             if sequence == last:
                 return records
         iterator = page.get("NextShardIterator")
