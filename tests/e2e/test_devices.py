@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 
 from engage.local import tokens
 from engage.local.demo import http
@@ -75,3 +76,28 @@ def test_bad_device_input_never_echoes_the_token_and_bad_ids_are_4xx(stack, user
 
     assert status == 422 and TOKEN not in str(answer)
     assert deleted == 400
+
+
+def test_the_devices_zone_and_locale_become_the_users_unless_the_user_chose_their_own(stack, user):
+    # An app that sends no context with its events: quiet hours and texts used to stay on the config's defaults
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    preferences = f"{stack.api_url}/v1/me/preferences"
+    body = {"device_id": "iphone", "fid": "c" * 22, "platform": "ios", "locale": "ja-JP", "timezone": "Asia/Tokyo"}
+
+    http("POST", f"{stack.api_url}/v1/me/devices", body, headers)  # before the user's first event
+
+    _, chosen = http("GET", preferences, headers=headers)
+    assert (chosen["timezone"], chosen["locale"]) == ("Asia/Tokyo", "ja-JP")
+
+    # The latest report wins, from a device or from the context of events, as the user travels
+    event = {"id": f"{user}-1", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()}
+    http("POST", f"{stack.api_url}/v1/events", {"events": [event], "context": {"timezone": "Europe/Berlin"}}, headers)
+    assert http("GET", preferences, headers=headers)[1]["timezone"] == "Europe/Berlin"
+    http("POST", f"{stack.api_url}/v1/me/devices", body, headers)
+    assert http("GET", preferences, headers=headers)[1]["timezone"] == "Asia/Tokyo"
+
+    # A zone the user chose stays, whatever the devices report
+    http("PUT", preferences, {"timezone": "America/New_York"}, headers)
+    http("POST", f"{stack.api_url}/v1/me/devices", {**body, "timezone": "Europe/Paris"}, headers)
+    _, kept = http("GET", preferences, headers=headers)
+    assert (kept["timezone"], kept["locale"]) == ("America/New_York", "ja-JP")

@@ -64,6 +64,11 @@ def test_every_aws_call_ingest_and_the_read_api_make_is_granted_by_their_iam_pol
                 ("GET", "/v1/me", None),
                 ("GET", "/v1/me/history", None),
                 ("GET", "/v1/leaderboards/weekly-xp?around=me", None),
+                (
+                    "POST",
+                    "/v1/me/devices",
+                    {"device_id": "d1", "fid": "c" * 22, "platform": "ios", "timezone": "Asia/Tokyo"},
+                ),
                 ("PUT", "/v1/me/preferences", {"locale": "en-GB"}),
                 ("GET", "/v1/me/inbox", None),
             ):

@@ -49,7 +49,7 @@ def apply_batch(
     """
     after = copy.deepcopy(state)
     if profile is not None:
-        after.profile = _merge_profile(state.profile, profile, state.preferences)
+        after.profile = merge_profile(state.profile, profile, state.preferences)
     seen = set(already_applied)
     results: list[EventResult] = []
     applied: list[Applied] = []
@@ -237,8 +237,9 @@ def _period_end(period: str) -> date:
     return date.fromisoformat(period)
 
 
-def _merge_profile(stored: Profile, update: Profile, preferences: dict[str, Any]) -> Profile:
-    """The request's context updates the profile, except a zone or locale the user chose in the preferences."""
+def merge_profile(stored: Profile, update: Profile, preferences: dict[str, Any]) -> Profile:
+    """What the app reports (an events request's context, a device's registration) updates the profile, except a
+    zone or locale the user chose in the preferences."""
     return Profile(
         timezone=preferences.get("timezone") or update.timezone or stored.timezone,
         locale=preferences.get("locale") or update.locale or stored.locale,
