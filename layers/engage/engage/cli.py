@@ -400,6 +400,9 @@ def bench(
     output: Annotated[Path, typer.Option(help="where to write the report")] = Path("docs/benchmarks.md"),
 ) -> None:
     """Measure ingest latency, DynamoDB calls, rule evaluation and cold imports; write a Markdown report."""
+    # Sign requests as a deployed function does: awscrt, which aws-sam-cli brings into the dev environment, is
+    # not in the layer, and where it is installed botocore signs with it rather than with its own Python signer.
+    os.environ.setdefault("BOTO_DISABLE_CRT", "true")
     from .local.bench import run_benchmarks
 
     _require_repo_root()
