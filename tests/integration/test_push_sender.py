@@ -213,6 +213,31 @@ def test_one_google_auth_request_serves_every_call_and_a_401_still_refreshes_the
     assert refreshed == [used[0]]
 
 
+def test_the_token_refresh_gets_a_new_google_auth_request_each_time():
+    """A refresh comes about hourly: a pooled connection would often have died meanwhile (google-auth does not
+    retry), so the shared stand-in builds the real request, and its session, only when it is called."""
+    from engage.push.firebase import _OneAuthRequest
+
+    built: list[object] = []
+
+    class Module:
+        class Request:
+            def __init__(self):
+                built.append(self)
+
+            def __call__(self, **kwargs):
+                return kwargs["url"]
+
+    stand_in = _OneAuthRequest(Module)
+    per_call = [stand_in.Request() for _ in range(3)]
+
+    assert built == [] and len({id(request) for request in per_call}) == 1
+    assert [per_call[0](url="https://oauth2.googleapis.com/token") for _ in range(2)] == [
+        "https://oauth2.googleapis.com/token"
+    ] * 2
+    assert len(built) == 2 and built[0] is not built[1]
+
+
 def test_each_call_retries_with_fresh_settings_and_leaves_the_apps_own_untouched(fcm, app):
     mounts = _mounts(app)
     fcm.fail_next(2, status=503)

@@ -93,9 +93,9 @@ def tune_for_throughput(app: Any) -> None:
       httpx transport: httpx's pool spends about 1.4 ms per call on bookkeeping for HTTP/1.1, and its HTTP/2
       framing is pure Python. FCM serves both protocols; firebase-admin's synchronous `send_each` speaks
       HTTP/1.1 as well.
-    - Its auth flow gets one google-auth `Request` for all calls (it only serves the token refresh, about
-      hourly) instead of a new one, with a new `requests.Session`, per call. This one holds for every App in
-      the process: firebase-admin looks the `Request` class up in its module.
+    - Its auth flow no longer builds a google-auth `Request`, with a new `requests.Session`, for every call:
+      it serves only the token refresh (about hourly), so one is built only then. This holds for every App
+      in the process: firebase-admin looks the `Request` class up in its module.
     - Its retry settings are copied per call without `copy.deepcopy` (they hold numbers and a history list).
     - Neither httpx nor aiohttp keeps a cookie jar: FCM sets no cookies, and the jars parsed every answer.
 
@@ -112,20 +112,20 @@ def tune_for_throughput(app: Any) -> None:
     if not isinstance(client, httpx.AsyncClient) or not isinstance(getattr(client, "_cookies", None), httpx.Cookies):
         raise _seam_moved("an httpx client with a cookie jar")
     _share_auth_request()
-    transport = AiohttpTransport(client=_fcm_session)
+    tls = httpx.create_ssl_context()  # httpx's TLS settings (certifi's CAs); built once, it takes ~20 ms
+    transport = AiohttpTransport(verify=tls, client=lambda: _fcm_session(tls))
     for mount in mounts:
         mount._wrapped_transport = transport  # one connection pool for http:// and https://
         mount._retry = _cheaply_copied(mount._retry)
     client._cookies = _lean_classes()[1]()
 
 
-def _fcm_session() -> Any:
+def _fcm_session(tls: Any) -> Any:
     """aiohttp's session for FCM calls, built on the event loop at the first call: up to FCM_CONNECTIONS
-    connections, kept 5 s when idle, httpx's TLS settings (certifi's CAs), no cookie jar."""
+    connections, kept 5 s when idle, no cookie jar."""
     import aiohttp
-    import httpx
 
-    connector = aiohttp.TCPConnector(limit=FCM_CONNECTIONS, keepalive_timeout=5, ssl=httpx.create_ssl_context())
+    connector = aiohttp.TCPConnector(limit=FCM_CONNECTIONS, keepalive_timeout=5, ssl=tls)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
@@ -179,8 +179,8 @@ def _lean_classes() -> tuple[type, type]:
 
 
 def _share_auth_request() -> None:
-    """Make firebase-admin's async auth flow use one google-auth Request for all calls: it builds one (a new
-    requests.Session, about a tenth of a push's CPU) per call, to refresh the token if it has expired."""
+    """Stop firebase-admin's async auth flow from building a google-auth Request for every call: it builds one
+    (a new requests.Session, about a tenth of a push's CPU) per call, in case the token must be refreshed."""
     from firebase_admin import _http_client
     from google.auth.transport import requests as google_requests
 
@@ -194,17 +194,29 @@ def _share_auth_request() -> None:
 
 class _OneAuthRequest:
     """Stands in for the module google.auth.transport.requests where firebase-admin's HTTP client uses it:
-    `Request()` returns one shared instance (the event loop sends from one thread); all else is the module's."""
+    `Request()` returns one shared _RequestWhenCalled; all else is the module's."""
 
     def __init__(self, module: Any) -> None:
         self._module = module
-        self._request = module.Request()
+        self._request = _RequestWhenCalled(module)
 
     def Request(self) -> Any:  # the module's own name
         return self._request
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
+
+
+class _RequestWhenCalled:
+    """A google-auth transport request that builds the real one (and its session) only when it is called, to
+    refresh the token: the refresh, about hourly, then goes over a new connection, not over a pooled one that
+    may have died meanwhile (a frozen Lambda, an idle hour), which google-auth would not retry."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._module.Request()(*args, **kwargs)
 
 
 def close_emulator_app() -> None:
