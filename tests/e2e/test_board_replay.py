@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
 
 from engage.config import load_config_file
 from engage.engine.leaderboards import bucket_of
@@ -25,9 +30,31 @@ def histogram() -> dict[int, int]:
     return boards.stats(BOARD, shards).histogram
 
 
+def board_replay_command(stack: Any, tmp_path: Path, monkeypatch: Any) -> Any:
+    """`engage leaderboard replay` against the test's stack, with only the settings the CLI gives itself for a
+    local stage (from the state `engage local up` records): none of the test process's own."""
+    import engage.local.stack as local_stack
+    from engage.cli import _QUEUES, _TABLES, app
+    from engage.settings import get_settings
+
+    recorded = tmp_path / "stack.json"
+    recorded.write_text(json.dumps({"dynamodb_endpoint": stack.dynamodb.endpoint, "tables": stack.tables,
+                                    "queues": stack.queue_urls, "sqs_endpoint": stack.sqs.wait_ready()}))  # fmt: skip
+    monkeypatch.setattr(local_stack, "state_file", lambda: recorded)
+    saved = dict(os.environ)
+    for name in (*_TABLES, *_QUEUES, "IDEMPOTENCY_TABLE", "BOARDS_FAILED_BATCHES_QUEUE_URL"):
+        os.environ.pop(name, None)  # the CLI must set each one it needs
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, ["leaderboard", "replay"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
 def test_given_a_batch_boards_gave_up_on_when_replayed_then_the_passed_are_told_and_the_histogram_moves_once(
-    stack,
-    streams,
+    stack, streams, tmp_path, monkeypatch
 ):
     failed_batches_queue = stack.queue_urls["BoardsFailedBatchesQueue"]
     ada, grace, linus = three_players(stack, WEEK)  # 100, 300 and 200 XP, handled by boards
@@ -40,9 +67,10 @@ def test_given_a_batch_boards_gave_up_on_when_replayed_then_the_passed_are_told_
         queues.send(failed_batches_queue, twice)
         assert rank_lost(grace) == [] and histogram() == before
 
-        replayed = replay_failed_board_batches(failed_batches_queue, streams)
+        replayed = board_replay_command(stack, tmp_path, monkeypatch)  # as an operator runs it
 
-        assert (replayed.batches, replayed.rank_lost, replayed.left) == (2, 2, [])
+        assert replayed.exit_code == 0, replayed.output
+        assert "replayed 2 batch(es)" in replayed.output and ": 2 rank_lost fact(s) written" in replayed.output
         assert [f["passed_by"] for f in rank_lost(grace)] == ["Ada"] and len(rank_lost(linus)) == 1
         moved = histogram()
         assert moved.get(bucket_of(100), 0) == before.get(bucket_of(100), 0) - 1

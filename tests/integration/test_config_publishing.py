@@ -113,9 +113,14 @@ def deployed_stage(stack, parameters: dict[str, str] | None = None) -> Iterator[
         "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {"ConfigTableName": {"Value": "engage-staging-ConfigTable-ABC123"}},
     }
+    from engage.cli import _QUEUES, _TABLES
+
     with stack.paused(), mock_aws(), pytest.MonkeyPatch.context() as env:
-        for written in ("CONFIG_TABLE", "USERS_TABLE", "LEDGER_TABLE", "ENGAGE_APP_ID", "AWS_REGION"):
-            env.setenv(written, os.environ[written])  # restored on the way out
+        for written in (*_TABLES, *_QUEUES, "ENGAGE_APP_ID", "AWS_REGION"):  # what the CLI sets: restored after
+            if written in os.environ:
+                env.setenv(written, os.environ[written])
+            else:
+                env.delenv(written, raising=False)
         env.delenv("AWS_ENDPOINT_URL_DYNAMODB")
         env.delenv("AWS_REGION")  # as on a developer's machine: the region comes from the profile
         env.setenv("AWS_DEFAULT_REGION", "eu-west-1")

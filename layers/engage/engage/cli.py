@@ -90,6 +90,7 @@ _TABLES = {
     "DEVICES_TABLE": ("DevicesTable", "DevicesTableName"),
     "INBOX_TABLE": ("InboxTable", "InboxTableName"),
     "CONFIG_TABLE": ("ConfigTable", "ConfigTableName"),
+    "IDEMPOTENCY_TABLE": ("IdempotencyTable", "IdempotencyTableName"),  # histogram-move markers (board replay)
 }
 # Queues the CLI uses (a schedule trigger's pushes and deferrals; replaying failed stream batches).
 _QUEUES = {
