@@ -101,3 +101,20 @@ def test_the_devices_zone_and_locale_become_the_users_unless_the_user_chose_thei
     http("POST", f"{stack.api_url}/v1/me/devices", {**body, "timezone": "Europe/Paris"}, headers)
     _, kept = http("GET", preferences, headers=headers)
     assert (kept["timezone"], kept["locale"]) == ("America/New_York", "ja-JP")
+
+
+def test_a_device_is_registered_even_when_its_zone_cannot_reach_the_profile(stack, user, monkeypatch, caplog):
+    from engage.api.models import DeviceIn
+    from engage.services import devices
+    from engage.services.errors import Busy
+
+    def always_busy(*args, **kwargs):
+        raise Busy("too many concurrent writes for this user; retry the request")
+
+    monkeypatch.setattr(devices, "commit", always_busy)
+    device = DeviceIn(device_id="pixel", fid="c" * 22, platform="android", timezone="Asia/Tokyo")
+
+    registered = devices.register_device({"sub": user}, device)
+
+    assert registered.device_id == "pixel" and DeviceItem.get(user, "pixel").timezone == "Asia/Tokyo"
+    assert "could not keep the device's zone and locale" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -16,6 +17,7 @@ from ..store import devices as store
 from ..store.progress import CommitConflict, commit, load_user
 from .errors import Busy, InvalidInput, signed_in_user
 
+log = logging.getLogger(__name__)
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -30,7 +32,10 @@ def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime |
         device.app_version, device.locale, device.timezone,
     )  # fmt: skip
     if device.timezone or device.locale:
-        _keep_in_profile(user_id, Profile(timezone=device.timezone, locale=device.locale), now)
+        try:
+            _keep_in_profile(user_id, Profile(timezone=device.timezone, locale=device.locale), now)
+        except Exception:  # the device is registered; the profile catches up at the next start or events request
+            log.exception("could not keep the device's zone and locale in the user's profile")
     return DeviceOut(
         device_id=saved.device_id,
         token_kind=kind,
