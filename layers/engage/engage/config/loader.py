@@ -85,7 +85,8 @@ def validate_config_data(
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
-    """YAML 1.2-style parse (`on:` is a key, not True; 21:30 and 2026-01-01 are text) plus the line of every path."""
+    """Parse with YAML 1.2's booleans, times and dates (`on:` is a key, not True; 21:30 and 2026-01-01 are text),
+    plus the line of every path."""
     import yaml
 
     class Loader(yaml.SafeLoader):
