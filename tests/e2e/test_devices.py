@@ -105,13 +105,13 @@ def test_the_devices_zone_and_locale_become_the_users_unless_the_user_chose_thei
 
 def test_a_device_is_registered_even_when_its_zone_cannot_reach_the_profile(stack, user, monkeypatch, caplog):
     from engage.api.models import DeviceIn
-    from engage.services import devices
+    from engage.services import devices, users
     from engage.services.errors import Busy
 
     def always_busy(*args, **kwargs):
         raise Busy("too many concurrent writes for this user; retry the request")
 
-    monkeypatch.setattr(devices, "commit", always_busy)
+    monkeypatch.setattr(users, "commit", always_busy)
     device = DeviceIn(device_id="pixel", fid="c" * 22, platform="android", timezone="Asia/Tokyo")
 
     registered = devices.register_device({"sub": user}, device)

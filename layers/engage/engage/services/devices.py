@@ -11,11 +11,10 @@ from typing import Any, Literal
 
 from ..api.models import DeviceIn, DeviceOut
 from ..engine.ingest import merge_profile
-from ..engine.model import Outcome, Profile
-from ..retries import MAX_ATTEMPTS, back_off
+from ..engine.model import Profile, UserState
 from ..store import devices as store
-from ..store.progress import CommitConflict, commit, load_user
-from .errors import Busy, InvalidInput, signed_in_user
+from .errors import InvalidInput, signed_in_user
+from .users import change_user
 
 log = logging.getLogger(__name__)
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -32,8 +31,9 @@ def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime |
         device.app_version, device.locale, device.timezone,
     )  # fmt: skip
     if device.timezone or device.locale:
-        try:
-            _keep_in_profile(user_id, Profile(timezone=device.timezone, locale=device.locale), now)
+        reported = Profile(timezone=device.timezone, locale=device.locale)
+        try:  # as an events request's context: quiet hours, caps and texts follow the user's clock and language
+            change_user(user_id, lambda state: _with_profile(state, reported), now)
         except Exception:  # the device is registered; the profile catches up at the next start or events request
             log.exception("could not keep the device's zone and locale in the user's profile")
     return DeviceOut(
@@ -45,24 +45,10 @@ def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime |
     )
 
 
-def _keep_in_profile(user_id: str, reported: Profile, now: datetime) -> None:
-    """The device's zone and locale become the user's, as an events request's context does: quiet hours, caps
-    and texts follow the user's clock and language even when the app sends no context with its events. A zone
-    or locale the user chose in the preferences stays. Written only when it changes (apps register at every
-    start), like every change to the user item: on its version, retried on a conflict."""
-    for attempt in range(MAX_ATTEMPTS):
-        before = load_user(user_id)
-        profile = merge_profile(before.profile, reported, before.preferences)
-        if profile == before.profile:
-            return
-        try:
-            commit(
-                Outcome(before=before, after=replace(before, profile=profile), results=[], applied=[]), "client", now
-            )
-            return
-        except CommitConflict:
-            back_off(attempt)
-    raise Busy("too many concurrent writes for this user; retry the request")
+def _with_profile(state: UserState, reported: Profile) -> UserState:
+    """The device's zone and locale become the user's, unless the user chose their own in the preferences
+    (change_user writes only when they change: apps register at every start)."""
+    return replace(state, profile=merge_profile(state.profile, reported, state.preferences))
 
 
 def remove_device(claims: Mapping[str, Any], device_id: str) -> None:

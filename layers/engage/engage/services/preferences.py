@@ -1,7 +1,7 @@
 """GET/PUT /v1/me/preferences: what the user wants from notifications, stated by the user.
 
-Stored in the user item, written like every other change to it: conditioned on its version and retried on a
-conflict, so a preference saved while events are ingested is never lost (and never loses them).
+Stored in the user item, written like every other change to it (services.users.change_user): a preference
+saved while events are ingested is never lost, and never loses them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
 from ..config import EngagementConfig
-from ..engine.model import Outcome, UserState
-from ..retries import MAX_ATTEMPTS, back_off
-from ..store.progress import CommitConflict, commit, load_user
+from ..engine.model import UserState
+from ..store.progress import load_user
 from .config import active_config
-from .errors import Busy, InvalidInput, signed_in_user
+from .errors import InvalidInput, signed_in_user
+from .users import change_user
 
 
 def my_preferences(claims: Mapping[str, Any]) -> PreferencesOut:
@@ -29,18 +29,9 @@ def update_preferences(claims: Mapping[str, Any], change: PreferencesIn, now: da
     """Apply the fields sent (the others stay) and return the preferences now in force."""
     config = active_config().config
     _check(config, change)
-    user_id, now = signed_in_user(claims), now or datetime.now(UTC)
     sent = change.model_dump(mode="json", exclude_unset=True)
-    for attempt in range(MAX_ATTEMPTS):
-        before = load_user(user_id)
-        after = _apply(before, sent)
-        try:
-            commit(Outcome(before=before, after=after, results=[], applied=[]), "client", now)
-        except CommitConflict:
-            back_off(attempt)
-            continue
-        return _view(config, after)
-    raise Busy("too many concurrent writes for this user; retry the request")
+    after = change_user(signed_in_user(claims), lambda state: _apply(state, sent), now or datetime.now(UTC))
+    return _view(config, after)
 
 
 def _apply(state: UserState, sent: dict[str, Any]) -> UserState:
