@@ -104,3 +104,19 @@ def test_reading_then_archiving_a_pushed_message_clears_it_from_the_tray_once(st
     for action in ("read", "read", "archive"):
         inbox_service.mark_message({"sub": user}, pushed.message_id, action)
     assert cleared == [pushed.message_id]
+
+
+def test_marking_a_seen_message_again_is_one_write_and_keeps_the_first_date(stack, user):
+    from engage.local.bench import count_dynamodb_calls
+
+    kept = message(0, "inbox", "quiet_hours")  # not pushed: marking it queues no "clear" for the shared stack
+    message_id = kept.message_id
+    store.add(user, kept)
+    first = datetime.now(UTC) - timedelta(minutes=1)
+    assert store.mark(user, message_id, "read", first)[1] is True
+    with stack.paused(), count_dynamodb_calls() as calls:
+        again, first_seen = store.mark(user, message_id, "read", first + timedelta(seconds=30))
+        archived, archived_first = store.mark(user, message_id, "archive", first + timedelta(seconds=40))
+    assert (first_seen, archived_first) == (False, False)  # seen already: no second "clear" for the tray
+    assert again.read_at == first and archived.read_at == first and archived.archived_at is not None
+    assert calls.operations == {"UpdateItem": 2}

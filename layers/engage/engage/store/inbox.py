@@ -119,23 +119,23 @@ def _live(now: datetime) -> Condition:
 
 
 def mark(user_id: str, message_id: str, action: str, now: datetime) -> tuple[Message, bool]:
-    """read | unread | archive: the message as it is now, and whether this made an unseen message seen (read
-    or archived when it was neither). MessageNotFound if the user has no such message, or it expired."""
-    changes: dict[str, Action] = {
-        "read": InboxItem.read_at.set(now),
-        "unread": InboxItem.read_at.remove(),
-        "archive": InboxItem.archived_at.set(now),
-    }
+    """read | unread | archive, in one conditional write: the message as it is now, and whether this made an
+    unseen message seen (read or archived when it was neither). MessageNotFound if the user has no such
+    message, or it expired. Reading or archiving again keeps the first date."""
     if not is_message_id(message_id):
         raise MessageNotFound(message_id)
-    item = InboxItem(user_id, message_id)
-    exists = InboxItem.message_id.exists() & _live(now)
-    unseen = InboxItem.read_at.does_not_exist() & InboxItem.archived_at.does_not_exist()
-    if action != "unread" and written(lambda: item.update(actions=[changes[action]], condition=exists & unseen)):
-        return _message(item), True
+    changes: dict[str, Action] = {
+        "read": InboxItem.read_at.set(InboxItem.read_at | now),  # | : DynamoDB's if_not_exists
+        "unread": InboxItem.read_at.remove(),
+        "archive": InboxItem.archived_at.set(InboxItem.archived_at | now),
+    }
+    item, exists = InboxItem(user_id, message_id), InboxItem.message_id.exists() & _live(now)
     if not written(lambda: item.update(actions=[changes[action]], condition=exists)):
         raise MessageNotFound(message_id)
-    return _message(item), False
+    # The update returns the item as written: a date of `now` was set by this call, an older one was kept.
+    seen_dates = [item.read_at, item.archived_at]
+    first_seen = action != "unread" and now in seen_dates and all(d is None or d == now for d in seen_dates)
+    return _message(item), first_seen
 
 
 def get(user_id: str, message_id: str) -> Message | None:
