@@ -86,7 +86,8 @@ def run_benchmarks(console: Console) -> str:
     }
     console.print("timing cold imports in a virtualenv holding only the layer's requirements …")
     python = layer_python()
-    imports = _cold_imports_ms(("ingest", "api", "notify", "deliver", "floor"), python)
+    handlers = sorted(path.parent.name for path in (REPO / "functions").glob("*/app.py"))
+    imports = _cold_imports_ms((*handlers, "floor"), python)
     console.print("sending pushes to the FCM emulator, timing the notification policy …")
     pushes = push_costs(REPO)
     return (
