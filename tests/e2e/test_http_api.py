@@ -169,6 +169,55 @@ def test_malformed_bodies_get_a_clear_error(stack, user, raw, status, error):
         assert body["error"] == error and body["message"]
 
 
+def post_raw(stack, user: str, raw: bytes, content_type: str | None) -> tuple[int, dict]:
+    headers = {**bearer(tokens.mint(user)), **({"content-type": content_type} if content_type else {})}
+    request = urllib.request.Request(f"{stack.api_url}/v1/events", data=raw, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as answer:
+        return answer.code, json.loads(answer.read())
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/JSON; charset=UTF-8", "application/vnd.api+json", "text/plain;charset=UTF-8",
+     "application/x-www-form-urlencoded"],
+    ids=["upper-case", "json-family", "fetch-default", "curl-default"],
+)  # fmt: skip
+def test_a_json_body_is_read_as_json_whatever_content_type_it_declares(stack, user, content_type):
+    raw = json.dumps({"events": [event(f"{user}-1")]}).encode()
+
+    status, answer = post_raw(stack, user, raw, content_type)
+
+    assert (status, answer.get("accepted")) == (200, 1), answer
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "says"),
+    [
+        (b"events=1", "application/x-www-form-urlencoded", "not valid JSON"),
+        ('{"events": [{"id": "é"}]}'.encode("latin-1"), "application/json", "UTF-8"),
+        (b"", "application/json", "empty"),
+    ],
+    ids=["form", "latin-1", "empty"],
+)
+def test_a_body_that_is_not_json_text_is_a_400_with_its_fix_not_a_500(stack, user, raw, content_type, says):
+    status, answer = post_raw(stack, user, raw, content_type)
+
+    assert (status, answer.get("error")) == (400, "invalid_json"), answer
+    assert says in answer["message"] and "Fix:" in answer["message"]
+
+
+def test_an_oversized_batch_is_named_in_the_error_not_echoed(stack, user):
+    raw = json.dumps({"events": [event(f"{user}-{n}") for n in range(101)]}).encode()
+
+    status, answer = post_raw(stack, user, raw, "application/json")
+
+    assert status == 422 and answer["details"][0]["field"] == "events"
+    assert "value" not in answer["details"][0] and "100" in answer["details"][0]["message"]
+
+
 def test_half_a_character_is_read_as_the_replacement_character_not_a_500(stack, user):
     # An app that cuts a text inside an emoji sends JSON's "\ud83c" without its second half: json.loads
     # takes it, DynamoDB and CEL do not. Before, every retry of such a batch was a 500.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config.issues import format_path
 from ..observability import logger, metrics
@@ -15,15 +18,30 @@ from ..services.errors import Forbidden, ServiceError
 from .common import ErrorDetail, ErrorResponse
 
 
+class _JsonApiResolver(APIGatewayHttpResolver):
+    """Powertools' resolver, reading every body as JSON whatever Content-Type it declares: Engage's routes take
+    JSON only. Powertools reads only a lowercase `application/json` as JSON, parses forms into fields and
+    refuses other types with a 500; clients send `Application/JSON`, `application/vnd.api+json`, `text/plain`
+    (fetch() with a string body) or a form type (curl -d) with a JSON body."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        headers = event.get("headers") or {}
+        if not headers.get("content-type", content_types.APPLICATION_JSON).startswith(content_types.APPLICATION_JSON):
+            event = {**event, "headers": {**headers, "content-type": content_types.APPLICATION_JSON}}
+        return super().resolve(event, context)
+
+
 def make_resolver() -> APIGatewayHttpResolver:
     """An HTTP API v2 resolver with pydantic validation and Engage's error responses."""
-    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=read_json)
+    app = _JsonApiResolver(enable_validation=True, json_body_deserializer=read_json)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
         if any(err.get("type") == "json_invalid" for err in errors):
             return _error(400, "invalid_json", "the body is not valid JSON. Fix: send a JSON object")
+        if any(err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",) for err in errors):
+            return _error(400, "invalid_json", "the body is empty. Fix: send a JSON object")
         details = [
             ErrorDetail(
                 field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",
@@ -42,12 +60,29 @@ def make_resolver() -> APIGatewayHttpResolver:
         headers = {"Retry-After": "1"} if exc.status == 503 else None
         return _error(exc.status, exc.code, exc.message, headers=headers)
 
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(exc: UnicodeDecodeError) -> Response:
+        if not _body_is_utf8(app.current_event.body, bool(app.current_event.is_base64_encoded)):
+            return _error(400, "invalid_json", "the body is not UTF-8 text. Fix: send JSON encoded as UTF-8")
+        return _unexpected(exc)
+
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
         logger.exception("unhandled error")
         return _error(500, "internal", "something went wrong on our side; retrying the request is safe")
 
     return app
+
+
+def _body_is_utf8(body: str | None, base64_encoded: bool) -> bool:
+    """Whether the request's body decodes as UTF-8 (API Gateway base64-encodes a body that is not UTF-8)."""
+    if not body or not base64_encoded:
+        return True
+    try:
+        base64.b64decode(body).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 # A lone surrogate: JSON's `\ud83d` without its second half (a client cut an emoji in two), or such a
@@ -88,13 +123,19 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def _shown_value(error: dict[str, Any]) -> Any:
-    """The offending value, echoed to help the caller, except push tokens, which are never echoed or logged.
-    An unknown field's value is not echoed either: it may be a token under a misspelled name (`fcmToken`)."""
+    """The offending value, echoed to help the caller, except push tokens, which are never echoed or logged,
+    and values too long to be worth sending back. An unknown field's value is not echoed either: it may be a
+    token under a misspelled name (`fcmToken`)."""
     secret = {"fcm_token", "fid"}
     if error.get("type") in ("missing", "extra_forbidden") or any(str(p) in secret for p in error.get("loc", ())):
         return None
     value = error.get("input")
-    return {k: v for k, v in value.items() if k not in secret} if isinstance(value, dict) else value
+    shown = {k: v for k, v in value.items() if k not in secret} if isinstance(value, dict) else value
+    return shown if len(json.dumps(shown, default=str)) <= _ECHO_LIMIT else None
+
+
+# The longest value an error echoes, in JSON characters: a 101-event batch is named, not sent back.
+_ECHO_LIMIT = 1000
 
 
 def jwt_claims(app: APIGatewayHttpResolver) -> dict[str, Any]:
