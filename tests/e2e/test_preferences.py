@@ -71,3 +71,21 @@ def test_a_zone_chosen_in_preferences_wins_over_the_devices_context_until_reset(
 
     assert reset["categories"]["competition"] is True
     assert http("GET", url, headers=headers)[1]["timezone"] == "Europe/Berlin"
+
+
+def test_resetting_a_chosen_zone_and_locale_returns_to_the_apps_latest_report_not_utc(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/preferences"
+    device = {"device_id": "phone", "fid": "c" * 22, "platform": "ios", "timezone": "Europe/Berlin", "locale": "de-DE"}
+    http("POST", f"{stack.api_url}/v1/me/devices", device, headers)
+    http("PUT", url, {"timezone": "Asia/Tokyo", "locale": "ja"}, headers)
+    event = {"id": f"{user}-o", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()}
+    travelled = {"events": [event], "context": {"timezone": "Europe/Paris"}}  # reported while the choice holds
+    http("POST", f"{stack.api_url}/v1/events", travelled, headers)
+    assert http("GET", url, headers=headers)[1]["timezone"] == "Asia/Tokyo"
+
+    _, reset = http("PUT", url, {"timezone": None, "locale": None}, headers)
+
+    assert (reset["timezone"], reset["locale"]) == ("Europe/Paris", "de-DE")
+    _, me = http("GET", f"{stack.api_url}/v1/me", headers=headers)
+    assert (me["timezone"], me["locale"]) == ("Europe/Paris", "de-DE")

@@ -618,3 +618,16 @@ def test_expressions_read_the_level_the_app_shows_also_after_the_thresholds_were
 
     assert outcome.results[0].awards.get("coins") == 1
     assert facts(outcome, "level_up") == []  # level 2 was announced long ago: not again
+
+
+def test_a_profile_stored_before_reports_were_kept_apart_keeps_its_reported_zone_through_a_choice_and_reset():
+    from engage.engine.ingest import merge_profile, with_choices
+
+    legacy = Profile(timezone="Europe/Berlin", locale="de-DE")  # as stored: only what is in force, nothing chosen
+    chosen = with_choices(legacy, {"timezone": "Asia/Tokyo"}, {})
+    reset = with_choices(chosen, {}, {"timezone": "Asia/Tokyo"})
+    travelled = merge_profile(chosen, Profile(timezone="Europe/Paris"), {"timezone": "Asia/Tokyo"})
+
+    assert (chosen.timezone, chosen.reported_timezone) == ("Asia/Tokyo", "Europe/Berlin")
+    assert (reset.timezone, reset.locale) == ("Europe/Berlin", "de-DE")
+    assert (travelled.timezone, travelled.reported_timezone, travelled.locale) == ("Asia/Tokyo", "Europe/Paris", "de-DE")

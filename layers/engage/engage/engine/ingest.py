@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -238,11 +239,43 @@ def _period_end(period: str) -> date:
 
 
 def merge_profile(stored: Profile, update: Profile, preferences: dict[str, Any]) -> Profile:
-    """What the app reports (an events request's context, a device's registration) updates the profile, except a
-    zone or locale the user chose in the preferences."""
+    """What the app reports (an events request's context, a device's registration) updates the profile; a zone
+    or locale the user chose in the preferences stays in force, and the report is kept for when it is reset."""
+    timezone, reported_timezone = _settled(
+        stored.timezone, stored.reported_timezone, preferences.get("timezone"), preferences.get("timezone"),
+        update.timezone,
+    )  # fmt: skip
+    locale, reported_locale = _settled(
+        stored.locale, stored.reported_locale, preferences.get("locale"), preferences.get("locale"), update.locale
+    )
     return Profile(
-        timezone=preferences.get("timezone") or update.timezone or stored.timezone,
-        locale=preferences.get("locale") or update.locale or stored.locale,
+        timezone=timezone,
+        locale=locale,
         app_version=update.app_version or stored.app_version,
         display_name=update.display_name or stored.display_name,
+        reported_timezone=reported_timezone,
+        reported_locale=reported_locale,
     )
+
+
+def with_choices(profile: Profile, chosen: dict[str, Any], before: dict[str, Any]) -> Profile:
+    """The profile under the user's zone and locale choices `chosen` (their preferences after a change), where
+    `before` were the choices it was made under: a choice is in force, else what the app last reported."""
+    timezone, reported_timezone = _settled(
+        profile.timezone, profile.reported_timezone, before.get("timezone"), chosen.get("timezone")
+    )
+    locale, reported_locale = _settled(
+        profile.locale, profile.reported_locale, before.get("locale"), chosen.get("locale")
+    )
+    return replace(
+        profile, timezone=timezone, locale=locale, reported_timezone=reported_timezone, reported_locale=reported_locale
+    )
+
+
+def _settled(
+    in_force: str | None, kept: str | None, chosen_before: str | None, chosen: str | None, report: str | None = None
+) -> tuple[str | None, str | None]:
+    """(the value in force, the app's report kept apart): the report is kept apart only while a choice is in
+    force; without one, the value in force is the report."""
+    report = report or (kept if chosen_before else in_force)
+    return chosen or report, report if chosen else None

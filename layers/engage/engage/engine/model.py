@@ -22,12 +22,16 @@ class Event:
 
 @dataclass
 class Profile:
-    """What personalises messages and sets the user's calendar."""
+    """What personalises messages and sets the user's calendar. `timezone` and `locale` are the ones in force:
+    the user's choice in the preferences, else what the app last reported, which is kept apart in
+    `reported_*` so that resetting the choice returns to it."""
 
     timezone: str | None = None
     locale: str | None = None
     app_version: str | None = None
     display_name: str | None = None
+    reported_timezone: str | None = None
+    reported_locale: str | None = None
 
 
 @dataclass

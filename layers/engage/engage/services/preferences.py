@@ -13,6 +13,7 @@ from typing import Any
 
 from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
 from ..config import EngagementConfig
+from ..engine.ingest import with_choices
 from ..engine.model import UserState
 from ..store.progress import load_user
 from .config import active_config
@@ -42,12 +43,7 @@ def _apply(state: UserState, sent: dict[str, Any]) -> UserState:
     if "categories" in sent:
         chosen = sent["categories"]
         preferences["categories"] = {**preferences.get("categories", {}), **chosen} if chosen is not None else {}
-    profile = replace(
-        state.profile,
-        timezone=sent.get("timezone", state.profile.timezone),
-        locale=sent.get("locale", state.profile.locale),
-    )
-    return replace(state, preferences=preferences, profile=profile)
+    return replace(state, preferences=preferences, profile=with_choices(state.profile, preferences, state.preferences))
 
 
 def _check(config: EngagementConfig, change: PreferencesIn) -> None:

@@ -57,6 +57,9 @@ class UserItem(Model):
     locale = UnicodeAttribute(null=True)
     app_version = UnicodeAttribute(null=True)
     display_name = UnicodeAttribute(null=True)
+    # What the app last reported, kept while the user's chosen zone or locale (above) is in force.
+    reported_timezone = UnicodeAttribute(null=True)
+    reported_locale = UnicodeAttribute(null=True)
     # Badge, streak and quest progress as one JSON document: the engine owns its shape, and a JSON string
     # keeps fractional sums exact and costs no per-attribute type mapping.
     progress = UnicodeAttribute(null=True)

@@ -56,7 +56,8 @@ def load_user(user_id: str) -> UserState:
         earned=_ints(item.earned),
         level=int(item.level),
         counters=_ints(item.counters),
-        profile=Profile(item.timezone, item.locale, item.app_version, item.display_name),
+        profile=Profile(item.timezone, item.locale, item.app_version, item.display_name,
+                        item.reported_timezone, item.reported_locale),  # fmt: skip
         created_at=item.created_at,
         **{part: progress.get(part, {}) for part in _PROGRESS_PARTS},
     )
@@ -122,6 +123,8 @@ def _user_item(before: UserState, after: UserState, now: datetime) -> UserItem:
         locale=after.profile.locale,
         app_version=after.profile.app_version,
         display_name=after.profile.display_name,
+        reported_timezone=after.profile.reported_timezone,
+        reported_locale=after.profile.reported_locale,
         progress=json.dumps({part: getattr(after, part) for part in _PROGRESS_PARTS}, separators=(",", ":")),
         created_at=after.created_at or now,
         updated_at=now,
