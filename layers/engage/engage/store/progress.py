@@ -56,8 +56,14 @@ def load_user(user_id: str) -> UserState:
         earned=_ints(item.earned),
         level=int(item.level),
         counters=_ints(item.counters),
-        profile=Profile(item.timezone, item.locale, item.app_version, item.display_name,
-                        item.reported_timezone, item.reported_locale),  # fmt: skip
+        profile=Profile(
+            item.timezone,
+            item.locale,
+            item.app_version,
+            item.display_name,
+            item.reported_timezone,
+            item.reported_locale,
+        ),
         created_at=item.created_at,
         **{part: progress.get(part, {}) for part in _PROGRESS_PARTS},
     )
