@@ -630,4 +630,8 @@ def test_a_profile_stored_before_reports_were_kept_apart_keeps_its_reported_zone
 
     assert (chosen.timezone, chosen.reported_timezone) == ("Asia/Tokyo", "Europe/Berlin")
     assert (reset.timezone, reset.locale) == ("Europe/Berlin", "de-DE")
-    assert (travelled.timezone, travelled.reported_timezone, travelled.locale) == ("Asia/Tokyo", "Europe/Paris", "de-DE")
+    assert (travelled.timezone, travelled.reported_timezone, travelled.locale) == (
+        "Asia/Tokyo",
+        "Europe/Paris",
+        "de-DE",
+    )
