@@ -265,7 +265,9 @@ def test_given_several_triggers_at_once_when_deciding_then_the_highest_priority_
     ]
 
 
-def test_given_equal_priorities_when_deciding_then_the_earliest_created_then_the_lowest_id_pushes() -> None:
+def test_given_equal_priorities_when_deciding_then_the_newest_pushes_then_the_lowest_id() -> None:
+    """Never stale: of two level-ups from one workout, level 3 is pushed, not level 2 (the latest fact of the
+    event); of two held messages released together, the later one."""
     now = ny(2026, 1, 11, 12, 0)
     early, late = now - timedelta(minutes=5), now
 
@@ -274,7 +276,9 @@ def test_given_equal_priorities_when_deciding_then_the_earliest_created_then_the
             d.message_id for d in decide(list(batch), prefs(), PushHistory([]), NO_CAPS, now) if d.action == "push"
         )
 
-    assert pushed(candidate("a", at=now, created_at=late), candidate("b", at=now, created_at=early)) == "b"
+    level_2, level_3 = (replace(candidate(m, at=now, created_at=late), position=p) for m, p in (("a2", 1), ("z3", 2)))
+    assert pushed(candidate("a", at=now, created_at=early), candidate("b", at=now, created_at=late)) == "b"
+    assert pushed(level_2, level_3) == pushed(level_3, level_2) == "z3"
     assert pushed(candidate("b", at=now), candidate("a", at=now)) == "a"
 
 

@@ -46,6 +46,14 @@ def test_given_a_badge_fact_when_prepared_then_the_badge_trigger_fires_with_rend
     assert message.candidate.category == "progress" and message.candidate.priority == 5
 
 
+def test_a_candidate_knows_its_facts_place_in_the_event_so_the_later_of_two_equal_pushes_wins(
+    fitquest: EngagementConfig,
+) -> None:
+    first, later = (prepare(fitquest, user(), [badge_fact(f"evt#client#e1#{n}")], AT)[0] for n in (1, 12))
+
+    assert (first.candidate.position, later.candidate.position) == (1, 12)
+
+
 def test_given_a_german_user_when_prepared_then_the_de_texts_are_used(fitquest: EngagementConfig) -> None:
     [message] = prepare(fitquest, user(display_name="Grete", locale="de-AT"), [badge_fact()], AT)
     assert message.rendered.title == "Neues Abzeichen: First Step"

@@ -38,6 +38,7 @@ class Candidate:
     """A message a trigger wants to push; `fact_key` names the fact it is about (one push per fact).
 
     `seen`: the user has already read or archived it in the inbox (a held message can be, by its release).
+    `position`: the fact's place among those of the event that caused it (level 3 comes after level 2).
     """
 
     message_id: str
@@ -48,6 +49,7 @@ class Candidate:
     created_at: datetime
     valid_until: datetime
     seen: bool = False
+    position: int = 0
 
 
 @dataclass(frozen=True)
@@ -235,8 +237,9 @@ def decide(
        valid_until, else inbox (quiet_hours);
     4. caps on the user's local calendar — per_day (local day), per_week (local ISO week), min_gap since
        the last push, the user's weekly_budget — → inbox (cap_per_day, cap_per_week, min_gap, budget);
-    5. of the candidates left, the highest priority (then earliest created_at, then message_id) is pushed
-       (ok); the others go to the inbox (lower_priority): the user gets one push at a time. A push in the
+    5. of the candidates left, the highest priority is pushed (ok), and among equals the newest: the latest
+       created_at, then the later fact of one event (level 3 rather than level 2), then message_id; the
+       others go to the inbox (lower_priority): the user gets one push at a time. A push in the
        history less than AT_ONCE ago counts as one of them: all go to the inbox (lower_priority).
 
     Dedupe — never two pushes for one fact, e.g. when a stream record is delivered twice — is not decided
@@ -257,7 +260,7 @@ def decide(
         action, reason, deliver_at, detail = early
         decisions[index] = Decision(candidate.message_id, action, reason, deliver_at, inputs, detail)
 
-    contenders.sort(key=lambda i: (-candidates[i].priority, _utc(candidates[i].created_at), candidates[i].message_id))
+    contenders.sort(key=lambda i: _push_order(candidates[i]))
     capped = _capped(limits, inputs.usage, now) or _just_pushed(inputs.usage, now)
     if contenders and capped is None:
         winner = candidates[contenders[0]]
@@ -270,6 +273,11 @@ def decide(
         for index in contenders:
             decisions[index] = Decision(candidates[index].message_id, "inbox", capped[0], None, inputs, capped[1])
     return [decisions[index] for index in range(len(candidates))]
+
+
+def _push_order(candidate: Candidate) -> tuple[int, float, int, str]:
+    """Which of several candidates is pushed first: the highest priority, then the newest (see decide)."""
+    return (-candidate.priority, -_utc(candidate.created_at).timestamp(), -candidate.position, candidate.message_id)
 
 
 def release(

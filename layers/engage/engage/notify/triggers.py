@@ -40,6 +40,12 @@ class FactSeen:
     fact: dict[str, Any]
     id_at: datetime | None = None
 
+    @property
+    def position(self) -> int:
+        """The fact's place in its ledger row (the key's last part; 0 for a fact of its own, a schedule's)."""
+        last = self.key.rsplit("#", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -174,6 +180,7 @@ def prepared_message(
         fact_key=seen.key,
         created_at=seen.at,
         valid_until=seen.at + trigger.valid_for,
+        position=seen.position,
     )
     rendered = render(trigger, state.profile.locale, config.default_locale, values)
     return Prepared(candidate, trigger, rendered, seen)

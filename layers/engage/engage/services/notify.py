@@ -287,11 +287,12 @@ def _due_candidate(
 ) -> tuple[Candidate, bool]:
     """A held message as the policy's candidate, and whether the trigger's `when` still holds on the user now."""
     trigger = _trigger(config, job.trigger)
+    seen = FactSeen(job.fact_key, job.created_at, job.fact)
     candidate = Candidate(
         job.message_id, job.trigger, trigger.category if trigger else "", trigger.priority if trigger else 0,
         job.fact_key, job.created_at, job.valid_until, seen=bool(row.read_at or row.archived_at),
+        position=seen.position,
     )  # fmt: skip
-    seen = FactSeen(job.fact_key, job.created_at, job.fact)
     return candidate, trigger is not None and holds(trigger, scope(config, trigger, state, seen, now))
 
 
