@@ -51,8 +51,9 @@ class PushResult:
 
 
 def build_message(push: Push, now: datetime) -> Any:
-    """The firebase_admin Message: notification, data for the app (deep link, actions), Android and APNs
-    options with a TTL of what remains of the message's validity."""
+    """The firebase_admin Message: notification, data for the app (deep link, actions), Android, APNs and Web
+    Push options with a TTL of what remains of the message's validity, and the message id as the tag that
+    lets a device show a resent message once."""
     from firebase_admin import messaging
 
     ttl = min(max(push.valid_until - now, timedelta(0)), MAX_TTL)
@@ -66,6 +67,7 @@ def build_message(push: Push, now: datetime) -> Any:
                 headers={"apns-push-type": "background", "apns-priority": "5"},
                 payload=messaging.APNSPayload(aps=messaging.Aps(content_available=True)),
             ),
+            webpush=messaging.WebpushConfig(headers=_webpush_headers(ttl, high_priority=False)),
         )
     data = {"message_id": push.message_id, "trigger": push.trigger_id}
     if push.deep_link:
@@ -90,8 +92,17 @@ def build_message(push: Push, now: datetime) -> Any:
             },
             payload=messaging.APNSPayload(aps=messaging.Aps(thread_id=push.collapse_key)),
         ),
+        webpush=messaging.WebpushConfig(
+            headers=_webpush_headers(ttl, push.high_priority),
+            notification=messaging.WebpushNotification(tag=push.message_id),
+        ),
         fcm_options=messaging.FCMOptions(analytics_label=_LABEL_NOT_ALLOWED.sub("-", push.trigger_id)[:50]),
     )
+
+
+def _webpush_headers(ttl: timedelta, high_priority: bool) -> dict[str, str]:
+    """Web Push's TTL (whole seconds: a browser offline past it never gets the message) and urgency."""
+    return {"TTL": str(int(ttl.total_seconds())), "Urgency": "high" if high_priority else "normal"}
 
 
 async def send_batch(app: Any, pushes: Sequence[Push], now: datetime) -> list[PushResult]:
