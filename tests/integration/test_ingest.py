@@ -326,6 +326,18 @@ def test_values_dynamodb_cannot_store_are_rejected_per_event_not_a_500(user_id, 
     assert problem in answer.results[0].reason
 
 
+def test_the_properties_limit_counts_utf8_bytes_so_non_latin_text_gets_the_same_16_kb(user_id):
+    now = datetime.now(UTC)
+    japanese = {"minutes": 20, "kind": "run", **{f"note{i}": "走" * 980 for i in range(5)}}  # ~14.7 KB as UTF-8
+    too_much = {"minutes": 20, "kind": "run", **{f"note{i}": "走" * 980 for i in range(6)}}  # ~17.7 KB
+
+    answer = send(user_id, [workout(f"{user_id}-ja", now) | {"properties": japanese},
+                            workout(f"{user_id}-big", now) | {"properties": too_much}])  # fmt: skip
+
+    assert [r.status for r in answer.results] == ["accepted", "rejected"]
+    assert "17,7" in answer.results[1].reason and "UTF-8" in answer.results[1].reason
+
+
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_a_time_outside_the_calendar_in_utc_is_one_rejected_event(user_id, moment):
     # .NET and Unity write DateTimeOffset.MinValue for "no date"; in UTC it falls before year 1

@@ -98,9 +98,12 @@ class EventIn(Body):
     @field_validator("properties")
     @classmethod
     def _fits_a_ledger_row(cls, properties: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(properties))
+        size = len(json.dumps(properties, ensure_ascii=False, separators=(",", ":")).encode())  # UTF-8 bytes
         if size > MAX_PROPERTIES_BYTES:
-            raise ValueError(f"properties take {size} bytes; at most {MAX_PROPERTIES_BYTES} are kept per event")
+            raise ValueError(
+                f"properties take {size:,} bytes as UTF-8 JSON; at most {MAX_PROPERTIES_BYTES:,} are kept per event. "
+                "Fix: send shorter texts or fewer properties"
+            )
         return properties
 
 
