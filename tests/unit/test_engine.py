@@ -336,17 +336,18 @@ def test_events_older_than_the_late_window_are_rejected(fitquest, age, expected)
     assert statuses(apply(fitquest, [ev("app_opened", NOW - age)])) == [expected]
 
 
-def test_late_window_comes_from_the_config(make_config):
-    config = make_config(lambda data: data.update(late_window="2d"))
+@pytest.mark.parametrize("window", ["2d", "36h"])
+def test_late_window_comes_from_the_config_and_the_reason_names_it_as_written(make_config, window):
+    config = make_config(lambda data: data.update(late_window=window))
     outcome = apply(config, [ev("app_opened", NOW - timedelta(days=3))])
     assert statuses(outcome) == [("rejected", "too_late")]
-    assert "(2d)" in outcome.results[0].reason
+    assert f"({window})" in outcome.results[0].reason
 
 
 BAD_PROPERTIES = {
-    "wrong_type_string_for_integer": ("workout_completed", {"minutes": "30", "kind": "run"}, "is not a integer"),
-    "fraction_for_integer": ("workout_completed", {"minutes": 12.5, "kind": "run"}, "is not a integer"),
-    "boolean_for_integer": ("workout_completed", {"minutes": True, "kind": "run"}, "is not a integer"),
+    "wrong_type_string_for_integer": ("workout_completed", {"minutes": "30", "kind": "run"}, "is not an integer"),
+    "fraction_for_integer": ("workout_completed", {"minutes": 12.5, "kind": "run"}, "is not an integer"),
+    "boolean_for_integer": ("workout_completed", {"minutes": True, "kind": "run"}, "is not an integer"),
     "number_for_string": ("workout_completed", {"minutes": 30, "kind": 3}, "is not a string"),
     "below_min": ("workout_completed", {"minutes": 0, "kind": "run"}, "below the minimum 1"),
     "above_max": ("workout_completed", {"minutes": 601, "kind": "run"}, "above the maximum 600"),

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from ..config.expressions import Scope, make_scope
 from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
+from ..config.types import format_duration
 from .badges import apply_badges, retired_badge
 from .effects import EventContext, amount_of, credit, holds, move_level, user_scope
 from .leaderboards import update_boards
@@ -118,7 +119,7 @@ def _checked(config: EngagementConfig, event: Event, source: Source, now: dateti
         raise _Rejected(
             "too_late",
             f"occurred_at {event.occurred_at.isoformat()} is older than the late window "
-            f"({config.late_window.days}d); such events no longer count",
+            f"({format_duration(config.late_window)}); such events no longer count",
         )
     return _with_checked_properties(event, spec)
 
@@ -147,7 +148,7 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
     if numeric and isinstance(value, float) and not math.isfinite(value):
         return "is not a finite number"
     if not fits_type(value, prop.type):
-        return f"is not a {prop.type}"
+        return f"is not {'an' if prop.type[0] in 'aeiou' else 'a'} {prop.type}"
     if prop.type == "integer" and not -(2**63) <= value < 2**63:  # CEL integers are 64-bit
         return "is outside the 64-bit integer range"
     if prop.min is not None and numeric and value < prop.min:
