@@ -72,6 +72,15 @@ def test_a_retry_after_the_late_window_closed_reports_the_applied_event_as_dupli
     assert dynamodb_calls.operations["BatchGetItem"] == 1  # only because the request had rejected events
 
 
+def test_a_rejected_event_stays_rejected_when_a_later_one_with_its_id_is_applied_in_the_same_request(user_id):
+    now = datetime.now(UTC)
+    bad, good = workout(f"{user_id}-r1", now, minutes=-5), workout(f"{user_id}-r1", now, minutes=20)
+
+    answer = send(user_id, [bad, good])
+
+    assert [(r.status, r.code) for r in answer.results] == [("rejected", "bad_property"), ("accepted", None)]
+
+
 def test_replay_inside_a_larger_batch_applies_only_the_new_events(user_id):
     now = datetime.now(UTC)
     send(user_id, [workout(f"{user_id}-a", now - timedelta(minutes=5))])

@@ -163,14 +163,16 @@ def _apply_for_user(
 def _replays_of_applied(user_id: str, source: Source, results: list[EventResult]) -> list[EventResult]:
     """Rejected events an earlier request applied are duplicates: a retry that comes after the late window
     closed, or after a config change, must not say "rejected" of points that were paid. Looked up (one read)
-    only when the request has rejected events."""
-    rejected = [result.id for result in results if result.status == "rejected" and result.id]
+    only when the request has rejected events. An id this request applied (a later event with the same id)
+    does not make a rejected one a duplicate: it was not paid."""
+    applied_now = {result.id for result in results if result.status == "accepted"}
+    rejected = [r.id for r in results if r.status == "rejected" and r.id and r.id not in applied_now]
     if not rejected:
         return results
     applied = applied_before(user_id, source, rejected)
     return [
         EventResult.duplicate(result.index, result.id)
-        if result.status == "rejected" and result.id in applied
+        if result.status == "rejected" and result.id in applied and result.id not in applied_now
         else result
         for result in results
     ]
