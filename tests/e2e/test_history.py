@@ -30,21 +30,21 @@ def test_history_pages_through_the_ledger_newest_first(stack, user):
         ("points_awarded", "workout-xp", None),
         ("badge_awarded", None, "first-workout"),
     }
-    assert (
-        second["next_cursor"] is None
-        or http("GET", f"{stack.api_url}/v1/me/history?cursor={second['next_cursor']}", headers=headers)[1]["entries"]
-        == []
-    )
+    assert second["next_cursor"] is None  # the last page says so: no cursor to an empty page
+    _, exactly = http("GET", f"{stack.api_url}/v1/me/history?limit=3", headers=headers)
+    assert len(exactly["entries"]) == 3 and exactly["next_cursor"] is None
 
 
 def test_a_cursor_that_is_not_ours_is_a_clear_400(stack, user):
     headers = {"authorization": f"Bearer {tokens.mint(user)}"}
-    http("POST", f"{stack.api_url}/v1/events", {"events": [{"id": f"{user}-x", "type": "app_opened",
-         "occurred_at": datetime.now(UTC).isoformat()}]}, {"authorization": f"Bearer {tokens.mint('someone-else')}"})  # fmt: skip
+    opened = [{"id": f"{user}-x{n}", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()} for n in (1, 2)]
+    http("POST", f"{stack.api_url}/v1/events", {"events": opened},
+         {"authorization": f"Bearer {tokens.mint('someone-else')}"})  # fmt: skip
     _, theirs = http("GET", f"{stack.api_url}/v1/me/history?limit=1",
                      headers={"authorization": f"Bearer {tokens.mint('someone-else')}"})  # fmt: skip
 
     garbage = http("GET", f"{stack.api_url}/v1/me/history?cursor=not-a-cursor", headers=headers)
+    empty_key = http("GET", f"{stack.api_url}/v1/me/history?cursor={encode_cursor({})}", headers=headers)
     crafted = encode_cursor({"user_id": {"S": user}, "sk": {"S": "evt#client#x"}})  # no ts: DynamoDB would refuse it
     half_key = http("GET", f"{stack.api_url}/v1/me/history?cursor={crafted}", headers=headers)
     stolen = http("GET", f"{stack.api_url}/v1/me/history?cursor={theirs['next_cursor']}", headers=headers)
@@ -53,6 +53,8 @@ def test_a_cursor_that_is_not_ours_is_a_clear_400(stack, user):
     nested = http("GET", f"{stack.api_url}/v1/me/history?cursor={_nested()}", headers=headers)
 
     assert garbage[0] == 400 and "cursor" in garbage[1]["message"]
+    assert empty_key[0] == 400 and "not valid" in empty_key[1]["message"]  # malformed, not "another listing"
+    assert stolen[0] == 400 and "another listing" in stolen[1]["message"]
     assert half_key[0] == 400  # refused before DynamoDB could answer with a ValidationException (a 500)
     assert theirs["next_cursor"] and stolen[0] == 400
     assert too_many[0] == 422 and too_many[1]["message"].startswith("the query string is not valid: query.limit")

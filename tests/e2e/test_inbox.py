@@ -56,6 +56,8 @@ def test_the_inbox_lists_every_message_and_marks_them(stack, user):
     _, rest = http("GET", f"{base}?limit=1&cursor={http('GET', f'{base}?limit=1', headers=headers)[1]['next_cursor']}",
                    headers=headers)  # fmt: skip
     assert [m["title"] for m in rest["messages"]] == ["New badge 0"] and rest["unread"] is None  # counted once
+    assert rest["next_cursor"] is None  # the last page says so, though it ended exactly at its limit
+    assert http("GET", f"{base}?cursor=", headers=headers)[1]["unread"] == 2  # an empty cursor: the first page
 
 
 def test_marking_a_message_that_is_not_yours_or_an_unknown_action(stack, user):

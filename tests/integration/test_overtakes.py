@@ -71,6 +71,11 @@ def test_a_passer_who_scored_again_before_the_stream_was_read_is_counted_once_an
     assert [f["new_rank"] for f in rank_lost(linus)] == [3]
     # and the fact's id, which the history shows, does not carry Ada's user id
     assert ada not in rank_lost(grace)[0]["event_id"] and rank_lost(grace)[0]["passed_by"] == "Ada"
+    # and the history lists the fact under the fact's own id
+    from engage.store.history import history_page
+
+    entries, _ = history_page(grace, 10, None)
+    assert [e.event_id for e in entries if e.event_type == "rank_lost"] == [rank_lost(grace)[0]["event_id"]]
 
 
 def test_an_exact_count_stops_at_its_cap_and_a_lagging_histogram_never_ranks_above_it(stack, monkeypatch, held_pollers):

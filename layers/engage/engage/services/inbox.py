@@ -24,7 +24,7 @@ def my_inbox(claims: Mapping[str, Any], limit: int, cursor: str | None, now: dat
         raise InvalidInput(str(exc)) from None
     return InboxResponse(
         messages=[_out(message) for message in messages],
-        unread=store.unread_count(user_id, now) if cursor is None else None,  # counted once, on the first page
+        unread=store.unread_count(user_id, now) if not cursor else None,  # counted once, on the first page
         next_cursor=next_cursor,
     )
 

@@ -30,10 +30,12 @@ class HistoryEntry:
 def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[HistoryEntry], str | None]:
     """Up to `limit` entries after `cursor` (None: the newest); the cursor of the next page, or None at the end."""
     start = decode_cursor(cursor, user_id, ("user_id", "sk", "ts")) if cursor else None
-    rows = LedgerItem.by_time.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    # One row more than asked: whether another page exists (DynamoDB's own cursor may lead to an empty one).
+    rows = list(LedgerItem.by_time.query(user_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start))
+    more, rows = len(rows) > limit, rows[:limit]
     entries = [
         HistoryEntry(
-            event_id=row.sk.split("#", 2)[2],
+            event_id=_event_id(row.sk),
             event_type=row.event_type,
             source=row.source,
             occurred_at=row.occurred_at,
@@ -43,8 +45,14 @@ def history_page(user_id: str, limit: int, cursor: str | None) -> tuple[list[His
         )
         for row in rows
     ]
-    last = rows.last_evaluated_key
+    last = {"user_id": {"S": user_id}, "sk": {"S": rows[-1].sk}, "ts": {"S": rows[-1].ts}} if more else None
     return entries, encode_cursor(last) if last else None
+
+
+def _event_id(sk: str) -> str:
+    """The id a ledger row is known by: an event's own id ('evt#<source>#<id>'), or a system fact's
+    ('fact#<id>', such as a rank_lost fact's)."""
+    return sk.removeprefix("fact#") if sk.startswith("fact#") else sk.split("#", 2)[2]
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +76,9 @@ def decode_cursor(cursor: str, user_id: str, attributes: tuple[str, ...]) -> dic
         and sorted(key) == sorted(attributes)
         and all(isinstance(v, dict) and list(v) == ["S"] and _key_string(v["S"]) for v in key.values())
     )
-    if not well_formed or key["user_id"]["S"] != user_id:
+    if not well_formed:
+        raise BadCursor("the cursor is not valid. Fix: pass the next_cursor of the previous page, or none")
+    if key["user_id"]["S"] != user_id:
         raise BadCursor("the cursor belongs to another listing. Fix: start again without a cursor")
     return key
 

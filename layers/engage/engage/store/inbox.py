@@ -92,14 +92,15 @@ def page(user_id: str, limit: int, cursor: str | None, now: datetime) -> tuple[l
         InboxItem.message_id < PUSH_LOG,
         filter_condition=InboxItem.archived_at.does_not_exist() & _live(now),
         scan_index_forward=False,
-        limit=limit,
+        limit=limit + 1,  # one more than asked: whether another page exists
         # DynamoDB applies a page's Limit before the filter: pages of `limit` would take a query per few
-        # archived messages. PynamoDB stops at `limit` messages and gives the cursor of the last one.
+        # archived messages. PynamoDB stops at `limit` + 1 messages.
         page_size=READ_PAGE,
         last_evaluated_key=start,
     )
     messages = [_message(item) for item in items]
-    last = items.last_evaluated_key
+    more, messages = len(messages) > limit, messages[:limit]
+    last = {"user_id": {"S": user_id}, "message_id": {"S": messages[-1].message_id}} if more else None
     return messages, encode_cursor(last) if last else None
 
 
