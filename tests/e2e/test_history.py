@@ -37,7 +37,9 @@ def test_history_pages_through_the_ledger_newest_first(stack, user):
 
 def test_a_cursor_that_is_not_ours_is_a_clear_400(stack, user):
     headers = {"authorization": f"Bearer {tokens.mint(user)}"}
-    opened = [{"id": f"{user}-x{n}", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()} for n in (1, 2)]
+    opened = [
+        {"id": f"{user}-x{n}", "type": "app_opened", "occurred_at": datetime.now(UTC).isoformat()} for n in (1, 2)
+    ]
     http("POST", f"{stack.api_url}/v1/events", {"events": opened},
          {"authorization": f"Bearer {tokens.mint('someone-else')}"})  # fmt: skip
     _, theirs = http("GET", f"{stack.api_url}/v1/me/history?limit=1",
