@@ -15,12 +15,15 @@ def test_defaults_come_from_the_config_and_changes_are_partial(stack, user):
     _, defaults = http("GET", url, headers=headers)
     status, changed = http("PUT", url, {"categories": {"competition": False}, "weekly_budget": 3,
                                          "timezone": "Asia/Tokyo"}, headers)  # fmt: skip
-    _, partial = http("PUT", url, {"quiet_hours": {"start": "22:00", "end": "07:00"}}, headers)
+    _, partial = http("PUT", url, {"quiet_hours": {"start": "22:00", "end": "7:00"}}, headers)
 
     assert defaults["categories"] == {"progress": True, "reminders": True, "competition": True}
     assert defaults["quiet_hours"] == {"start": "21:30", "end": "08:00"} and defaults["weekly_budget"] == 6
     assert status == 200 and changed["categories"]["competition"] is False and changed["timezone"] == "Asia/Tokyo"
-    assert partial["weekly_budget"] == 3 and partial["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert partial["weekly_budget"] == 3 and partial["quiet_hours"] == {
+        "start": "22:00",
+        "end": "07:00",
+    }  # 7:00 as 07:00
     assert partial["categories"]["competition"] is False  # untouched by the second change
 
 
@@ -47,10 +50,12 @@ def test_wrong_preferences_get_a_clear_error(stack, user):
     bad_time = http("PUT", url, {"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers)
     forever = http("PUT", url, {"paused_until": "9999-12-31T23:00:00-05:00"}, headers)  # past 9999 in UTC
     typo = http("PUT", url, {"quiet_hour": {"start": "22:00", "end": "07:00"}}, headers)
+    empty = http("PUT", url, {"quiet_hours": {"start": "22:00", "end": "22:00"}}, headers)
 
     assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
     assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
     assert bad_time[0] == 422
+    assert empty[0] == 422 and "holds no time" in empty[1]["message"] and "Fix:" in empty[1]["message"]
     assert forever[0] == 422 and "paused_until" in str(forever[1]) and "Fix:" in str(forever[1])
     assert typo[0] == 422 and "quiet_hour: unknown field. Fix: remove it or check its spelling" in typo[1]["message"]
     assert http("GET", url, headers=headers)[1]["paused_until"] is None  # nothing was stored

@@ -76,7 +76,7 @@ class ClientContext(Body):
 
     timezone: TimeZoneName | None = Field(None, description="IANA zone of the device, e.g. Europe/Berlin")
     locale: Locale | None = Field(None, description="BCP 47 language tag, e.g. de-DE")
-    app_version: Annotated[str, StringConstraints(max_length=32)] | None = None
+    app_version: Annotated[str, StringConstraints(max_length=64)] | None = None  # semver with build metadata fits
 
 
 class EventIn(Body):

@@ -135,7 +135,7 @@ class DeviceIn(Body):
     ) = None
     fid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{22}$")] | None = None
     platform: Literal["ios", "android", "web"]
-    app_version: Annotated[str, StringConstraints(max_length=32)] | None = None
+    app_version: Annotated[str, StringConstraints(max_length=64)] | None = None  # semver with build metadata fits
     locale: Locale | None = None
     timezone: TimeZoneName | None = None
 
@@ -160,6 +160,15 @@ MAX_PAUSE = timedelta(days=366)
 class QuietHoursIn(Body):
     start: LocalTime = Field(description="HH:MM in the user's zone, e.g. 21:30")
     end: LocalTime = Field(description="HH:MM; before start means the window crosses midnight")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursIn:
+        if self.start == self.end:
+            raise ValueError(
+                f"start and end are both {self.start}: that window holds no time. "
+                "Fix: give an end other than the start, e.g. 22:00 to 07:00, or null for the app's default"
+            )
+        return self
 
 
 class PreferencesIn(Body):

@@ -55,7 +55,7 @@ def _check_local_time(value: str) -> str:
     hours, _, minutes = value.partition(":")
     if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
         raise ValueError(f"{value!r} is not a local time. Fix: write HH:MM in 24-hour form, e.g. 21:30")
-    return value
+    return f"{int(hours):02d}:{minutes}"  # 7:00 as 07:00: one spelling per time
 
 
 Duration = Annotated[

@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
 from ..config import EngagementConfig
 from ..engine.ingest import with_choices
@@ -58,6 +60,15 @@ def _check(config: EngagementConfig, change: PreferencesIn) -> None:
         raise InvalidInput(f"weekly_budget {change.weekly_budget} is above the app's cap of {cap}. Fix: choose 0–{cap}")
 
 
+def _quiet_hours(stored: dict[str, Any]) -> QuietHoursIn:
+    """Quiet hours as stored, in today's spelling; a window stored before empty ones were refused is shown as
+    it was (the policy reads it as no quiet hours), not a 500."""
+    try:
+        return QuietHoursIn(**stored)
+    except ValidationError:
+        return QuietHoursIn.model_construct(**stored)
+
+
 def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
     notifications = config.notifications
     chosen = state.preferences.get("categories", {})
@@ -73,7 +84,7 @@ def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
     paused = state.preferences.get("paused_until")
     return PreferencesOut(
         categories=categories,
-        quiet_hours=QuietHoursIn(**quiet) if quiet else None,
+        quiet_hours=_quiet_hours(quiet) if quiet else None,
         timezone=state.profile.timezone or config.default_timezone,
         locale=state.profile.locale or config.default_locale,
         paused_until=datetime.fromisoformat(paused) if paused else None,
