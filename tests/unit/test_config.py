@@ -310,6 +310,13 @@ SINGLE_PROBLEMS = {
         "kind: {type: string, enum: []}",
         "fits no string",
     ),
+    "min_on_a_string": (
+        "kind: {type: string, enum: [run, ride, yoga, strength]}",
+        "kind: {type: string, enum: [run, ride, yoga, strength], min: 3}",
+        "events.workout_completed.properties.kind.min",
+        "kind: {type: string, enum: [run, ride, yoga, strength], min: 3}",
+        "bounds numbers",
+    ),
     "property_name_cel_cannot_read": (
         "minutes: {type: integer, min: 1, max: 600}",
         "duration-min: {type: integer, min: 1, max: 600}\n      minutes: {type: integer, min: 1, max: 600}",

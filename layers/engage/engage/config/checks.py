@@ -190,6 +190,14 @@ def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], eve
 def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
     if not re.match(PROPERTY_NAME, name):
         yield Issue(path, f"{name!r} is not a name CEL can read as event.{name}. Fix: letters, digits and _ only")
+    if prop.type in ("string", "boolean"):
+        for bound in ("min", "max"):
+            if getattr(prop, bound) is not None:  # the engine bounds numbers only: this would check nothing
+                yield Issue(
+                    (*path, bound),
+                    f"{bound} bounds numbers; a {prop.type} property is not checked against it. Fix: remove it"
+                    + (" (a string's allowed values go in enum)" if prop.type == "string" else ""),
+                )
     if prop.enum is None:
         return
     if prop.type == "boolean" or not prop.enum:  # an enum no value can match rejects every event that has it
