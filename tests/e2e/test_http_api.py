@@ -236,6 +236,24 @@ def test_half_a_character_is_read_as_the_replacement_character_not_a_500(stack, 
     assert bad_cursor == 400 and refusal["error"] == "invalid_input"
 
 
+def test_an_id_or_locale_in_the_wrong_form_is_refused_with_the_fix_not_a_regular_expression(stack, user):
+    bad_id = {**event(f"{user}-1"), "id": "my event"}
+    body = {"events": [bad_id, event(f"{user}-2")]}
+    headers = bearer(tokens.mint(user))
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, headers)
+    refused, error = http("POST", f"{stack.api_url}/v1/events", {**body, "context": {"locale": "de DE"}}, headers)
+
+    assert status == 200 and answer["results"][0]["reason"] == (
+        "id: is not in the expected form (got 'my event'). Fix: use letters, digits and . _ : - only"
+    )
+    assert refused == 422 and error["details"][0]["field"] == "context.locale"
+    assert (
+        error["details"][0]["message"]
+        == "is not in the expected form. Fix: write a language tag such as en, de-DE or pt-BR"
+    )
+
+
 def test_unknown_zone_error_names_the_field_and_the_fix(stack, user):
     body = {"events": [event(f"{user}-1")], "context": {"timezone": "Mars/Olympus"}}
 

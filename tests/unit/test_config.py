@@ -899,3 +899,13 @@ def test_the_examples_in_the_gamification_guide_validate():
         section, _ = parse_yaml(block, "docs/gamification.md")
         data.update(section)
         validate_config_data(data)  # raises ConfigInvalid naming the field
+
+
+def test_a_text_in_the_wrong_form_gets_the_fix_for_its_own_kind_of_name(fitquest_text):
+    locale = edit(fitquest_text, "        de:\n", "        de.DE:\n")
+    badge = edit(fitquest_text, "- id: first-workout", "- id: 1st-workout")
+
+    [bad_locale], [bad_id] = issues_of_text(locale), issues_of_text(badge)
+
+    assert "Fix: write a language tag such as en, de-DE or pt-BR" in bad_locale.message
+    assert "Fix: use letters, digits, '_', '-' or '.', starting with a letter" in bad_id.message

@@ -22,14 +22,14 @@ from pydantic import (
     model_serializer,
 )
 
-from ..config.types import Locale, PropertyName, TimeZoneName
+from ..config.types import CLIENT_ID, Locale, PropertyName, TimeZoneName
 from .common import Body, LevelOut
 
 MAX_EVENTS_PER_REQUEST = 100
 # Each event is stored in its ledger row: this keeps 99 of them well inside a 4 MB transaction.
 MAX_PROPERTIES_BYTES = 16_384
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=CLIENT_ID)]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_STRING_PROPERTY = 1024
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config.issues import format_path
+from ..config.loader import fix_for
 from ..observability import logger, metrics
 from ..services.errors import Forbidden, ServiceError
 from .common import ErrorDetail, ErrorResponse
@@ -119,6 +120,8 @@ def _message(error: dict[str, Any]) -> str:
         return "unknown field. Fix: remove it or check its spelling"
     if error.get("type") == "missing":
         return "required field is missing. Fix: add it"
+    if error.get("type") == "string_pattern_mismatch" and (fix := fix_for(error)):
+        return f"is not in the expected form. Fix: {fix}"
     return str(error.get("msg", ""))
 
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..config.types import Locale, LocalTime, TimeZoneName
+from ..config.types import CLIENT_ID, Locale, LocalTime, TimeZoneName
 from .common import Body, LevelOut
 
 
@@ -123,7 +123,7 @@ class LeaderboardResponse(BaseModel):
     around: list[BoardEntryOut] = Field([], description="with ?around=me: up to 5 above and 5 below the user")
 
 
-DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=CLIENT_ID)]
 
 
 class DeviceIn(Body):

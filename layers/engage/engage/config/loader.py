@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .issues import Issue, format_path
 from .schema import EngagementConfig
-from .types import format_duration
+from .types import PATTERN_FIXES, format_duration
 
 LineMap = dict[tuple[str | int, ...], int]
 
@@ -219,7 +219,6 @@ _FIXES = {
     "greater_than_equal": "use a larger value",
     "less_than_equal": "use a smaller value",
     "too_short": "add at least one entry",
-    "string_pattern_mismatch": "use letters, digits, '_', '-' or '.', starting with a letter",
     "dict_type": "write a mapping (key: value lines)",
     "list_type": "write a list ([a, b] or '- item' lines)",
     "model_type": "write a mapping (key: value lines)",
@@ -234,6 +233,13 @@ _FIXES = {
     "union_tag_invalid": "use one of the values listed",
 }
 _GENERAL_FIX = "see docs/config.md for what this field takes"
+
+
+def fix_for(error: Any) -> str | None:
+    """The fix for a pydantic error, where its kind (or, for a pattern, the pattern) says what to write."""
+    if error.get("type") == "string_pattern_mismatch":
+        return PATTERN_FIXES.get((error.get("ctx") or {}).get("pattern", ""))
+    return _FIXES.get(error.get("type", ""))
 
 
 def _pair_misspellings(errors: list[Any]) -> list[Any]:
@@ -272,7 +278,7 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
         given = error["input"]  # as written in the file: 60d, not datetime.timedelta(days=60)
         message = f"{message} (got {_as_written(given)})"
     if "Fix:" not in message:
-        message = f"{message}. Fix: {_FIXES.get(kind, _GENERAL_FIX)}"
+        message = f"{message}. Fix: {fix_for(error) or _GENERAL_FIX}"
     return Issue(path, message, _line_of(path, lines))
 
 

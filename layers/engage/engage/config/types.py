@@ -68,12 +68,26 @@ TimeZoneName = Annotated[str, AfterValidator(check_timezone), WithJsonSchema({"t
 LocalTime = Annotated[
     str, AfterValidator(_check_local_time), WithJsonSchema({"type": "string", "pattern": r"^\d\d:\d\d$"})
 ]
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
+IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER)]
 # An event property's name, in the config as in the API: CEL reads it as `event.<name>`, so no '-' or '.'.
 PROPERTY_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 PropertyName = Annotated[str, StringConstraints(pattern=PROPERTY_NAME)]
 # What a config's property keys may look like at all (the publish checks hold them to PROPERTY_NAME): broad
 # enough for every config ever published, so that a stricter check never stops an active one from loading.
-PropertyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")]
+PROPERTY_KEY = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+PropertyKey = Annotated[str, StringConstraints(pattern=PROPERTY_KEY)]
 # A BCP 47 tag as devices send it, extensions included (Android: ja-JP-u-ca-japanese, th-TH-u-nu-thai).
-Locale = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,10}$")]
+LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,10}$"
+Locale = Annotated[str, StringConstraints(max_length=64, pattern=LOCALE)]
+# Ids the apps choose (events, devices): what a retry can resend unchanged in a URL or a key.
+CLIENT_ID = r"^[A-Za-z0-9._:\-]+$"
+
+# The fix for a text that does not match one of the patterns above (config files and request bodies alike).
+PATTERN_FIXES = {
+    IDENTIFIER: "use letters, digits, '_', '-' or '.', starting with a letter (at most 64)",
+    PROPERTY_NAME: "use letters, digits and '_', not starting with a digit (at most 64)",
+    PROPERTY_KEY: "use letters, digits, '_', '-' or '.', starting with a letter or '_' (at most 64)",
+    LOCALE: "write a language tag such as en, de-DE or pt-BR",
+    CLIENT_ID: "use letters, digits and . _ : - only",
+}

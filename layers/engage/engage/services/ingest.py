@@ -29,6 +29,7 @@ from ..api.events import (
 )
 from ..config import EngagementConfig
 from ..config.issues import format_path
+from ..config.loader import fix_for
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import logger, metrics
@@ -120,11 +121,15 @@ def _text(value: Any) -> str | None:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{format_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-        + (f" (got {_short(err['input'])})" if err["type"] != "missing" else "")
-        for err in exc.errors()
-    )
+    return "; ".join(_problem(err) for err in exc.errors())
+
+
+def _problem(error: Any) -> str:
+    """One field's problem: where, what, the value given, and the fix where pydantic's words name none."""
+    fix = fix_for(error) if error["type"] == "string_pattern_mismatch" else None
+    message = "is not in the expected form" if fix else error["msg"].removeprefix("Value error, ")
+    given = f" (got {_short(error['input'])})" if error["type"] != "missing" else ""
+    return f"{format_path(error['loc'])}: {message}{given}" + (f". Fix: {fix}" if fix else "")
 
 
 def _short(value: Any) -> str:
