@@ -189,6 +189,30 @@ def test_given_a_value_missing_at_runtime_when_rendered_then_it_renders_as_an_em
     assert (rendered.title, rendered.body, rendered.deep_link) == ("Tier: .", "Hi !", "app://")
 
 
+def test_given_a_fallback_when_the_value_is_missing_or_empty_then_the_fallback_is_shown() -> None:
+    t = trigger(template=Template(title="Nice work, {user.first_name|there}!", body="{badge.name|A badge} {badge.id|}"))
+    assert check_trigger_templates(t) == []
+    assert placeholders(t.template.title) == {"user.first_name"}
+
+    without = render(t, None, "en", {"user": {"first_name": ""}, "badge": {}})
+    named = render(t, None, "en", BADGE_VALUES)
+
+    assert (without.title, without.body) == ("Nice work, there!", "A badge ")
+    assert (named.title, named.body) == ("Nice work, Ada!", "First Workout first-workout")
+
+
+def test_given_a_misspelt_field_with_a_fallback_when_checked_then_it_is_still_reported() -> None:
+    [problem] = check_trigger_templates(trigger(template=Template(title="Hi {user.frist_name|there}", body="x")))
+    assert "{user.frist_name} is not a field of 'user'" in problem
+
+
+def test_given_a_user_without_a_locale_when_rendered_then_the_default_locales_override_is_used(
+    localized: Trigger,
+) -> None:
+    rendered = render(localized, None, "de", BADGE_VALUES)
+    assert (rendered.locale_used, rendered.title) == ("de", "Neues Abzeichen: First Workout")
+
+
 def test_given_non_string_values_when_rendered_then_they_are_written_with_str() -> None:
     t = trigger(on="rank_lost", template=Template(title="You are now #{fact.new_rank}", body="{fact.score} XP"))
     rendered = render(t, "en", "en", {"fact": {"new_rank": 4, "score": 1250.5}})

@@ -1,8 +1,9 @@
 """Notification texts: which placeholders a trigger may use, and rendering one in the user's language.
 
-A placeholder is a dotted path in braces, `{badge.name}`; `{{` and `}}` write literal braces. Validation
-is strict (an unknown placeholder is a config error, found before publishing) and rendering is lenient
-(a value missing at runtime renders as nothing), so a product owner's typo never reaches a user and a
+A placeholder is a dotted path in braces, `{badge.name}`, optionally with the text to show when the value is
+missing, `{user.first_name|there}`; `{{` and `}}` write literal braces. Validation is strict (an unknown
+placeholder is a config error, found before publishing) and rendering is lenient (a value missing at
+runtime renders as its fallback, else as nothing), so a product owner's typo never reaches a user and a
 missing field never blocks a message.
 """
 
@@ -108,8 +109,15 @@ def _tokens(text: str) -> Iterator[tuple[str, str | None]]:
 
 
 def placeholders(text: str) -> set[str]:
-    """The placeholders of a text, e.g. {"badge.name", "user.first_name"} (escaped braces are not ones)."""
-    return {name for _, name in _tokens(text) if name is not None}
+    """The placeholders of a text, e.g. {"badge.name", "user.first_name"} (escaped braces are not ones; a
+    fallback is not part of the name)."""
+    return {_split(name)[0] for _, name in _tokens(text) if name is not None}
+
+
+def _split(placeholder: str) -> tuple[str, str]:
+    """A placeholder's path and its fallback ("" when it has none): `user.first_name|there`."""
+    path, _, fallback = placeholder.partition("|")
+    return path, fallback
 
 
 def _unmatched(text: str) -> bool:
@@ -219,17 +227,20 @@ def pick_locale(trigger: Trigger, locale: str | None) -> str | None:
     return next((by_tag[tag] for n in range(len(subtags), 0, -1) if (tag := "-".join(subtags[:n])) in by_tag), None)
 
 
-def _value(values: dict[str, dict[str, Any]], name: str) -> str:
+def _value(values: dict[str, dict[str, Any]], placeholder: str) -> str:
+    path, fallback = _split(placeholder)
     current: Any = values
-    for part in name.split("."):
+    for part in path.split("."):
         if not isinstance(current, dict) or part not in current:
-            return ""
+            return fallback
         current = current[part]
-    return "" if current is None or isinstance(current, dict) else str(current)
+    text = "" if current is None or isinstance(current, dict) else str(current)
+    return text or fallback
 
 
 def fill(text: str, values: dict[str, dict[str, Any]]) -> str:
-    """Substitute placeholders with str(value); a missing or null value renders as an empty string.
+    """Substitute placeholders with str(value); a missing, null or empty value renders as the placeholder's
+    fallback (`{user.first_name|there}`), else as an empty string.
 
     Unknown placeholders are forbidden by config validation (check_trigger_templates), so at runtime a
     gap means the value was absent (e.g. a user with no first name): the message still goes out.
@@ -238,8 +249,9 @@ def fill(text: str, values: dict[str, dict[str, Any]]) -> str:
 
 
 def render(trigger: Trigger, locale: str | None, default_locale: str, values: dict[str, dict[str, Any]]) -> Rendered:
-    """A trigger's texts for one user: the best locale override, falling back field by field to the template."""
-    chosen = pick_locale(trigger, locale)
+    """A trigger's texts for one user: the best locale override (for a user without a locale, the default
+    locale's), falling back field by field to the template."""
+    chosen = pick_locale(trigger, locale or default_locale)
     override = trigger.locales[chosen] if chosen is not None else None
     template = trigger.template
     title = override.title if override and override.title is not None else template.title
