@@ -310,6 +310,13 @@ SINGLE_PROBLEMS = {
         "kind: {type: string, enum: []}",
         "fits no string",
     ),
+    "rewards_of_an_all_time_board": (
+        "    period: week\n    timezone: UTC\n    rewards:",
+        "    period: all\n    timezone: UTC\n    rewards:",
+        "leaderboards[0].rewards",
+        "    rewards:",
+        "never closes",
+    ),
     "min_on_a_string": (
         "kind: {type: string, enum: [run, ride, yoga, strength]}",
         "kind: {type: string, enum: [run, ride, yoga, strength], min: 3}",

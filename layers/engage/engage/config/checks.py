@@ -85,6 +85,12 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
 
     for i, board in enumerate(cfg.leaderboards):
         yield from _currency(cfg, ("leaderboards", i, "metric", "currency"), board.metric.currency)
+        if board.period == "all" and board.rewards:  # rewards are paid when a period closes; this one never does
+            yield Issue(
+                ("leaderboards", i, "rewards"),
+                "an all-time board never closes, so its rewards would never be paid. "
+                "Fix: give the board a period (day, week, month), or remove its rewards",
+            )
         ranks = [reward.rank_lte for reward in board.rewards]
         for j, rank in enumerate(ranks):
             if rank in ranks[:j]:
