@@ -128,6 +128,13 @@ SINGLE_PROBLEMS = {
         "award: {gems: 5}",
         "unknown currency 'gems'",
     ),
+    "constant_award_that_pays_nothing": (
+        "award: {xp: 5}",
+        'award: {xp: "-5"}',
+        "rules[1].award.xp",
+        'award: {xp: "-5"}',
+        "is always -5, which pays nothing",
+    ),
     "cel_syntax_error_in_when": (
         'when: "event.minutes >= 10"',
         'when: "event.minutes >= "',

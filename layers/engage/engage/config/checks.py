@@ -187,10 +187,27 @@ def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], eve
         yield from _currency(cfg, (*path, currency), currency)
         if isinstance(amount, Expr):
             yield from _expression(cfg, (*path, currency), amount, scope, event, "amount")
+            yield from _constant_amount((*path, currency), amount)
         elif amount > MAX_AWARD:
             yield Issue(
                 (*path, currency), f"award amount {amount} is more than one award may pay. Fix: at most {MAX_AWARD:,}"
             )
+
+
+def _constant_amount(path: tuple, amount: Expr) -> Iterator[Issue]:
+    """An expression that reads nothing is a constant: one that would always pay nothing is refused now."""
+    if amount.program.variables():
+        return
+    try:
+        value = amount.evaluate({})
+    except ExpressionError:
+        return  # a failure is the expression checks' to report
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_AWARD:
+        yield Issue(
+            path,
+            f"{amount.source!r} is always {value!r}, which pays nothing: an award is a whole number from 0 to "
+            f"{MAX_AWARD:,} (points are never taken away). Fix: write an amount in that range",
+        )
 
 
 def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
