@@ -382,6 +382,18 @@ def test_optional_property_may_be_missing(fitquest):
     assert statuses(outcome) == [("accepted", None)]
 
 
+def test_an_optional_property_sent_as_null_is_absent_for_expressions_too(make_config):
+    def bonus(data):
+        data["events"]["app_opened"]["properties"] = {"streak_days": {"type": "integer"}}
+        data["rules"].append(
+            {"id": "open-bonus", "on": "app_opened", "award": {"coins": "has(event.streak_days) ? 3 : 1"}}
+        )
+
+    outcome = apply(make_config(bonus), [ev("app_opened", streak_days=None), ev("app_opened", streak_days=4)])
+
+    assert [(r.awards.get("coins"), r.warnings) for r in outcome.results] == [(1, []), (3, [])]
+
+
 def test_boolean_property_accepts_only_booleans(make_config):
     def flag(data):
         data["events"]["app_opened"]["properties"] = {"cold_start": {"type": "boolean"}}

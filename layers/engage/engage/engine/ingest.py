@@ -130,6 +130,7 @@ def _with_checked_properties(event: Event, spec: EventSpec) -> Event:
         if name not in event.properties or event.properties[name] is None:
             if prop.required:
                 raise _Rejected("bad_property", f"property {name!r} is required for {event.type!r}")
+            properties.pop(name, None)  # null is absent, for expressions too: has(event.<name>) is false
             continue
         problem = _property_problem(event.properties[name], prop)
         if problem:
