@@ -189,11 +189,12 @@ def test_reading_a_pushed_message_sends_a_silent_clear_and_an_open_is_attributed
     assert list(phone.tray()) == [message_id]  # a data message shows nothing
 
 
-def test_a_retried_push_the_user_read_in_the_inbox_meanwhile_is_not_sent(stack, user):
-    # FCM said "later" to a push; the user read the message in the app's inbox before the retry came. The
-    # clear went out when they read it, so the retry, sent now, would sit in the tray for good. (The retry is
-    # handed to deliver directly: a failure injected into the shared emulator could be taken by another
-    # test's push.)
+@pytest.mark.parametrize("attempt", [0, 1], ids=["waiting-in-the-queue", "retried"])
+def test_a_push_the_user_read_in_the_inbox_meanwhile_is_not_sent(stack, user, attempt):
+    # The push waited in the queue, or FCM said "later" to it; the user read the message in the app's inbox
+    # before it went out. The clear went out when they read it, so the push, sent now, would sit in the tray
+    # for good. (The push is handed to deliver directly: a failure injected into the shared emulator could be
+    # taken by another test's push.)
     from engage.notify.jobs import DeliveryJob
 
     phone = Phone(stack, user).register()
@@ -204,7 +205,7 @@ def test_a_retried_push_the_user_read_in_the_inbox_meanwhile_is_not_sent(stack, 
     assert status == 204
 
     retry = DeliveryJob(message_id=message["message_id"], user_id=user, trigger=message["trigger"],
-                        title=message["title"], body=message["body"], attempt=1,
+                        title=message["title"], body=message["body"], attempt=attempt,
                         valid_until=datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
     clear = retry.model_copy(update={"kind": "clear"})  # a clear of the same message, in the same batch
     records = [{"messageId": name, "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",

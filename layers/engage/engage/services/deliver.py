@@ -126,16 +126,17 @@ def _due(
 def _not_seen_meanwhile(
     claimed: list[tuple[Received, DeliveryJob]], report: Report
 ) -> list[tuple[Received, DeliveryJob]]:
-    """The jobs still to send: a retried push whose message the user has read or archived in the inbox since
-    is done unsent (its clear went out when they read it, before this retry could put it in the tray)."""
+    """The jobs still to send: a push whose message the user has read or archived in the inbox meanwhile (while
+    it waited in the queue, or for a retry) is done unsent: its clear went out when they read it, maybe before
+    this push could put it in the tray, where it would stay for good. One BatchGetItem per 100 pushes."""
 
-    def retried(job: DeliveryJob) -> bool:  # a clear for the same message still goes out
-        return job.kind == "push" and job.attempt > 0
+    def push(job: DeliveryJob) -> bool:  # a clear for the same message still goes out
+        return job.kind == "push"
 
-    seen = inbox.seen(sorted({(job.user_id, job.message_id) for _, job in claimed if retried(job)}))
+    seen = inbox.seen(sorted({(job.user_id, job.message_id) for _, job in claimed if push(job)}))
 
     def skipped(job: DeliveryJob) -> bool:
-        return retried(job) and (job.user_id, job.message_id) in seen
+        return push(job) and (job.user_id, job.message_id) in seen
 
     for _, job in claimed:
         if skipped(job):
