@@ -199,8 +199,9 @@ def test_a_json_body_is_read_as_json_whatever_content_type_it_declares(stack, us
         (b"events=1", "application/x-www-form-urlencoded", "not valid JSON"),
         ('{"events": [{"id": "é"}]}'.encode("latin-1"), "application/json", "UTF-8"),
         (b"", "application/json", "empty"),
+        (b"null", "application/json", "not a JSON object"),
     ],
-    ids=["form", "latin-1", "empty"],
+    ids=["form", "latin-1", "empty", "null"],
 )
 def test_a_body_that_is_not_json_text_is_a_400_with_its_fix_not_a_500(stack, user, raw, content_type, says):
     status, answer = post_raw(stack, user, raw, content_type)

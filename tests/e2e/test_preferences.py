@@ -94,3 +94,18 @@ def test_resetting_a_chosen_zone_and_locale_returns_to_the_apps_latest_report_no
     assert (reset["timezone"], reset["locale"]) == ("Europe/Paris", "de-DE")
     _, me = http("GET", f"{stack.api_url}/v1/me", headers=headers)
     assert (me["timezone"], me["locale"]) == ("Europe/Paris", "de-DE")
+
+
+def test_an_empty_quiet_window_stored_before_they_were_refused_is_shown_not_a_500(stack, user):
+    from dataclasses import replace
+
+    from engage.services.users import change_user
+
+    empty = {"start": "22:00", "end": "22:00"}
+    change_user(user, lambda state: replace(state, preferences={"quiet_hours": empty}), datetime.now(UTC))
+
+    status, shown = http(
+        "GET", f"{stack.api_url}/v1/me/preferences", headers={"authorization": f"Bearer {tokens.mint(user)}"}
+    )
+
+    assert (status, shown["quiet_hours"]) == (200, empty)

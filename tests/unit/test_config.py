@@ -135,6 +135,13 @@ SINGLE_PROBLEMS = {
         'award: {xp: "-5"}',
         "is always -5, which pays nothing",
     ),
+    "constant_award_cut_to_nothing": (
+        "award: {xp: 5}",
+        'award: {xp: "0.5"}',
+        "rules[1].award.xp",
+        'award: {xp: "0.5"}',
+        "is always 0.5, which pays nothing",
+    ),
     "cel_syntax_error_in_when": (
         'when: "event.minutes >= 10"',
         'when: "event.minutes >= "',

@@ -204,6 +204,8 @@ def test_given_a_fallback_when_the_value_is_missing_or_empty_then_the_fallback_i
 def test_given_a_misspelt_field_with_a_fallback_when_checked_then_it_is_still_reported() -> None:
     [problem] = check_trigger_templates(trigger(template=Template(title="Hi {user.frist_name|there}", body="x")))
     assert "{user.frist_name} is not a field of 'user'" in problem
+    [doubled] = check_trigger_templates(trigger(template=Template(title="Hi {{user.first_name|there}}", body="x")))
+    assert "Fix: write {user.first_name|there} to show the value" in doubled
 
 
 def test_given_a_user_without_a_locale_when_rendered_then_the_default_locales_override_is_used(

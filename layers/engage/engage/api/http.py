@@ -42,7 +42,8 @@ def make_resolver() -> APIGatewayHttpResolver:
         if any(err.get("type") == "json_invalid" for err in errors):
             return _error(400, "invalid_json", "the body is not valid JSON. Fix: send a JSON object")
         if any(err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",) for err in errors):
-            return _error(400, "invalid_json", "the body is empty. Fix: send a JSON object")
+            what = "not a JSON object" if (app.current_event.body or "").strip() else "empty"  # `null`, or nothing
+            return _error(400, "invalid_json", f"the body is {what}. Fix: send a JSON object")
         details = [
             ErrorDetail(
                 field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",

@@ -157,6 +157,11 @@ class DeviceOut(BaseModel):
 MAX_PAUSE = timedelta(days=366)
 
 
+class QuietHoursOut(BaseModel):
+    start: str = Field(description="HH:MM in the user's zone, e.g. 21:30")
+    end: str = Field(description="HH:MM; before start means the window crosses midnight")
+
+
 class QuietHoursIn(Body):
     start: LocalTime = Field(description="HH:MM in the user's zone, e.g. 21:30")
     end: LocalTime = Field(description="HH:MM; before start means the window crosses midnight")
@@ -172,7 +177,8 @@ class QuietHoursIn(Body):
 
 
 class PreferencesIn(Body):
-    """PUT /v1/me/preferences: only the fields sent change; null resets a field to the app's default."""
+    """PUT /v1/me/preferences: only the fields sent change; null resets a field (the zone and locale to the
+    app's latest report, the others to the app's default)."""
 
     categories: dict[str, bool] | None = Field(None, description="category id → on/off")
     quiet_hours: QuietHoursIn | None = None
@@ -200,7 +206,7 @@ class PreferencesIn(Body):
 
 class PreferencesOut(BaseModel):
     categories: dict[str, bool]
-    quiet_hours: QuietHoursIn | None
+    quiet_hours: QuietHoursOut | None
     timezone: str
     locale: str
     paused_until: AwareDatetime | None

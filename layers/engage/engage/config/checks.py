@@ -163,7 +163,7 @@ def _settings(cfg: EngagementConfig) -> Iterator[Issue]:
             "for minutes. Fix: at least 1h (m is minutes; the default is 7d)",
         )
     quiet = cfg.notifications.defaults.quiet_hours if cfg.notifications else None
-    if quiet is not None and quiet.start == quiet.end:  # a user may choose that in their preferences (no window)
+    if quiet is not None and quiet.start == quiet.end:
         yield Issue(
             ("notifications", "defaults", "quiet_hours"),
             f"quiet hours from {quiet.start} to {quiet.end} are no window at all. "
@@ -202,10 +202,10 @@ def _constant_amount(path: tuple, amount: Expr) -> Iterator[Issue]:
         value = amount.evaluate({})
     except ExpressionError:
         return  # a failure is the expression checks' to report
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_AWARD:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= MAX_AWARD:
         yield Issue(
             path,
-            f"{amount.source!r} is always {value!r}, which pays nothing: an award is a whole number from 0 to "
+            f"{amount.source!r} is always {value!r}, which pays nothing: an award is a whole number from 1 to "
             f"{MAX_AWARD:,} (points are never taken away). Fix: write an amount in that range",
         )
 

@@ -20,7 +20,7 @@ from ..config.schema import Trigger
 # `{{` and `}}` are escapes; `{...}` without braces inside is a placeholder; any other brace is unmatched.
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_DOUBLED = re.compile(r"(?<!\{)\{\{\s*([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)\s*\}\}(?!\})")
+_DOUBLED = re.compile(r"(?<!\{)\{\{\s*([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)(\|[^{}]*)?\s*\}\}(?!\})")
 
 _USER = {"first_name", "display_name", "locale", "timezone", "level"}
 _FACT = {"type", "event_id"}  # every fact has these (engine.model.Fact.as_dict)
@@ -165,9 +165,10 @@ def template_problems(
         found: list[str] = []
         if _unmatched(text):
             found.append(f"{at}: {text!r} has an unmatched brace. Fix: write {{{{ or }}}} for a literal brace")
-        for name in _DOUBLED.findall(text):  # {{badge.name}}, the habit of other template languages
-            root, _, field = name.partition(".")
+        for path, fallback in _DOUBLED.findall(text):  # {{badge.name}}, the habit of other template languages
+            root, _, field = path.partition(".")
             if field in available.get(root, ()):
+                name = path + fallback
                 found.append(
                     f"{at}: {{{{{name}}}}} shows the text {{{name}}} ({{{{ and }}}} are literal braces). "
                     f"Fix: write {{{name}}} to show the value"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..api.models import DeviceIn, DeviceOut
+from ..config.types import CLIENT_ID
 from ..engine.ingest import merge_profile
 from ..engine.model import Profile, UserState
 from ..store import devices as store
@@ -17,7 +18,7 @@ from .errors import InvalidInput, signed_in_user
 from .users import change_user
 
 log = logging.getLogger(__name__)
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_DEVICE_ID = re.compile(CLIENT_ID)
 
 
 def register_device(claims: Mapping[str, Any], device: DeviceIn, now: datetime | None = None) -> DeviceOut:
@@ -53,6 +54,6 @@ def _with_profile(state: UserState, reported: Profile) -> UserState:
 
 def remove_device(claims: Mapping[str, Any], device_id: str) -> None:
     """Forget the device (sign-out, notifications turned off in the OS); removing an unknown one is fine."""
-    if not _DEVICE_ID.match(device_id):
+    if len(device_id) > 128 or not _DEVICE_ID.match(device_id):  # as DeviceIn.device_id
         raise InvalidInput("not a device id. Fix: use the device_id the device was registered with")
     store.remove(signed_in_user(claims), device_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn
+from ..api.models import PreferencesIn, PreferencesOut, QuietHoursIn, QuietHoursOut
 from ..config import EngagementConfig
 from ..engine.ingest import with_choices
 from ..engine.model import UserState
@@ -60,13 +60,13 @@ def _check(config: EngagementConfig, change: PreferencesIn) -> None:
         raise InvalidInput(f"weekly_budget {change.weekly_budget} is above the app's cap of {cap}. Fix: choose 0–{cap}")
 
 
-def _quiet_hours(stored: dict[str, Any]) -> QuietHoursIn:
-    """Quiet hours as stored, in today's spelling; a window stored before empty ones were refused is shown as
-    it was (the policy reads it as no quiet hours), not a 500."""
+def _quiet_hours(stored: dict[str, Any]) -> QuietHoursOut:
+    """Quiet hours as stored, in today's spelling (07:00 for 7:00); a window stored before empty ones were
+    refused is shown as it was (the policy reads it as no quiet hours), not a 500."""
     try:
-        return QuietHoursIn(**stored)
+        return QuietHoursOut(**QuietHoursIn(**stored).model_dump())
     except ValidationError:
-        return QuietHoursIn.model_construct(**stored)
+        return QuietHoursOut(**stored)
 
 
 def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
