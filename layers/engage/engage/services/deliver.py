@@ -148,12 +148,18 @@ def _not_seen_meanwhile(
 def _pushes(
     claimed: Sequence[tuple[Received, DeliveryJob]], now: datetime, report: Report
 ) -> tuple[list[Push], list[tuple[DeliveryJob, devices.Target]]]:
-    """One push per job and targetable device (one device query per user), and whose each push is."""
+    """One push per job and targetable device (one device query per user), and whose each push is. A clear
+    skips browsers: a web push that shows no notification makes Chrome show one of its own ("this site has
+    been updated in the background"), and the page's inbox is the browser's tray anyway."""
     targets = {user_id: devices.targets(user_id, now) for user_id in {job.user_id for _, job in claimed}}
     pushes: list[Push] = []
     owners: list[tuple[DeliveryJob, devices.Target]] = []
     for _, job in claimed:
-        chosen = [t for t in targets[job.user_id] if job.devices is None or t.device_id in job.devices]
+        chosen = [
+            t
+            for t in targets[job.user_id]
+            if (job.devices is None or t.device_id in job.devices) and not (job.kind == "clear" and t.platform == "web")
+        ]
         if not chosen:
             report.outcomes["no_device"] += 1  # the inbox has it; nothing to push to
         for target in chosen:

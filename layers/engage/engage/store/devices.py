@@ -89,11 +89,12 @@ class Target:
     device_id: str
     token: str
     fid: bool
+    platform: str
 
 
 def targets(user_id: str, now: datetime) -> list[Target]:
     """The user's devices refreshed within the last 30 days (one query)."""
     return [
-        Target(item.device_id, item.token, item.token_kind == "fid")
+        Target(item.device_id, item.token, item.token_kind == "fid", item.platform)
         for item in DeviceItem.query(user_id, filter_condition=DeviceItem.refreshed_at >= now - STALE_AFTER)
     ]
