@@ -283,7 +283,7 @@ def test_an_environment_variable_means_the_same_in_every_function(template):
 
 def test_the_samconfig_placeholders_are_refused_by_the_templates_parameter_patterns():
     """A first deploy that forgot to fill them in fails at once, naming the fix, instead of a stack that
-    answers every app with 401 and dead-letters every push."""
+    answers every app with 401 and dead-letters every push (or, in prod, alarms nobody)."""
     import re
     import tomllib
 
@@ -297,12 +297,15 @@ def test_the_samconfig_placeholders_are_refused_by_the_templates_parameter_patte
         if stage == "version":
             continue
         overrides = dict(pair.split("=", 1) for pair in sections["deploy"]["parameters"]["parameter_overrides"].split())
-        for name in ("JwtAudience", "FcmCredentialsSecretArn"):
-            pattern = parameters[name]["AllowedPattern"]
-            assert not re.fullmatch(pattern, overrides[name]), (stage, name)
+        required = {"JwtAudience", "FcmCredentialsSecretArn"} | ({"AlarmTopicArn"} if stage == "prod" else set())
+        assert required <= {name for name, value in overrides.items() if value.startswith("<")}, stage
+        for name, value in overrides.items():
+            if value.startswith("<"):
+                assert not re.fullmatch(parameters[name]["AllowedPattern"], value), (stage, name)
     examples = {
         "JwtAudience": "fitquest-prod",
         "FcmCredentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:210987654321:secret:engage/fcm",
+        "AlarmTopicArn": "arn:aws:sns:eu-west-1:210987654321:engage-alarms",
     }
     for name, value in examples.items():
         assert re.fullmatch(parameters[name]["AllowedPattern"], value)
