@@ -8,6 +8,8 @@ import gc
 
 gc.disable()
 
+from collections.abc import Callable
+
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,12 +27,17 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     records = event.get("Records", [])
     if records and records[0].get("eventSource") == "aws:sqs":
         return _releases(event)
-    return _ledger_rows(records)
+    return _ledger_rows(records, context.get_remaining_time_in_millis)
 
 
-def _ledger_rows(records: list[dict]) -> dict:
+# A user's decision takes a few calls: stop while one more surely fits, rather than let the batch time out
+# (Lambda would then retry all of it, bisected).
+STOP_BEFORE_TIMEOUT_MS = 3000
+
+
+def _ledger_rows(records: list[dict], remaining_ms: Callable[[], int] = lambda: 60_000) -> dict:
     """All of one user's rows in the batch at once (so their facts make one decision: one push at most),
-    users in the order they first appear; stop at the first failure.
+    users in the order they first appear; stop at the first failure, or when little time is left.
 
     Lambda retries a stream batch from the first failed record and everything after it comes again, so those
     are reported failed: from the failed user's first row, which no user not yet handled precedes. Rows
@@ -50,6 +57,10 @@ def _ledger_rows(records: list[dict]) -> dict:
     for index, row in rows:
         by_user.setdefault(row.user_id, []).append((index, row))
     for batch in by_user.values():  # all before an unreadable row, if any
+        if remaining_ms() < STOP_BEFORE_TIMEOUT_MS:  # hand the rest back, not time out
+            logger.warning("little time left; the records not handled yet will come again")
+            failed_at = batch[0][0]
+            break
         try:
             handle_rows([row for _, row in batch], tally=tally)
         except Exception:

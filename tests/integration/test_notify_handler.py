@@ -52,3 +52,15 @@ def test_a_failed_user_is_retried_from_their_first_row_with_everything_after_it(
 
     # Lambda resends from bob's first record: alice's second row again (harmless: ids derive from facts), carol
     assert answer == {"batchItemFailures": [{"itemIdentifier": str(n)} for n in (2, 3, 4)]}
+
+
+def test_when_little_time_is_left_the_users_not_reached_are_handed_back_not_timed_out(notify_app, monkeypatch):
+    decided: list[str] = []
+    monkeypatch.setattr(notify_app, "handle_rows", lambda rows, tally: decided.append(rows[0].user_id))
+    clock = iter([9000, 2000])  # ms left before alice, then before bob
+    batch = [record(1, "alice"), record(2, "bob"), record(3, "alice"), record(4, "carol")]
+
+    answer = notify_app._ledger_rows(batch, lambda: next(clock))
+
+    assert decided == ["alice"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": str(n)} for n in (2, 3, 4)]}
