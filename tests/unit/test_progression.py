@@ -348,3 +348,22 @@ def test_an_older_published_distinct_badge_keeps_a_thousand_values_at_most_in_th
     after = run(cfg, [workout(NOW, minutes=17)], state=full)
 
     assert len(after.after.badges["collector"]["seen"]) == 1000
+
+
+def test_decimal_amounts_add_up_as_people_count_them_so_a_goal_of_their_total_is_reached():
+    """Ten purchases of 0.1 make 1, not 0.9999999999999999: a badge or a quest step on the total is reached."""
+    spent = {"sum": {"event": "purchase_completed", "property": "amount"}, "gte": 1}
+    cfg = config(
+        badges=[{"id": "spender", "name": "Spender", "criteria": spent}],
+        quests=[{"id": "spend", "name": "Spend 1", "steps": [{"id": "one", **spent}], "reward": {"coins": 1}}],
+    )
+    purchases = [
+        Event(f"p{n}", "purchase_completed", NOW - timedelta(minutes=30 - n), {"sku": "x", "amount": 0.1})
+        for n in range(10)
+    ]
+
+    outcome = apply_batch(cfg, UserState("u"), list(enumerate(purchases)), source="server", now=NOW)
+
+    assert [f["value"] for f in facts(outcome, "badge_awarded")] == [1.0]
+    assert [f["quest"] for f in facts(outcome, "quest_completed")] == ["spend"]
+    assert outcome.after.quests["spend"]["steps"]["one"] == 1.0

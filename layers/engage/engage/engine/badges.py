@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..config.schema import MAX_DISTINCT, MAX_WINDOW_ENTRIES, Badge
-from .effects import EventContext, amount_of, credit, holds
+from .effects import EventContext, amount_of, credit, holds, summed
 
 
 def thresholds(badge: Badge) -> list[int]:
@@ -87,7 +87,7 @@ def _advance(ctx: EventContext, badge: Badge, progress: dict[str, Any]) -> float
         if amount not in seen and len(seen) < MAX_DISTINCT:  # a bound publishing enforces; kept for older configs
             seen.append(amount)
         return len(seen)
-    progress["value"] = progress["value"] + amount
+    progress["value"] = summed(progress["value"], amount)
     return progress["value"]
 
 
@@ -111,7 +111,7 @@ def _in_window(ctx: EventContext, within: timedelta, progress: dict[str, Any], a
     ends = [at for at, _ in kept if moment <= at <= moment + span]  # never empty: the event's own time is one
 
     def measure(values: list[Any]) -> float:
-        return len(set(values)) if distinct else sum(values)
+        return len(set(values)) if distinct else summed(*values)
 
     return max(measure([value for at, value in kept if end - span <= at <= end]) for end in ends)
 

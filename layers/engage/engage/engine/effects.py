@@ -68,6 +68,15 @@ def amount_of(ctx: EventContext, amount: int | Expr, owner: str) -> int:
     return max(int(value), 0)  # fractions are cut off: currencies are whole numbers
 
 
+def summed(*values: float) -> float:
+    """A total of event amounts as people count it: ten runs of 0.1 km make 1 km, not 0.9999999999999999
+    (doubles drift in their last digits; 9 decimals are more than any property means). Whole numbers stay
+    exact integers."""
+    if all(isinstance(value, int) for value in values):
+        return sum(values)
+    return round(math.fsum(values), 9)
+
+
 def credit(ctx: EventContext, currency: str, amount: int, **cause: Any) -> None:
     """Add points and record a points_awarded fact naming what caused them (a rule, a badge, a quest)."""
     state = ctx.state

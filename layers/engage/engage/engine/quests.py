@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config.schema import Quest
-from .effects import EventContext, amount_of, credit, holds
+from .effects import EventContext, amount_of, credit, holds, summed
 
 
 def instance_of(quest: Quest, local: datetime) -> str:
@@ -71,10 +71,10 @@ def _advance_steps(ctx: EventContext, quest: Quest, progress: dict[str, Any], mo
         if not isinstance(amount, int | float) or isinstance(amount, bool) or amount <= 0:
             continue
         before = progress["steps"].get(step.id, 0)
-        progress["steps"][step.id] = before + amount
+        progress["steps"][step.id] = summed(before, amount)
         progress["started"] = progress["started"] or moment
         advanced = True
-        if before < step.gte <= before + amount:
+        if before < step.gte <= progress["steps"][step.id]:
             ctx.fact(
                 "quest_step_completed", quest=quest.id, step=step.id, name=quest.name, instance=progress["instance"]
             )
