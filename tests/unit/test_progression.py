@@ -161,6 +161,20 @@ def test_quest_expires_when_its_time_from_first_progress_runs_out():
     assert outcome.after.quests["first-week"]["steps"] == {"three-workouts": 1}
 
 
+def test_a_quest_expired_by_a_later_event_is_completed_by_a_late_one_from_inside_its_window():
+    """The same result in any arrival order: day 2, day 5 (past the 2-day window: expires), then day 3 (inside)."""
+    quest = {"id": "q2", "name": "Two in two days", "within": "2d", "reward": {"coins": 10},
+             "steps": [{"id": "two", "count": {"event": "workout_completed"}, "gte": 2}]}  # fmt: skip
+    cfg = config(quests=[quest])
+    day = NOW - timedelta(days=5)
+    in_time = run(cfg, [workout(day), workout(day + timedelta(days=1)), workout(day + timedelta(days=3))])
+    shuffled = run(cfg, [workout(day), workout(day + timedelta(days=3)), workout(day + timedelta(days=1))])
+
+    assert in_time.after.quests["q2"] == shuffled.after.quests["q2"]
+    assert shuffled.after.quests["q2"]["state"] == "completed" and shuffled.after.balances == in_time.after.balances
+    assert [f["quest"] for f in facts(shuffled, "quest_expired")] == ["q2"]  # said when day 5 came: it was
+
+
 def test_daily_quest_starts_afresh_at_the_users_local_midnight():
     cfg = load_config_file(FITQUEST)
     tokyo = ZoneInfo("Asia/Tokyo")

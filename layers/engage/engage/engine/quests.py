@@ -7,7 +7,8 @@ Progress of one quest in UserState.quests[id]:
    "state": "active" | "completed" | "expired"}
 A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly); a late event
 of an earlier run counts for nothing (that run is over). A `within` window opens at the first event that
-counts; events before it (arriving late) or after it do not count, and one after it expires the quest.
+counts; events before it (arriving late) or after it do not count, and one after it expires the quest, which
+an event from inside the window that arrives later can still complete.
 """
 
 from __future__ import annotations
@@ -45,18 +46,21 @@ def apply_quests(ctx: EventContext) -> None:
         progress = ctx.state.quests.get(quest.id)
         if progress is None or _newer_run(progress["instance"], instance):
             progress = {"instance": instance, "started": None, "steps": {}, "state": "active"}
-        if progress["instance"] != instance or progress["state"] != "active":
-            continue  # a late event of a finished run, or this run is already completed/expired
+        if progress["instance"] != instance or progress["state"] == "completed":
+            continue  # a late event of a finished run, or this run is already completed
         moment = ctx.event.occurred_at.timestamp()
         started = progress["started"]
         if quest.within and started is not None and moment < started:
             continue  # a late event from before the window opened does not count
         deadline = started + quest.within.total_seconds() if quest.within and started is not None else None
         if deadline is not None and moment > deadline:
-            progress["state"] = "expired"
-            ctx.fact("quest_expired", quest=quest.id, name=quest.name, instance=instance)
-            ctx.state.quests[quest.id] = progress
+            if progress["state"] == "active":
+                progress["state"] = "expired"
+                ctx.fact("quest_expired", quest=quest.id, name=quest.name, instance=instance)
+                ctx.state.quests[quest.id] = progress
             continue
+        # Inside the window: it counts, also after a later event expired the quest (a late event that happened
+        # in time completes it as it would have in time order).
         if _advance_steps(ctx, quest, progress, moment):
             ctx.state.quests[quest.id] = progress
 
