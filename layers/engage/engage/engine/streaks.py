@@ -107,15 +107,24 @@ def record_activity(
     bisect.insort(active, period)
     current, after = _replay(spec, state.anchor, active)
     known = {fact.key for fact in before}
-    # A late period can move where a milestone falls (joining two runs, say): a milestone of the run that was
-    # already current, at a length it had reached, was celebrated then and is no news now.
+    # A late period can move where a milestone falls (lengthening a run from its start, joining two runs): a
+    # milestone its run had already reached was celebrated then and is no news now. That run is the current
+    # one up to its length (its earlier milestones may be folded into the anchor), or any run whose replay
+    # before had that milestone.
     breaks = [fact.data["period"] for fact in after if fact.type == "streak_broken"]
+    reached = [(fact.data["period"], fact.data["length"]) for fact in before if fact.type == "streak_milestone"]
+
+    def same_run(a: int, b: int) -> bool:
+        low, high = sorted((a, b))
+        return not any(low < start <= high for start in breaks)
 
     def celebrated(fact: StreakFact) -> bool:
-        if fact.type != "streak_milestone" or tally.last is None or fact.data["length"] > tally.length:
+        if fact.type != "streak_milestone":
             return False
-        low, high = sorted((fact.data["period"], tally.last))
-        return not any(low < start <= high for start in breaks)  # same run as the last active period
+        at, length = fact.data["period"], fact.data["length"]
+        if any(length == was and same_run(at, period) for period, was in reached):
+            return True
+        return tally.last is not None and length <= tally.length and same_run(at, tally.last)
 
     facts = [fact for fact in after if fact.key not in known and not celebrated(fact)]
     # `length` is the run's length at the fact's period; a late event that fills a gap also lengthens the
