@@ -430,6 +430,7 @@ def test_a_late_period_before_an_earlier_run_does_not_repeat_its_milestone(daily
     # A run of 4, 5, 6 celebrated 3 on day 6; day 9 broke it. Day 3, arriving late, lengthens that old run
     # from its start: the run had reached 3 already, so no second celebration (any arrival order: no repeat).
     _, calls = record(daily, [4, 5, 6, 9, 3])
-    milestones = [(f.data["period"], f.data["length"]) for facts in calls for f in facts if f.type == "streak_milestone"]
+    milestones = [
+        (f.data["period"], f.data["length"]) for facts in calls for f in facts if f.type == "streak_milestone"
+    ]
     assert milestones == [(6, 3)]
-
