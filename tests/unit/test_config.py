@@ -541,6 +541,11 @@ def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition
             'criteria: {count: {event: workout_completed, when: "local.weekday >= 6"}, gte: 150, within: 2d}',
             "so 150 within 2d can never be reached",
         ),
+        (
+            'criteria: {count: {event: workout_completed, when: "local.weekday >= 6"}, gte: 2, within: 2d}',
+            "criteria: {sum: {event: workout_completed, property: minutes}, gte: 70000, within: 2d}",
+            "so a sum of 70000 within 2d can never be reached",
+        ),
         ("app: fitquest\n", "app: fitquest\nlate_window: 1m\n", "a late_window of 1m refuses the events"),
         ("valid_for: 2h", "valid_for: 5000d", "is longer than 10 years"),
         (
@@ -560,6 +565,7 @@ def test_expressions_reading_what_is_there_are_accepted(fitquest_text, condition
         "board-on-a-fact-without-one",
         "at-local-off-schedule",
         "window-too-full",
+        "sum-window-too-full",
         "late-window-of-minutes",
         "a-validity-of-years",
         "a-rank-rewarded-twice",

@@ -261,6 +261,15 @@ def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterato
             f"{format_duration(badge.criteria.within)} can never be reached. Fix: at most {MAX_WINDOW_ENTRIES}, "
             "or leave out within",
         )
+    summed = badge.criteria.sum
+    spec = cfg.events[summed.event].properties.get(summed.property) if summed and summed.event in cfg.events else None
+    if badge.criteria.within is not None and spec is not None and spec.max and highest > MAX_WINDOW_ENTRIES * spec.max:
+        yield Issue(
+            path,
+            f"a window keeps a user's latest {MAX_WINDOW_ENTRIES} events, each with {summed.property} at most "  # type: ignore[union-attr]
+            f"{spec.max:g}, so a sum of {highest} within {format_duration(badge.criteria.within)} can never be "
+            f"reached. Fix: at most {MAX_WINDOW_ENTRIES * spec.max:g}, or leave out within",
+        )
 
 
 def _duplicates(section: tuple[str | int, ...], ids: list[str]) -> Iterator[Issue]:
