@@ -203,16 +203,29 @@ def test_weekly_quest_resets_at_local_monday_midnight():
     assert outcome.after.quests["weekly"]["steps"] == {"three": 1}
 
 
-def test_a_late_event_of_a_finished_daily_run_counts_for_nothing():
+def test_a_late_event_completes_its_daily_run_while_it_is_one_of_the_two_newest_whatever_the_arrival_order():
     cfg = load_config_file(FITQUEST)
-    today = run(cfg, [workout(NOW, minutes=10)])
+    yesterday, today = workout(NOW - timedelta(days=1), minutes=20), workout(NOW, minutes=5)
+    late = workout(NOW - timedelta(days=1, hours=-2), minutes=15)  # yesterday evening, synced this morning
 
-    late = run(cfg, [workout(NOW - timedelta(days=1), minutes=60)], state=today.after)
+    in_order = run(cfg, [yesterday, late, today])
+    today_first = run(cfg, [today, yesterday, late])
 
-    assert facts(late, "quest_completed") == [] or all(
-        f["quest"] != "daily-goal" for f in facts(late, "quest_completed")
-    )
-    assert late.after.quests["daily-goal"] == today.after.quests["daily-goal"]
+    assert in_order.after.quests["daily-goal"] == today_first.after.quests["daily-goal"]
+    assert [f["instance"] for f in facts(today_first, "quest_completed") if f["quest"] == "daily-goal"] == [
+        (NOW - timedelta(days=1)).date().isoformat()
+    ]
+    assert today_first.after.quests["daily-goal"]["steps"] == {"move-30": 5}  # today's run goes on
+
+
+def test_a_late_event_of_a_run_older_than_the_two_newest_counts_for_nothing():
+    cfg = load_config_file(FITQUEST)
+    two_runs = run(cfg, [workout(NOW - timedelta(days=1), minutes=10), workout(NOW, minutes=10)])
+
+    late = run(cfg, [workout(NOW - timedelta(days=2), minutes=60)], state=two_runs.after)
+
+    assert all(f["quest"] != "daily-goal" for f in facts(late, "quest_completed"))
+    assert late.after.quests["daily-goal"] == two_runs.after.quests["daily-goal"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -4,9 +4,11 @@ Progress of one quest in UserState.quests[id]:
   {"instance": "once" | "2026-11-22" | "2026-W47",  # which run of the quest (daily/weekly: the user's local period)
    "started": epoch_s | None,                        # first progress, for `within`
    "steps": {step_id: value},
-   "state": "active" | "completed" | "expired"}
-A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly); a late event
-of an earlier run counts for nothing (that run is over). A `within` window opens at the first event that
+   "state": "active" | "completed" | "expired",
+   "previous": {the same, for the run before}}      # recurring quests: the newest run but one
+A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly). A late event
+counts for its run while that run is one of the user's two newest (yesterday's workout synced this morning
+still completes yesterday's goal), whatever order events arrive in; an older run is over. A `within` window opens at the first event that
 counts; events before it (arriving late) or after it do not count, and one after it expires the quest, which
 an event from inside the window that arrives later can still complete.
 """
@@ -30,38 +32,57 @@ def instance_of(quest: Quest, local: datetime) -> str:
     return "once"
 
 
+def _recurrence(instance: str) -> str:
+    return "once" if instance == "once" else "week" if "-W" in instance else "day"
+
+
 def _newer_run(stored: str, current: str) -> bool:
     """Whether `current` starts a new run after `stored` (a changed recurrence always does)."""
+    return _recurrence(stored) != _recurrence(current) or current > stored
 
-    def kind(instance: str) -> str:
-        return "once" if instance == "once" else "week" if "-W" in instance else "day"
 
-    return kind(stored) != kind(current) or current > stored
+def _placed(stored: dict[str, Any] | None, instance: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(the quest's progress to store if the event changes it, the run in it the event counts for), or None for
+    a run that is over (older than the two newest)."""
+    fresh: dict[str, Any] = {"instance": instance, "started": None, "steps": {}, "state": "active"}
+    if stored is None:
+        return fresh, fresh
+    if stored["instance"] == instance:
+        return stored, stored
+    if _newer_run(stored["instance"], instance):  # the stored run becomes the one before (of the same recurrence)
+        before = {key: value for key, value in stored.items() if key != "previous"}
+        current = {**fresh, "previous": before} if _recurrence(instance) == _recurrence(stored["instance"]) else fresh
+        return current, current
+    previous = stored.get("previous")
+    if previous is not None and previous["instance"] == instance:
+        return stored, previous
+    if previous is None or _newer_run(previous["instance"], instance):  # newer than the run kept before
+        return {**stored, "previous": fresh}, fresh
+    return None
 
 
 def apply_quests(ctx: EventContext) -> None:
     """Advance the steps this event counts for; complete (and reward) or expire quests as they finish."""
     for quest in ctx.config.quests_for(ctx.event.type):
         instance = instance_of(quest, ctx.local)
-        progress = ctx.state.quests.get(quest.id)
-        if progress is None or _newer_run(progress["instance"], instance):
-            progress = {"instance": instance, "started": None, "steps": {}, "state": "active"}
-        if progress["instance"] != instance or progress["state"] == "completed":
-            continue  # a late event of a finished run, or this run is already completed
+        placed = _placed(ctx.state.quests.get(quest.id), instance)
+        if placed is None or placed[1]["state"] == "completed":
+            continue  # a late event of a run that is over, or this run is already completed
+        progress, run = placed
         moment = ctx.event.occurred_at.timestamp()
-        started = progress["started"]
+        started = run["started"]
         if quest.within and started is not None and moment < started:
             continue  # a late event from before the window opened does not count
         deadline = started + quest.within.total_seconds() if quest.within and started is not None else None
         if deadline is not None and moment > deadline:
-            if progress["state"] == "active":
-                progress["state"] = "expired"
+            if run["state"] == "active":
+                run["state"] = "expired"
                 ctx.fact("quest_expired", quest=quest.id, name=quest.name, instance=instance)
                 ctx.state.quests[quest.id] = progress
             continue
         # Inside the window: it counts, also after a later event expired the quest (a late event that happened
         # in time completes it as it would have in time order).
-        if _advance_steps(ctx, quest, progress, moment):
+        if _advance_steps(ctx, quest, run, moment):
             ctx.state.quests[quest.id] = progress
 
 
