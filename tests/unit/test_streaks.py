@@ -434,3 +434,17 @@ def test_a_late_period_before_an_earlier_run_does_not_repeat_its_milestone(daily
         (f.data["period"], f.data["length"]) for facts in calls for f in facts if f.type == "streak_milestone"
     ]
     assert milestones == [(6, 3)]
+
+
+def test_a_late_period_that_cuts_the_current_run_lets_the_new_run_celebrate_its_milestone():
+    # With a freeze per 2 active days (1 held at most), days 2, 3, 4, 6, 8, 9 are one run (5 and 7 frozen).
+    # Day 1, arriving late, spends the freeze earlier: day 8 now starts a new run, which reaches 2 on day 9,
+    # as in time order. (The run of 1-6 had celebrated 2 already: no repeat for it.)
+    spec = Streak(id="s", name="S", on="workout_completed", milestones=[2], freezes=Freezes(earn_every=2, max=1))
+
+    _, calls = record(spec, [2, 3, 4, 6, 8, 9, 1])
+
+    milestones = [
+        (f.data["period"], f.data["length"]) for facts in calls for f in facts if f.type == "streak_milestone"
+    ]
+    assert milestones == [(3, 2), (9, 2)]

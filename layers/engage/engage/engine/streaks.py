@@ -109,10 +109,14 @@ def record_activity(
     known = {fact.key for fact in before}
     # A late period can move where a milestone falls (lengthening a run from its start, joining two runs): a
     # milestone its run had already reached was celebrated then and is no news now. That run is the current
-    # one up to its length (its earlier milestones may be folded into the anchor), or any run whose replay
-    # before had that milestone.
+    # one up to its length (its earlier milestones may be folded into the anchor), unless the late period cut
+    # it (it can change the freezes held, so a gap it bridged breaks it now), or any run whose replay before
+    # had that milestone.
     breaks = [fact.data["period"] for fact in after if fact.type == "streak_broken"]
     reached = [(fact.data["period"], fact.data["length"]) for fact in before if fact.type == "streak_milestone"]
+    # Where the current run began before (None: at or before the anchor), and whether a break now cuts it.
+    began = max((f.data["period"] for f in before if f.type == "streak_broken"), default=None)
+    split = tally.last is not None and any((began is None or began < b) and b <= tally.last for b in breaks)
 
     def same_run(a: int, b: int) -> bool:
         low, high = sorted((a, b))
@@ -124,7 +128,7 @@ def record_activity(
         at, length = fact.data["period"], fact.data["length"]
         if any(length == was and same_run(at, period) for period, was in reached):
             return True
-        return tally.last is not None and length <= tally.length and same_run(at, tally.last)
+        return not split and tally.last is not None and length <= tally.length and same_run(at, tally.last)
 
     facts = [fact for fact in after if fact.key not in known and not celebrated(fact)]
     # `length` is the run's length at the fact's period; a late event that fills a gap also lengthens the
