@@ -104,3 +104,27 @@ def test_me_shows_a_distinct_badge_within_a_window_as_a_count_of_kinds():
 
     [variety] = _badges(config, state, now)
     assert (variety.value, variety.earned, variety.next_goal) == (2, False, 3)
+
+
+def test_me_shows_the_run_of_the_users_day_after_a_move_west_puts_them_back_in_the_day_before():
+    # A workout in Tokyo early on its Saturday; then, in Los Angeles, it is still Friday there: 30 minutes on
+    # Friday complete Friday's run, which the engine keeps as the run before, and /v1/me shows that run.
+    from engage.config import load_config_file
+    from engage.engine import Event, Profile, UserState, apply_batch
+    from engage.services.me import _quests
+
+    from ..conftest import FITQUEST
+
+    config = load_config_file(FITQUEST)
+    now = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # Saturday 10:00 in Tokyo, Friday 17:00 in Los Angeles
+    tokyo = apply_batch(config, UserState("u", profile=Profile("Asia/Tokyo")), [
+        (0, Event("t", "workout_completed", now - timedelta(minutes=30), {"minutes": 5, "kind": "run"}))
+    ], source="client", now=now)  # fmt: skip
+    moved = apply_batch(config, tokyo.after, [
+        (0, Event("la", "workout_completed", now - timedelta(minutes=10), {"minutes": 30, "kind": "run"}))
+    ], source="client", now=now, profile=Profile("America/Los_Angeles"))  # fmt: skip
+
+    completed = [f.data["instance"] for r in moved.results for f in r.facts if f.type == "quest_completed"]
+    daily = next(q for q in _quests(config, moved.after, now) if q.id == "daily-goal")
+    assert completed == ["2026-11-20"]
+    assert (daily.state, daily.steps[0].value) == ("completed", 30)

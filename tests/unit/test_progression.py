@@ -228,6 +228,32 @@ def test_a_late_event_of_a_run_older_than_the_two_newest_counts_for_nothing():
     assert late.after.quests["daily-goal"] == two_runs.after.quests["daily-goal"]
 
 
+def test_a_run_kept_before_older_runs_were_kept_or_across_a_recurrence_change_is_never_paid_twice():
+    """A stored run without `previous` (written before it was kept, or after the recurrence changed) may follow
+    runs that were already paid: a late event of one of them counts for nothing."""
+    cfg = load_config_file(FITQUEST)
+    today = NOW.date().isoformat()
+    legacy = UserState("u", quests={"daily-goal": {"instance": today, "started": None, "steps": {"move-30": 5},
+                                                   "state": "active"}})  # fmt: skip
+
+    late = run(cfg, [workout(NOW - timedelta(days=1), minutes=40)], state=legacy)
+
+    assert all(f["quest"] != "daily-goal" for f in facts(late, "quest_completed"))
+    assert late.after.quests["daily-goal"] == legacy.quests["daily-goal"]
+
+    weekly = config(quests=[{**_daily_goal(), "recurrence": "weekly"}])
+    paid = run(cfg, [workout(NOW - timedelta(days=2), minutes=40)])  # daily: paid for two days ago
+    toggled = run(weekly, [workout(NOW - timedelta(days=1), minutes=5)], state=paid.after)
+    back = run(cfg, [workout(NOW, minutes=5), workout(NOW - timedelta(days=2, minutes=-5), minutes=40)],
+               state=toggled.after)  # fmt: skip
+    assert all(f["quest"] != "daily-goal" for f in facts(back, "quest_completed"))
+
+
+def _daily_goal() -> dict:
+    data, _ = parse_yaml(FITQUEST.read_text(), str(FITQUEST))
+    return next(quest for quest in data["quests"] if quest["id"] == "daily-goal")
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(

@@ -5,7 +5,9 @@ Progress of one quest in UserState.quests[id]:
    "started": epoch_s | None,                        # first progress, for `within`
    "steps": {step_id: value},
    "state": "active" | "completed" | "expired",
-   "previous": {the same, for the run before}}      # recurring quests: the newest run but one
+   "previous": {the same} | None}                   # the newest run but one; None: no run before this one
+                                                     # was kept; absent (stored before it was kept, or the
+                                                     # recurrence changed): older runs are over
 A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly). A late event
 counts for its run while that run is one of the user's two newest (yesterday's workout synced this morning
 still completes yesterday's goal), whatever order events arrive in; an older run is over. A `within` window opens at the first event that
@@ -43,22 +45,40 @@ def _newer_run(stored: str, current: str) -> bool:
 
 def _placed(stored: dict[str, Any] | None, instance: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(the quest's progress to store if the event changes it, the run in it the event counts for), or None for
-    a run that is over (older than the two newest)."""
+    a run that is over (older than the two newest).
+
+    A run put in `previous` by a late event was never current nor kept before (both only move forward), so it
+    was never paid: a run is paid at most once.
+    """
     fresh: dict[str, Any] = {"instance": instance, "started": None, "steps": {}, "state": "active"}
     if stored is None:
-        return fresh, fresh
+        first = {**fresh, "previous": None}  # the user's first run: none before it was ever paid
+        return first, first
     if stored["instance"] == instance:
         return stored, stored
-    if _newer_run(stored["instance"], instance):  # the stored run becomes the one before (of the same recurrence)
-        before = {key: value for key, value in stored.items() if key != "previous"}
-        current = {**fresh, "previous": before} if _recurrence(instance) == _recurrence(stored["instance"]) else fresh
+    if _newer_run(stored["instance"], instance):
+        if _recurrence(instance) != _recurrence(stored["instance"]):
+            return fresh, fresh  # no `previous`: runs of the old recurrence are over
+        current = {**fresh, "previous": {key: value for key, value in stored.items() if key != "previous"}}
         return current, current
-    previous = stored.get("previous")
+    if "previous" not in stored:
+        return None  # kept before `previous` existed, or the recurrence changed: older runs may have been paid
+    previous = stored["previous"]
     if previous is not None and previous["instance"] == instance:
         return stored, previous
     if previous is None or _newer_run(previous["instance"], instance):  # newer than the run kept before
         return {**stored, "previous": fresh}, fresh
     return None
+
+
+def run_of(progress: dict[str, Any] | None, instance: str) -> dict[str, Any] | None:
+    """The stored run of a quest for `instance` (the current one or the one kept before), if any."""
+    if progress is None:
+        return None
+    if progress["instance"] == instance:
+        return progress
+    previous = progress.get("previous")
+    return previous if previous is not None and previous["instance"] == instance else None
 
 
 def apply_quests(ctx: EventContext) -> None:

@@ -13,7 +13,7 @@ from ..engine.badges import badge_progress, thresholds
 from ..engine.ingest import local_time
 from ..engine.leaderboards import board_period
 from ..engine.model import UserState
-from ..engine.quests import instance_of
+from ..engine.quests import instance_of, run_of
 from ..engine.streaks import load_streak, period_index, streak_view
 from ..store.leaderboards import find
 from ..store.progress import load_user
@@ -118,9 +118,9 @@ def _quests(config: EngagementConfig, state: UserState, now: datetime) -> list[Q
     shown = []
     for quest in config.quests:
         instance = instance_of(quest, local)
-        progress = state.quests.get(quest.id)
-        if progress is None or progress["instance"] != instance:
-            progress = {"instance": instance, "started": None, "steps": {}, "state": "active"}
+        progress = run_of(state.quests.get(quest.id), instance) or {
+            "instance": instance, "started": None, "steps": {}, "state": "active"
+        }  # fmt: skip
         ends_at = None
         if quest.within is not None and progress["started"] is not None:
             ends_at = datetime.fromtimestamp(progress["started"] + quest.within.total_seconds(), UTC)
