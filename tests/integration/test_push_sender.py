@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -81,7 +82,7 @@ def test_a_push_goes_out_schema_valid_with_its_id_as_tag_and_collapse_id(fcm, ap
     sent = fcm.received_by(TOKEN)[0]["message"]
     assert sent["android"]["notification"]["tag"] == push(1).message_id
     assert sent["apns"]["headers"]["apns-collapse-id"] == push(1).message_id
-    assert sent["webpush"]["notification"]["tag"] == push(1).message_id  # a browser shows a resend once too
+    assert "webpush" not in sent  # a phone's push carries no Web Push options
     assert sent["data"]["deep_link"] == "fitquest://badges/first-workout"
     assert sent["fcm_options"]["analytics_label"] == "badge-earned"
 
@@ -90,7 +91,9 @@ def test_the_ttl_is_what_remains_of_the_messages_validity():
     message = build_message(push(1, valid_for=timedelta(minutes=30)), NOW)
     assert message.android.ttl == timedelta(minutes=30)
     assert message.apns.headers["apns-expiration"] == str(int((NOW + timedelta(minutes=30)).timestamp()))
-    assert message.webpush.headers["TTL"] == "1800"  # a browser offline past the validity never shows it
+    to_browser = build_message(replace(push(1, valid_for=timedelta(minutes=30)), web=True), NOW)
+    assert to_browser.webpush.headers["TTL"] == "1800"  # a browser offline past the validity never shows it
+    assert to_browser.webpush.notification.tag == push(1).message_id  # and shows a resend once
 
 
 def test_each_fcm_answer_maps_to_what_to_do_with_the_message(fcm, app):

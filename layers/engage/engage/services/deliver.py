@@ -263,6 +263,7 @@ def _push(job: DeliveryJob, target: devices.Target) -> Push:
         collapse_key=job.collapse_key,
         fid=target.fid,
         silent=job.kind == "clear",
+        web=target.platform == "web",
     )
 
 
