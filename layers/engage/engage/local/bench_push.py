@@ -71,8 +71,10 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "request and response objects around the transport, about a third to aiohttp and the socket writes, a "
             "tenth to building and encoding the message, the rest to the event loop and firebase-admin's auth and "
             "retry wrappers. The sender also waits at each chunk's start (`send_each_async` encodes all 500 messages "
-            "before it sends one) and end (the last answers). On this machine the rate moved between about 1,600 and "
-            "2,100/s from run to run (1,200–2,000/s before the three cuts). `sniffio` is installed with the deliver "
+            "before it sends one) and end (the last answers). On this machine single runs moved between about 1,800 "
+            "and 2,230/s on 2026-11-23 with its load (1,200–2,000/s before the three cuts), hence the median of three. "
+            "Web Push options ride only on pushes to browsers: on every push they cost about a tenth more CPU. "
+            "`sniffio` is installed with the deliver "
             "function because without it httpcore retries a failed import on every request.",
             "",
             "| step, per fact | µs |",
