@@ -109,3 +109,15 @@ def test_an_empty_quiet_window_stored_before_they_were_refused_is_shown_not_a_50
     )
 
     assert (status, shown["quiet_hours"]) == (200, empty)
+
+
+def test_a_user_can_turn_quiet_hours_off_and_back_to_the_apps_default(stack, user):
+    headers = {"authorization": f"Bearer {tokens.mint(user)}"}
+    url = f"{stack.api_url}/v1/me/preferences"
+
+    _, off = http("PUT", url, {"quiet_hours": False}, headers)
+    _, shown = http("GET", url, headers=headers)
+    _, default = http("PUT", url, {"quiet_hours": None}, headers)
+
+    assert off["quiet_hours"] is False and shown["quiet_hours"] is False
+    assert default["quiet_hours"] == {"start": "21:30", "end": "08:00"}

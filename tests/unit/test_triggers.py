@@ -138,6 +138,8 @@ def test_given_stored_preferences_when_read_for_the_policy_then_defaults_fill_wh
     assert chosen.quiet_hours is not None and chosen.quiet_hours.start == "22:00"
     assert chosen.paused_until == datetime(2026, 12, 1, tzinfo=UTC)
     assert chosen.weekly_budget == 3
+    state.preferences = {"quiet_hours": False}  # turned off by the user: none, not the app's default
+    assert user_prefs(fitquest, state).quiet_hours is None
 
 
 def test_given_the_hour_repeated_when_clocks_go_back_when_a_schedule_runs_in_it_then_the_slot_is_the_same(

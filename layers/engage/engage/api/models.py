@@ -171,7 +171,8 @@ class QuietHoursIn(Body):
         if self.start == self.end:
             raise ValueError(
                 f"start and end are both {self.start}: that window holds no time. "
-                "Fix: give an end other than the start, e.g. 22:00 to 07:00, or null for the app's default"
+                "Fix: give an end other than the start, e.g. 22:00 to 07:00, false for none, or null for the "
+                "app's default"
             )
         return self
 
@@ -181,7 +182,9 @@ class PreferencesIn(Body):
     app's latest report, the others to the app's default)."""
 
     categories: dict[str, bool] | None = Field(None, description="category id → on/off")
-    quiet_hours: QuietHoursIn | None = None
+    quiet_hours: QuietHoursIn | Literal[False] | None = Field(
+        None, description="the user's window; false: none (pushes at any hour); null: the app's default"
+    )
     timezone: TimeZoneName | None = None
     locale: Locale | None = None
     paused_until: AwareDatetime | None = Field(
@@ -206,7 +209,7 @@ class PreferencesIn(Body):
 
 class PreferencesOut(BaseModel):
     categories: dict[str, bool]
-    quiet_hours: QuietHoursOut | None
+    quiet_hours: QuietHoursOut | Literal[False] | None = Field(description="false: the user turned them off")
     timezone: str
     locale: str
     paused_until: AwareDatetime | None

@@ -217,9 +217,11 @@ def user_prefs(config: EngagementConfig, state: UserState) -> UserPrefs:
 
     chosen = state.preferences
     defaults = config.notifications.defaults if config.notifications else None
-    # A null stored by PUT /v1/me/preferences means "the app's default" (services/preferences.py).
+    # A null stored by PUT /v1/me/preferences means "the app's default", false "none" (services/preferences.py).
     quiet: QuietHours | None = defaults.quiet_hours if defaults else None
-    if chosen.get("quiet_hours"):
+    if chosen.get("quiet_hours") is False:
+        quiet = None
+    elif chosen.get("quiet_hours"):
         quiet = QuietHours(**chosen["quiet_hours"])
     paused = chosen.get("paused_until")
     return UserPrefs(

@@ -84,7 +84,7 @@ def _view(config: EngagementConfig, state: UserState) -> PreferencesOut:
     paused = state.preferences.get("paused_until")
     return PreferencesOut(
         categories=categories,
-        quiet_hours=_quiet_hours(quiet) if quiet else None,
+        quiet_hours=False if quiet is False else _quiet_hours(quiet) if quiet else None,
         timezone=state.profile.timezone or config.default_timezone,
         locale=state.profile.locale or config.default_locale,
         paused_until=datetime.fromisoformat(paused) if paused else None,
