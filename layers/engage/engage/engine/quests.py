@@ -9,10 +9,11 @@ Progress of one quest in UserState.quests[id]:
                                                      # was kept; absent (stored before it was kept, or the
                                                      # recurrence changed): older runs are over
 A recurring quest starts afresh at the user's local midnight (daily) or Monday 00:00 (weekly). A late event
-counts for its run while that run is one of the user's two newest (yesterday's workout synced this morning
-still completes yesterday's goal), whatever order events arrive in; an older run is over. A `within` window opens at the first event that
-counts; events before it (arriving late) or after it do not count, and one after it expires the quest, which
-an event from inside the window that arrives later can still complete.
+counts for its run while that run is one of the two newest the user has had events in (yesterday's workout
+synced this morning still completes yesterday's goal, whether today's came first or not); an older run is
+over. A run is paid at most once. A `within` window opens at the first event that counts; events before it
+(arriving late) or after it do not count, and one after it expires the quest, which an event from inside the
+window that arrives later can still complete.
 """
 
 from __future__ import annotations
