@@ -301,3 +301,14 @@ def test_late_event_within_window_counts_and_older_is_refused(stack, user):
 
     assert [r["status"] for r in answer["results"]] == ["accepted", "rejected"]
     assert "late window" in answer["results"][1]["reason"]
+
+
+def test_a_zone_set_by_hand_on_an_android_device_is_kept_as_its_offset_and_the_batch_counts(stack, user):
+    # Android reports a manually set zone as "GMT+05:30": refusing it refused the whole batch, on every retry
+    body = {"events": [event(f"{user}-1")], "context": {"timezone": "GMT+05:30"}}
+
+    status, answer = http("POST", f"{stack.api_url}/v1/events", body, bearer(tokens.mint(user)))
+    _, me = http("GET", f"{stack.api_url}/v1/me", headers=bearer(tokens.mint(user)))
+
+    assert (status, answer["accepted"]) == (200, 1)
+    assert me["timezone"] == "UTC+05:30"

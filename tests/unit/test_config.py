@@ -936,3 +936,25 @@ def test_a_text_in_the_wrong_form_gets_the_fix_for_its_own_kind_of_name(fitquest
 
     assert "Fix: write a language tag such as en, de-DE or pt-BR" in bad_locale.message
     assert "Fix: use letters, digits, '_', '-' or '.', starting with a letter" in bad_id.message
+
+
+@pytest.mark.parametrize(
+    ("reported", "stored", "offset_minutes"),
+    [("GMT+05:30", "UTC+05:30", 330), ("GMT+0530", "UTC+05:30", 330), ("UTC-3", "UTC-03:00", -180),
+     ("GMT+00:00", "UTC", 0), ("Asia/Kolkata", "Asia/Kolkata", 330)],
+)  # fmt: skip
+def test_a_zone_set_by_hand_on_a_device_is_a_fixed_offset_not_a_refused_batch(reported, stored, offset_minutes):
+    from datetime import datetime, timedelta
+
+    from engage.config.types import check_timezone, tzinfo_of
+
+    assert check_timezone(reported) == stored
+    assert tzinfo_of(stored).utcoffset(datetime(2026, 1, 15)) == timedelta(minutes=offset_minutes)
+
+
+@pytest.mark.parametrize("zone", ["GMT+15:00", "GMT+05:60", "UTC+", "GMT+5:3", "Mars/Olympus"])
+def test_offsets_no_place_has_are_refused_with_the_fix(zone):
+    from engage.config.types import check_timezone
+
+    with pytest.raises(ValueError, match="Fix: use an IANA zone name .* or a fixed offset"):
+        check_timezone(zone)

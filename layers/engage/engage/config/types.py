@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints, WithJsonSchema
 
@@ -42,13 +42,41 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones() - {"localtime", "posixrules", "Factory"})
 
 
+# A fixed offset, as a device reports a zone set by hand: Android "GMT+05:30", iOS "GMT+0530", also "UTC-3".
+_OFFSET = re.compile(r"^(?:GMT|UTC)([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def _offset_minutes(value: str) -> int | None:
+    match = _OFFSET.match(value)
+    if not match:
+        return None
+    hours, minutes = int(match.group(2)), int(match.group(3) or 0)
+    if hours > 14 or minutes >= 60:  # the Earth's offsets run from -12:00 to +14:00
+        return None
+    return (hours * 60 + minutes) * (-1 if match.group(1) == "-" else 1)
+
+
 def check_timezone(value: str) -> str:
-    """An IANA zone name such as 'Europe/Berlin'."""
-    if value not in _zone_names():
+    """An IANA zone name such as 'Europe/Berlin', or a fixed offset a device reports for a zone set by hand
+    ('GMT+05:30'), written 'UTC+05:30' (an offset of 0 is 'UTC')."""
+    if value in _zone_names():
+        return value
+    minutes = _offset_minutes(value)
+    if minutes is None:
         raise ValueError(
-            f"unknown time zone {value!r}. Fix: use an IANA zone name such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
+            f"unknown time zone {value!r}. Fix: use an IANA zone name such as 'UTC', 'Europe/Berlin' or "
+            "'America/New_York', or a fixed offset such as 'UTC+05:30'"
         )
-    return value
+    if minutes == 0:
+        return "UTC"
+    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+@lru_cache(maxsize=512)
+def tzinfo_of(name: str) -> tzinfo:
+    """The clock of a zone name check_timezone accepted: an IANA zone, or a fixed offset ('UTC+05:30')."""
+    minutes = _offset_minutes(name)
+    return timezone(timedelta(minutes=minutes)) if minutes is not None else ZoneInfo(name)
 
 
 def _check_local_time(value: str) -> str:

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..config.expressions import Scope, make_scope
 from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
-from ..config.types import format_duration
+from ..config.types import format_duration, tzinfo_of
 from .badges import apply_badges, retired_badge
 from .effects import EventContext, amount_of, credit, holds, move_level, user_scope
 from .leaderboards import update_boards
@@ -83,7 +82,7 @@ def apply_batch(
 
 def local_time(config: EngagementConfig, profile: Profile, moment: datetime) -> datetime:
     """`moment` on the user's wall clock (their zone, else the config's default zone)."""
-    return moment.astimezone(ZoneInfo(profile.timezone or config.default_timezone))
+    return moment.astimezone(tzinfo_of(profile.timezone or config.default_timezone))
 
 
 def period_key(per: str, local: datetime | date) -> str:

@@ -10,9 +10,9 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from ..config.schema import EngagementConfig, Leaderboard
+from ..config.types import tzinfo_of
 from .model import UserState
 
 _MAX_MS = 10**15 - 1  # beyond year 33000: room enough for "earlier ranks higher"
@@ -32,7 +32,7 @@ class BoardScore:
 
 def board_period(board: Leaderboard, moment: datetime, back: int = 0) -> str:
     """The board's period holding `moment` ('2026-W47', '2026-11-22', '2026-11', 'all'); `back` periods earlier."""
-    local = moment.astimezone(ZoneInfo(board.timezone))
+    local = moment.astimezone(tzinfo_of(board.timezone))
     if board.period == "all":
         return "all"
     if board.period == "day":

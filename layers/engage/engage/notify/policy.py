@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from ..config.schema import Caps, QuietHours
+from ..config.types import tzinfo_of
 
 DecisionAction = Literal["push", "inbox", "defer", "drop"]
 Reason = Literal[
@@ -115,7 +115,7 @@ class Decision:
 
 
 def _utc(moment: datetime) -> datetime:
-    # Aware datetimes sharing one ZoneInfo compare and subtract by wall time: do all arithmetic in UTC.
+    # Aware datetimes sharing one tzinfo compare and subtract by wall time: do all arithmetic in UTC.
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment!r} has no time zone. Fix: pass an aware datetime (e.g. tzinfo=UTC)")
     return moment.astimezone(UTC)
@@ -126,7 +126,7 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> datetime | None:
+def quiet_until(quiet: QuietHours | None, now: datetime, zone: tzinfo) -> datetime | None:
     """The end of the quiet window `now` is in (UTC), or None outside it (or without quiet hours).
 
     The window is read on the user's wall clock, so it follows DST; a window whose start is after its end
@@ -158,7 +158,7 @@ def quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> date
     return None
 
 
-def _usage(sent_at: Iterable[datetime], now: datetime, zone: ZoneInfo) -> Usage:
+def _usage(sent_at: Iterable[datetime], now: datetime, zone: tzinfo) -> Usage:
     day = now.astimezone(zone).date()
     week = day.isocalendar()[:2]
     today = this_week = 0
@@ -205,7 +205,7 @@ def _just_pushed(usage: Usage, now: datetime) -> tuple[Reason, str] | None:
 
 
 def _before_caps(
-    candidate: Candidate, prefs: UserPrefs, now: datetime, zone: ZoneInfo
+    candidate: Candidate, prefs: UserPrefs, now: datetime, zone: tzinfo
 ) -> tuple[DecisionAction, Reason, datetime | None, str] | None:
     """Rules 1–3, which depend on this candidate alone: choices, validity, quiet hours."""
     if candidate.category in prefs.opted_out:
@@ -247,7 +247,7 @@ def decide(
     the caller records each push in the history before the next decide() or release() for the same user.
     """
     now = _utc(now)
-    zone = ZoneInfo(prefs.timezone)
+    zone = tzinfo_of(prefs.timezone)
     limits = _limits(caps, prefs)
     inputs = Inputs(now, now.astimezone(zone), prefs.quiet_hours, limits, _usage(history.sent_at, now, zone))
     decisions: dict[int, Decision] = {}
@@ -316,7 +316,7 @@ def release_due(
     with whether it is still relevant: the expired and stale drop, the rest are decided as one batch, so
     at most one of them is pushed (the highest priority) exactly as when triggers fire at once."""
     now = _utc(now)
-    zone = ZoneInfo(prefs.timezone)
+    zone = tzinfo_of(prefs.timezone)
     inputs = Inputs(
         now, now.astimezone(zone), prefs.quiet_hours, _limits(caps, prefs), _usage(history.sent_at, now, zone)
     )
