@@ -956,5 +956,5 @@ def test_a_zone_set_by_hand_on_a_device_is_a_fixed_offset_not_a_refused_batch(re
 def test_offsets_no_place_has_are_refused_with_the_fix(zone):
     from engage.config.types import check_timezone
 
-    with pytest.raises(ValueError, match="Fix: use an IANA zone name .* or a fixed offset"):
+    with pytest.raises(ValueError, match=r"Fix: use an IANA zone name .* or a fixed offset"):
         check_timezone(zone)
