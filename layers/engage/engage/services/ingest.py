@@ -177,7 +177,7 @@ def _replays_of_applied(user_id: str, source: Source, results: list[EventResult]
     applied = applied_before(user_id, source, rejected)
     return [
         EventResult.duplicate(result.index, result.id)
-        if result.status == "rejected" and result.id in applied and result.id not in applied_now
+        if result.status == "rejected" and result.id in applied  # `applied` holds only ids in `rejected`
         else result
         for result in results
     ]
