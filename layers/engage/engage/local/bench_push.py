@@ -56,7 +56,11 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "three per-call costs of firebase-admin's client that FCM needs none of: a new google-auth `Request` (a "
             "`requests.Session`) per call, a deep copy of its retry settings per call, and the cookie jars of httpx "
             "and aiohttp (`engage.push.firebase.tune_for_throughput`; together about a quarter of the CPU per push "
-            "over aiohttp alone, measured on 2026-11-23). firebase-admin's own transport is httpx: over HTTP/1.1, "
+            "over aiohttp alone, measured on 2026-11-23). Once the App is built, `ready_to_send` freezes firebase-admin "
+            "and the libraries under it out of garbage collection, as each handler freezes its own imports at cold "
+            "start: each chunk of 500 pushes in flight allocates enough to start full collections, which walked all "
+            "of them again, an eighth of the rate (2,100–2,300/s before, measured on 2026-11-23). "
+            "firebase-admin's own transport is httpx: over HTTP/1.1, "
             "which the emulator speaks, nearly all of its CPU goes to httpcore's connection pool (with many requests "
             "queued it hands one idle connection to several at once and all but one retry, encode/httpcore#1110, and "
             "it closes idle connections once the pool holds more than 20, encode/httpcore#1000; both unfixed in "
@@ -67,12 +71,13 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "the 100 connections bound the pushes in flight (if a call to FCM takes 20–50 ms: 2,000–5,000/s). The "
             "emulator runs in its own process on the other core; a Node.js client with 1 to 100 keep-alive "
             "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers: "
-            "the sender's CPU is. Of its 0.4–0.5 ms per push (profiled on 2026-11-23), about a third goes to httpx's "
-            "request and response objects around the transport, about a third to aiohttp and the socket writes, a "
-            "tenth to building and encoding the message, the rest to the event loop and firebase-admin's auth and "
-            "retry wrappers. The sender also waits at each chunk's start (`send_each_async` encodes all 500 messages "
-            "before it sends one) and end (the last answers). On this machine single runs moved between about 1,800 "
-            "and 2,230/s on 2026-11-23 with its load (1,200–2,000/s before the three cuts), hence the median of three. "
+            "the sender's CPU is. Of its 0.32–0.35 ms per push (profiled on 2026-11-23), about a quarter goes to "
+            "aiohttp, a quarter to the event loop and the socket writes, a fifth to httpx's request and response "
+            "objects around the transport, a tenth to firebase-admin's auth and retry wrappers and the rest to "
+            "building and encoding the message. The sender also waits at each chunk's start (`send_each_async` "
+            "encodes all 500 messages before it sends one) and end (the last answers). On this machine single runs "
+            "moved between about 2,300 and 2,600/s on 2026-11-23 with its load, hence the median of three. "
+            "An event loop from `uvloop` saved about 4% of the CPU per push when tried, too little for a dependency. "
             "Web Push options ride only on pushes to browsers: on every push they cost about a tenth more CPU. "
             "`sniffio` is installed with the deliver "
             "function because without it httpcore retries a failed import on every request.",
@@ -99,7 +104,7 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
     """(pushes per second, sender CPU ms per push) sending `count` distinct pushes after a warm-up: with
     deliver's sender over aiohttp, with the same over firebase-admin's own httpx transport (`httpx`), or with
     firebase-admin's synchronous send_each (`threads`)."""
-    from ..push.firebase import close_connections, run, tune_for_throughput
+    from ..push.firebase import close_connections, ready_to_send, run
     from .fcm_emulator import fcm_app
 
     port = free_port()
@@ -114,7 +119,7 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
         emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
         app = fcm_app(f"http://127.0.0.1:{port}")
         if sender == "deliver":
-            tune_for_throughput(app)
+            app = ready_to_send(app)  # as deliver builds its App
         now = datetime.now(UTC)
 
         def batch(n: int, first: int) -> list[Push]:
