@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -379,6 +380,8 @@ def test_a_job_sent_but_not_recorded_as_done_fails_nothing_and_is_not_sent_again
 
     # Given an idempotency table that refuses to record the first job of a batch as done
     real, refused = deliver._idempotency, []
+    jobs = [DeliveryJob(message_id=str(ULID()), user_id=user, trigger="badge-earned", title="Hi", body=f"Job {n}",
+                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for n in range(3)]  # fmt: skip
 
     class Flaky:
         def __init__(self) -> None:
@@ -388,15 +391,13 @@ def test_a_job_sent_but_not_recorded_as_done_fails_nothing_and_is_not_sent_again
             return getattr(self.layer, name)
 
         def save_success(self, data: dict, result: dict) -> None:
-            if not refused:
+            if data["key"] == jobs[0].idempotency_key:  # (the done marks go out together, in no set order)
                 refused.append(data)
                 raise RuntimeError("DynamoDB said no")
             self.layer.save_success(data, result)
 
     monkeypatch.setattr(deliver, "_idempotency", Flaky)
     phone = Phone(stack, user).register()
-    jobs = [DeliveryJob(message_id=str(ULID()), user_id=user, trigger="badge-earned", title="Hi", body=f"Job {n}",
-                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for n in range(3)]  # fmt: skip
     records = [{"messageId": f"m-{n}", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
                 "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for n, job in enumerate(jobs)]  # fmt: skip
 
@@ -410,6 +411,58 @@ def test_a_job_sent_but_not_recorded_as_done_fails_nothing_and_is_not_sent_again
     assert first == {"batchItemFailures": []} and refused
     assert sorted(p["notification"]["body"] for p in phone.pushes()) == ["Job 0", "Job 1", "Job 2"]
     assert again["batchItemFailures"] == [{"itemIdentifier": "m-0-again"}]  # still claimed: left for later
+
+
+def test_a_batchs_claims_device_queries_and_done_marks_go_out_together_not_one_after_the_other(stack, monkeypatch):
+    """A batch of 500 jobs makes about 1,500 DynamoDB calls; one after the other, at a few ms each in AWS,
+    they took seconds."""
+    import threading
+
+    import engage.services.deliver as deliver
+    from engage.notify.jobs import DeliveryJob
+    from engage.store import devices
+
+    # Given DynamoDB calls that each take 100 ms, and four users with a job each
+    in_flight, most = Counter[str](), Counter[str]()
+    lock = threading.Lock()
+
+    def slow(kind: str, call: Callable[..., T]) -> Callable[..., T]:
+        def timed(*args: Any, **kwargs: Any) -> T:
+            with lock:
+                in_flight[kind] += 1
+                most[kind] = max(most[kind], in_flight[kind])
+            time.sleep(0.1)
+            try:
+                return call(*args, **kwargs)
+            finally:
+                with lock:
+                    in_flight[kind] -= 1
+
+        return timed
+
+    real = deliver._idempotency()
+
+    class Slow:
+        save_inprogress = staticmethod(slow("claim", real.save_inprogress))
+        save_success = staticmethod(slow("done", real.save_success))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    monkeypatch.setattr(deliver, "_idempotency", Slow)
+    monkeypatch.setattr(devices, "targets", slow("devices", devices.targets))
+    phones = [Phone(stack, f"together-{ULID()}").register() for _ in range(4)]
+    jobs = [DeliveryJob(message_id=str(ULID()), user_id=phone.user, trigger="badge-earned", title="Hi", body="Together",
+                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for phone in phones]  # fmt: skip
+    records = [{"messageId": f"m-{n}", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for n, job in enumerate(jobs)]  # fmt: skip
+
+    # When deliver handles the batch
+    assert _invoke(stack, "DeliverFunction", {"Records": records}) == {"batchItemFailures": []}
+
+    # Then each kind of call went out for all four at once, and every phone got its push
+    assert most == Counter(claim=4, devices=4, done=4)
+    assert all([p["notification"]["body"] for p in phone.pushes()] == ["Together"] for phone in phones)
 
 
 def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, user):

@@ -23,11 +23,17 @@ from ..settings import get_settings
 _settings = get_settings()
 
 
+# Connections each model's client keeps: deliver queries devices this many at a time (its DynamoDB calls wait
+# on the network, so they go out together; services/deliver.py).
+POOLED_CONNECTIONS = 16
+
+
 class _Meta:
     region = _settings.region
     connect_timeout_seconds = 2
     read_timeout_seconds = 5
     max_retry_attempts = 3
+    max_pool_connections = POOLED_CONNECTIONS
 
 
 @lru_cache(maxsize=1)
@@ -38,6 +44,7 @@ def connection() -> Connection:
         connect_timeout_seconds=_Meta.connect_timeout_seconds,
         read_timeout_seconds=_Meta.read_timeout_seconds,
         max_retry_attempts=_Meta.max_retry_attempts,
+        max_pool_connections=_Meta.max_pool_connections,
     )
 
 
