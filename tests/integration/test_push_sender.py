@@ -299,7 +299,7 @@ def test_the_app_deliver_builds_is_frozen_out_of_garbage_collection_with_the_lib
     # Given deliver pointed at the emulator, in a process whose heap was never frozen
     settings = type("Settings", (), {"fcm_endpoint": fcm.base_url})()
     monkeypatch.setattr(firebase, "get_settings", lambda: settings)
-    monkeypatch.setattr(firebase, "_emulator", None)
+    firebase.close_emulator_app()  # one an earlier test built (the next user builds its own again)
     gc.unfreeze()
     try:
         # When deliver builds its App

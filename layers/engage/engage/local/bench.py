@@ -34,7 +34,7 @@ from ..config.loader import parse_yaml
 from ..engine import Event, UserState, apply_batch
 from . import stack as local_stack
 from .bench_boards import leaderboard_costs
-from .bench_push import push_costs
+from .bench_push import handler_rate, push_costs
 from .dynamodb_local import PACKAGE, PACKAGE_VERSION, cache_root
 from .server import HandlerPool, LambdaContext, http_api_event
 
@@ -75,6 +75,8 @@ def run_benchmarks(console: Console) -> str:
         fifty, fifty_db = _ingest_times(ingest, route, events_per_request=50, requests=60)
         console.print("counting DynamoDB calls …")
         calls = _calls_per_request(ingest, route, running)
+        console.print("sending SQS batches of delivery jobs through the deliver handler …")
+        deliver_rate = handler_rate(HandlerPool(running.template.functions["DeliverFunction"]))
         console.print("seeding a leaderboard of 100,000 users and reading it …")
         boards = leaderboard_costs(users=100_000)
     finally:
@@ -89,7 +91,7 @@ def run_benchmarks(console: Console) -> str:
     handlers = sorted(path.parent.name for path in (REPO / "functions").glob("*/app.py"))
     imports = _cold_imports_ms((*handlers, "floor"), python)
     console.print("sending pushes to the FCM emulator, timing the notification policy …")
-    pushes = push_costs(REPO)
+    pushes = push_costs(REPO, deliver_rate)
     return (
         _report(put, get, transact, replayed, (one, one_db), (fifty, fifty_db), calls, rules_us, imports)
         + boards

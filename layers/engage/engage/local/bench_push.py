@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,9 +29,11 @@ TARGET_PUSHES_PER_SECOND = 2000
 DELIVER_RUNS = 3
 
 
-def push_costs(repo: Path, pushes: int = 5000) -> str:
-    """The report section: send rate to the emulator, and µs per fact for triggers and the policy."""
+def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000) -> str:
+    """The report section: send rate to the emulator, the whole deliver handler's rate (`handler`, from
+    `handler_rate`), and µs per fact for triggers and the policy."""
     runs = sorted(_in_own_process(pushes, "deliver") for _ in range(DELIVER_RUNS))
+    handled, handler_rate_, handler_ms = handler
     rate, client_ms = runs[len(runs) // 2]
     spread = f"{runs[0][0]:,.0f}–{runs[-1][0]:,.0f}"
     httpx_rate, httpx_ms = _in_own_process(pushes // 2, "httpx")
@@ -50,6 +56,16 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             f"{httpx_ms:.2f} |",
             f"| firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
             f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
+            f"| the whole `deliver` handler: SQS batches of 500 jobs to users with one device each (claim, device "
+            f"query, send, done mark), on DynamoDB Local | {handled:,} | {handler_rate_:,.0f} | {handler_ms:.2f} |",
+            "",
+            "The target is for the send, which is what the last row adds to the three DynamoDB calls per push that "
+            "make delivery exactly-once and current: a Powertools idempotency claim and its done mark per job, and "
+            "a query of the user's devices. On this machine those calls, not the send, bound the whole handler: "
+            "botocore, Powertools and PynamoDB spend about 1.2–1.5 ms of CPU on each (a bare boto3 PutItem about "
+            "0.75 ms), and DynamoDB Local shares the two cores. They go out 16 at a time, which halved their wall "
+            "time here when the CPU was not the limit and is what counts where each call waits on the network (a "
+            "batch of 500 jobs makes about 1,500 calls: one after the other, at a few ms each in AWS, seconds).",
             "",
             "`deliver` keeps firebase-admin's message building, authentication, timeout, retries and error mapping, "
             "puts aiohttp's HTTP/1.1 client (through `httpx-aiohttp`) under it, with up to 100 connections, and cuts "
@@ -69,14 +85,16 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "2026-11-22, more than a whole push over aiohttp. FCM serves HTTP/1.1 as well; firebase-admin's "
             "synchronous `send_each` uses it. HTTP/1.1 carries one request per connection at a time, so against FCM "
             "the 100 connections bound the pushes in flight (if a call to FCM takes 20–50 ms: 2,000–5,000/s). The "
-            "emulator runs in its own process on the other core; a Node.js client with 1 to 100 keep-alive "
-            "connections got 3,300–3,900 answers/s from it on 2026-11-23, so it is not what limits these numbers: "
-            "the sender's CPU is. Of its 0.32–0.35 ms per push (profiled on 2026-11-23), about a quarter goes to "
+            "emulator runs in its own process on the other core, on aiohttp's server: the sender kept 90–98% busy "
+            "against it on 2026-11-23, as against a bare Node.js server that checks nothing, so it is not what "
+            "limits these numbers: the sender's CPU is. (On http.server, a thread per connection, the emulator's "
+            "threads took turns at the GIL and answered in bursts: the sender waited a fifth of the time, and the "
+            "rate was 2,100–2,500/s.) Of its 0.32–0.35 ms per push (profiled on 2026-11-23), about a quarter goes to "
             "aiohttp, a quarter to the event loop and the socket writes, a fifth to httpx's request and response "
             "objects around the transport, a tenth to firebase-admin's auth and retry wrappers and the rest to "
             "building and encoding the message. The sender also waits at each chunk's start (`send_each_async` "
             "encodes all 500 messages before it sends one) and end (the last answers). On this machine single runs "
-            "moved between about 2,300 and 2,600/s on 2026-11-23 with its load, hence the median of three. "
+            "moved between about 2,450 and 3,150/s on 2026-11-23 with its load, hence the median of three. "
             "An event loop from `uvloop` saved about 4% of the CPU per push when tried, too little for a dependency. "
             "Web Push options ride only on pushes to browsers: on every push they cost about a tenth more CPU. "
             "`sniffio` is installed with the deliver "
@@ -89,6 +107,101 @@ def push_costs(repo: Path, pushes: int = 5000) -> str:
             "",
         ]
     )
+
+
+def handler_rate(deliver: Any, jobs: int = 2500, batch: int = 500) -> tuple[int, float, float]:
+    """(jobs timed, pushes per second, this process's CPU ms per push) of the whole deliver handler (`deliver`:
+    the local stack's HandlerPool of DeliverFunction) on the running stack's tables: SQS batches of `batch` jobs
+    to users with one device each, sending to an emulator in its own process. The first batch warms up."""
+    from ..push.firebase import close_emulator_app
+    from ..services import deliver as service
+    from ..store import devices
+    from .server import LambdaContext
+
+    now = datetime.now(UTC)
+    for i in range(jobs):
+        devices.register(
+            f"bench-deliver-{i}", "phone", f"bench-deliver-{i}:APA91b" + "x" * 140, "token", "android", now
+        )
+    records = [_job_record(i, now) for i in range(jobs)]
+    outcomes: Counter[str] = Counter()
+
+    async def counted(app: Any, pushes: list[Push], now: datetime) -> list[PushResult]:
+        results = await send_batch(app, pushes, now)
+        outcomes.update(result.outcome for result in results)
+        return results
+
+    with _emulator_process() as endpoint:
+        close_emulator_app()  # deliver builds its App for this emulator
+        previous = os.environ.get("FCM_ENDPOINT")
+        os.environ["FCM_ENDPOINT"] = endpoint
+        service.send_batch = counted  # type: ignore[assignment]  # to check every push went out
+        try:
+            deliver.invoke({"Records": records[:batch]}, LambdaContext("DeliverFunction", "bench-warm-up"))
+            started, cpu = time.perf_counter(), time.process_time()
+            for start in range(batch, jobs, batch):
+                answer = deliver.invoke(
+                    {"Records": records[start : start + batch]}, LambdaContext("DeliverFunction", f"bench-{start}")
+                )
+                if answer["batchItemFailures"]:
+                    raise RuntimeError(f"deliver handed back {len(answer['batchItemFailures'])} jobs")
+            elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            service.send_batch = send_batch  # type: ignore[assignment]
+            close_emulator_app()
+            if previous is None:
+                os.environ.pop("FCM_ENDPOINT", None)
+            else:
+                os.environ["FCM_ENDPOINT"] = previous
+    if outcomes != Counter(sent=jobs):
+        raise RuntimeError(f"deliver did not send every push: {dict(outcomes)}")
+    timed = jobs - batch
+    return timed, timed / elapsed, cpu_used / timed * 1000
+
+
+def _job_record(i: int, now: datetime) -> dict[str, Any]:
+    """The SQS record of the i-th bench delivery job, in Lambda's spelling."""
+    from ..notify.jobs import DeliveryJob
+
+    body = DeliveryJob(
+        message_id=f"01KAS5N3J1X5Q7Y0D6Z8D{i:05d}",
+        user_id=f"bench-deliver-{i}",
+        trigger="badge-earned",
+        title="New badge: First Step",
+        body="Nice work, Ada! You earned First Step.",
+        deep_link="fitquest://badges/first-workout",
+        valid_until=now + timedelta(hours=2),
+    ).model_dump_json()
+    return {
+        "messageId": f"bench-{i}",
+        "receiptHandle": f"bench-{i}",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:local:000000000000:bench",
+        "awsRegion": "local",
+    }
+
+
+@contextmanager
+def _emulator_process() -> Iterator[str]:
+    """The FCM emulator in a process of its own (on the other core), and its base URL."""
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "engage.local.fcm_emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert emulator.stdout is not None
+        emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
 
 
 def _in_own_process(count: int, sender: str) -> tuple[float, float]:
@@ -107,17 +220,8 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
     from ..push.firebase import close_connections, ready_to_send, run
     from .fcm_emulator import fcm_app
 
-    port = free_port()
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "engage.local.fcm_emulator", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        emulator.stdout.readline()  # "FCM emulator: POST …" once it listens
-        app = fcm_app(f"http://127.0.0.1:{port}")
+    with _emulator_process() as endpoint:
+        app = fcm_app(endpoint)
         if sender == "deliver":
             app = ready_to_send(app)  # as deliver builds its App
         now = datetime.now(UTC)
@@ -152,9 +256,6 @@ def pushes_per_second(count: int, sender: Literal["deliver", "httpx", "threads"]
         if sender == "deliver":
             run(close_connections(app))
         return count / elapsed, cpu_used / count * 1000
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
 
 
 def _send_each(app: Any, pushes: list[Push], now: datetime) -> list[PushResult]:
