@@ -413,16 +413,27 @@ def test_a_job_sent_but_not_recorded_as_done_fails_nothing_and_is_not_sent_again
     assert again["batchItemFailures"] == [{"itemIdentifier": "m-0-again"}]  # still claimed: left for later
 
 
+def _a_job_each(stack: Any, prefix: str, users: int, body: str) -> tuple[list[Phone], list[dict[str, Any]]]:
+    """New users with a registered phone each, and the SQS records of one delivery job for each of them."""
+    from engage.notify.jobs import DeliveryJob
+
+    phones = [Phone(stack, f"{prefix}-{ULID()}").register() for _ in range(users)]
+    jobs = [DeliveryJob(message_id=str(ULID()), user_id=phone.user, trigger="badge-earned", title="Hi", body=body,
+                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for phone in phones]  # fmt: skip
+    records = [{"messageId": f"m-{n}", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for n, job in enumerate(jobs)]  # fmt: skip
+    return phones, records
+
+
 def test_a_batchs_claims_device_queries_and_done_marks_go_out_together_not_one_after_the_other(stack, monkeypatch):
     """A batch of 500 jobs makes about 1,500 DynamoDB calls; one after the other, at a few ms each in AWS,
     they took seconds."""
     import threading
 
     import engage.services.deliver as deliver
-    from engage.notify.jobs import DeliveryJob
     from engage.store import devices
 
-    # Given DynamoDB calls that each take 100 ms, and four users with a job each
+    # Given DynamoDB calls that each take 100 ms, and five users with a job each
     in_flight, most = Counter[str](), Counter[str]()
     lock = threading.Lock()
 
@@ -451,18 +462,40 @@ def test_a_batchs_claims_device_queries_and_done_marks_go_out_together_not_one_a
 
     monkeypatch.setattr(deliver, "_idempotency", Slow)
     monkeypatch.setattr(devices, "targets", slow("devices", devices.targets))
-    phones = [Phone(stack, f"together-{ULID()}").register() for _ in range(4)]
-    jobs = [DeliveryJob(message_id=str(ULID()), user_id=phone.user, trigger="badge-earned", title="Hi", body="Together",
-                        valid_until=datetime.now(UTC) + timedelta(hours=1)) for phone in phones]  # fmt: skip
-    records = [{"messageId": f"m-{n}", "receiptHandle": "r", "body": job.model_dump_json(), "eventSource": "aws:sqs",
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}} for n, job in enumerate(jobs)]  # fmt: skip
+    phones, records = _a_job_each(stack, "together", 5, "Together")
 
     # When deliver handles the batch
     assert _invoke(stack, "DeliverFunction", {"Records": records}) == {"batchItemFailures": []}
 
-    # Then each kind of call went out for all four at once, and every phone got its push
+    # Then each kind of call went out for the first job alone (it builds the clients), then for the other four
+    # at once, and every phone got its push
     assert most == Counter(claim=4, devices=4, done=4)
     assert all([p["notification"]["body"] for p in phone.pushes()] == ["Together"] for phone in phones)
+
+
+def test_a_cold_deliver_builds_its_idempotency_client_once_not_once_per_worker(stack, monkeypatch):
+    import botocore.session
+
+    import engage.services.deliver as deliver
+
+    # Given a deliver whose idempotency layer (and its DynamoDB client) is not built yet, as at a cold start
+    deliver._idempotency.cache_clear()
+    built: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counted(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(service)
+        return create_client(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
+    phones, records = _a_job_each(stack, "cold", 8, "Cold")
+
+    # When its first batch is claimed by the workers together
+    assert _invoke(stack, "DeliverFunction", {"Records": records}) == {"batchItemFailures": []}
+
+    # Then the client was built once, by the first claim, before the workers started
+    assert built == ["dynamodb"]
+    assert all(len(phone.pushes()) == 1 for phone in phones)
 
 
 def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, user):
