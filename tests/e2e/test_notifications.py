@@ -467,9 +467,9 @@ def test_a_batchs_claims_device_queries_and_done_marks_go_out_together_not_one_a
     # When deliver handles the batch
     assert _invoke(stack, "DeliverFunction", {"Records": records}) == {"batchItemFailures": []}
 
-    # Then each kind of call went out for the first job alone (it builds the clients), then for the other four
-    # at once, and every phone got its push
-    assert most == Counter(claim=4, devices=4, done=4)
+    # Then the claims and device queries went out for the first job alone (it builds the clients), then for the
+    # other four at once; the done marks for all five (each as soon as its job is settled); every phone got its push
+    assert most == Counter(claim=4, devices=4, done=5)
     assert all([p["notification"]["body"] for p in phone.pushes()] == ["Together"] for phone in phones)
 
 
@@ -496,6 +496,26 @@ def test_a_cold_deliver_builds_its_idempotency_client_once_not_once_per_worker(s
     # Then the client was built once, by the first claim, before the workers started
     assert built == ["dynamodb"]
     assert all(len(phone.pushes()) == 1 for phone in phones)
+
+
+def test_what_deliver_workers_print_goes_to_the_function_log_like_the_handler_itself(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    import engage.services.deliver as deliver
+    from engage.local.server import _FunctionOutput
+
+    # Given the local stack's stdout, which sends what a running handler prints to its log file
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", _FunctionOutput(tmp_path / "functions.log", terminal))
+
+    # When a handler's work runs on deliver's workers and prints (a log line)
+    with _FunctionOutput.capturing():
+        deliver._together(lambda n: print(f"worker line {n}"), [0, 1, 2])
+
+    # Then every line is in the log, none on the console
+    assert sorted((tmp_path / "functions.log").read_text().splitlines()) == [f"worker line {n}" for n in range(3)]
+    assert terminal.getvalue() == ""
 
 
 def test_a_malformed_delivery_job_is_dead_lettered_with_the_field_named(stack, user):

@@ -325,3 +325,31 @@ def test_emulator_listens_on_loopback_only_and_stops() -> None:
     emulator.stop()
     with pytest.raises(RuntimeError):
         _ = emulator.base_url
+
+
+def test_a_connection_left_mid_request_does_not_hold_stop() -> None:
+    import socket
+    import threading
+
+    # Given a client that sent half a request and went quiet
+    emulator = FcmEmulator()
+    port = int(emulator.start().rsplit(":", 1)[1])
+    half = socket.create_connection(("127.0.0.1", port))
+    half.sendall(b"POST /v1/projects/p/messages:send HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    time.sleep(0.2)
+    try:
+        # When the emulator stops, it stops: no error, and its thread is gone
+        emulator.stop()
+        assert not [t for t in threading.enumerate() if t.name == "fcm-emulator"]
+    finally:
+        half.close()
+
+
+def test_a_port_in_use_is_refused_without_leaving_a_thread_behind() -> None:
+    import threading
+
+    with FcmEmulator() as first:
+        port = int(first.base_url.rsplit(":", 1)[1])
+        with pytest.raises(OSError):
+            FcmEmulator().start(port)
+        assert [t.name for t in threading.enumerate()].count("fcm-emulator") == 1  # the first one's only

@@ -59,9 +59,9 @@ def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000
             f"| the whole `deliver` handler: SQS batches of 500 jobs to users with one device each (claim, device "
             f"query, send, done mark), on DynamoDB Local | {handled:,} | {handler_rate_:,.0f} | {handler_ms:.2f} |",
             "",
-            "The target is for the send, which is what the last row adds to the three DynamoDB calls per push that "
-            "make delivery exactly-once and current: a Powertools idempotency claim and its done mark per job, and "
-            "a query of the user's devices. On this machine those calls, not the send, bound the whole handler: "
+            "The target is for the send. The whole handler (the last row) also makes three DynamoDB calls per push, "
+            "which keep delivery exactly-once and its devices current: a Powertools idempotency claim and its done "
+            "mark per job, and a query of the user's devices. On this machine those calls, not the send, bound the whole handler: "
             "botocore, Powertools and PynamoDB spend about 1.2–1.5 ms of CPU on each (a bare boto3 PutItem about "
             "0.75 ms), and DynamoDB Local shares the two cores. They go out 16 at a time, which halved their wall "
             "time here when the CPU was not the limit and is what counts where each call waits on the network (a "
@@ -89,7 +89,7 @@ def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000
             "against it on 2026-11-23, as against a bare Node.js server that checks nothing, so it is not what "
             "limits these numbers: the sender's CPU is. (On http.server, a thread per connection, the emulator's "
             "threads took turns at the GIL and answered in bursts: the sender waited a fifth of the time, and the "
-            "rate was 2,100–2,500/s.) Of its 0.32–0.35 ms per push (profiled on 2026-11-23), about a quarter goes to "
+            "rate was 1,700–2,500/s that day.) Of its 0.32–0.35 ms per push (profiled on 2026-11-23), about a quarter goes to "
             "aiohttp, a quarter to the event loop and the socket writes, a fifth to httpx's request and response "
             "objects around the transport, a tenth to firebase-admin's auth and retry wrappers and the rest to "
             "building and encoding the message. The sender also waits at each chunk's start (`send_each_async` "
@@ -115,6 +115,7 @@ def handler_rate(deliver: Any, jobs: int = 2500, batch: int = 500) -> tuple[int,
     to users with one device each, sending to an emulator in its own process. The first batch warms up."""
     from ..push.firebase import close_emulator_app
     from ..services import deliver as service
+    from ..settings import get_settings
     from ..store import devices
     from .server import LambdaContext
 
@@ -135,6 +136,7 @@ def handler_rate(deliver: Any, jobs: int = 2500, batch: int = 500) -> tuple[int,
         close_emulator_app()  # deliver builds its App for this emulator
         previous = os.environ.get("FCM_ENDPOINT")
         os.environ["FCM_ENDPOINT"] = endpoint
+        get_settings.cache_clear()  # deliver reads FCM_ENDPOINT through the cached settings
         service.send_batch = counted  # type: ignore[assignment]  # to check every push went out
         try:
             deliver.invoke({"Records": records[:batch]}, LambdaContext("DeliverFunction", "bench-warm-up"))
@@ -153,6 +155,7 @@ def handler_rate(deliver: Any, jobs: int = 2500, batch: int = 500) -> tuple[int,
                 os.environ.pop("FCM_ENDPOINT", None)
             else:
                 os.environ["FCM_ENDPOINT"] = previous
+            get_settings.cache_clear()
     if outcomes != Counter(sent=jobs):
         raise RuntimeError(f"deliver did not send every push: {dict(outcomes)}")
     timed = jobs - batch

@@ -549,14 +549,19 @@ class _Server:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fcm-emulator", daemon=True)
         self._thread.start()
-        self._runner, self.port = asyncio.run_coroutine_threadsafe(self._serve(port), self._loop).result(timeout=10)
+        try:
+            self._runner, self.port = asyncio.run_coroutine_threadsafe(self._serve(port), self._loop).result(timeout=10)
+        except BaseException:  # e.g. the port is taken: no thread left behind
+            self._end_loop()
+            raise
 
     async def _serve(self, port: int) -> tuple[Any, int]:
         from aiohttp import web
 
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", self._answer)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A connection left mid-request must not hold stop() (aiohttp waits up to 60 s by default).
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port, backlog=512)  # send_each opens up to 500 connections at once
         await site.start()
@@ -592,10 +597,16 @@ class _Server:
     def stop(self) -> None:
         import asyncio
 
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        try:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        finally:
+            self._end_loop()
+
+    def _end_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
-        self._loop.close()
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 # firebase-admin seam ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,11 +64,11 @@ class LambdaContext:
 class _FunctionOutput(io.TextIOBase):
     """Where handlers' stdout goes, like Lambda sends it to CloudWatch: to a log file, not to the caller.
 
-    Installed once as sys.stdout; writes from a thread that is running a handler go to the log file, every
-    other write goes to the real stdout (the demo's own output, the CLI).
+    Installed once as sys.stdout; writes made while a handler runs go to the log file (from its thread, or from
+    workers it runs in its context), every other write goes to the real stdout (the demo's own output, the CLI).
     """
 
-    _active = threading.local()
+    _active: ContextVar[bool] = ContextVar("engage_local_function_output", default=False)
 
     def __init__(self, log_path: Path, terminal: TextIO) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,14 +83,14 @@ class _FunctionOutput(io.TextIOBase):
     @classmethod
     @contextmanager
     def capturing(cls) -> Iterator[None]:
-        cls._active.on = True
+        token = cls._active.set(True)
         try:
             yield
         finally:
-            cls._active.on = False
+            cls._active.reset(token)
 
     def write(self, text: str) -> int:
-        target = self._log if getattr(self._active, "on", False) else self._terminal
+        target = self._log if self._active.get() else self._terminal
         return target.write(text)
 
     def flush(self) -> None:

@@ -14,14 +14,15 @@ Exactly once, as far as FCM allows:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -32,6 +33,7 @@ from ..store import devices, inbox, queues
 from ..store.models import POOLED_CONNECTIONS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Attempts a job gets (FCM said "later", or the function failed midway) before it is dead-lettered with the
 # reason. They are re-queued jobs, not SQS receives: the queue's maxReceiveCount (template.yaml: 5) stays
@@ -100,7 +102,7 @@ def deliver(
     answers: dict[int, list[tuple[devices.Target, PushResult]]] = {id(job): [] for _, job in claimed}
     for (owner, target), result in zip(owners, results, strict=True):
         answers[id(owner)].append((target, result))
-    settled: list[DeliveryJob] = []
+    marked: list[Future[None]] = []
     for message, job in claimed:
         try:
             _settle(job, answers[id(job)], report, now)
@@ -109,8 +111,9 @@ def deliver(
             _release_claim(job, exc)
             report.retry_records.add(message.record_id)
             continue
-        settled.append(job)
-    _together(lambda job: _mark_done(job, {"done": True}), settled)
+        marked.append(_soon(_mark_done, job, {"done": True}))  # as soon as it is settled, while the next settles
+    for mark in marked:
+        mark.result()
     return report
 
 
@@ -123,7 +126,15 @@ def _together(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     first use are then built once, not by every worker at once (a cold start's first batch built 17)."""
     if not items:
         return []
-    return [work(items[0]), *_workers().map(work, items[1:])]
+    first = work(items[0])
+    rest = [_soon(work, item) for item in items[1:]]
+    return [first, *(future.result() for future in rest)]
+
+
+def _soon(work: Callable[..., T], *args: Any) -> Future[T]:
+    """work(*args) on a worker, in a copy of this thread's context, as if called here (context variables: the
+    local stack's log capture)."""
+    return _workers().submit(contextvars.copy_context().run, work, *args)
 
 
 @lru_cache(maxsize=1)
