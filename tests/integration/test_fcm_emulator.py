@@ -329,9 +329,9 @@ def test_emulator_listens_on_loopback_only_and_stops() -> None:
 
 def test_a_connection_left_mid_request_does_not_hold_stop() -> None:
     import socket
-    import threading
 
     # Given a client that sent half a request and went quiet
+    others = _emulator_threads()  # e.g. a local stack's
     emulator = FcmEmulator()
     port = int(emulator.start().rsplit(":", 1)[1])
     half = socket.create_connection(("127.0.0.1", port))
@@ -340,16 +340,21 @@ def test_a_connection_left_mid_request_does_not_hold_stop() -> None:
     try:
         # When the emulator stops, it stops: no error, and its thread is gone
         emulator.stop()
-        assert not [t for t in threading.enumerate() if t.name == "fcm-emulator"]
+        assert _emulator_threads() == others
     finally:
         half.close()
 
 
 def test_a_port_in_use_is_refused_without_leaving_a_thread_behind() -> None:
-    import threading
-
     with FcmEmulator() as first:
         port = int(first.base_url.rsplit(":", 1)[1])
+        running = _emulator_threads()
         with pytest.raises(OSError):
             FcmEmulator().start(port)
-        assert [t.name for t in threading.enumerate()].count("fcm-emulator") == 1  # the first one's only
+        assert _emulator_threads() == running
+
+
+def _emulator_threads() -> set[int]:
+    import threading
+
+    return {id(thread) for thread in threading.enumerate() if thread.name == "fcm-emulator"}
