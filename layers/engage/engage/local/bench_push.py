@@ -33,7 +33,7 @@ def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000
     """The report section: send rate to the emulator, the whole deliver handler's rate (`handler`, from
     `handler_rate`), and µs per fact for triggers and the policy."""
     runs = sorted(_in_own_process(pushes, "deliver") for _ in range(DELIVER_RUNS))
-    handled, handler_rate_, handler_ms = handler
+    handled, whole_rate, whole_ms = handler
     rate, client_ms = runs[len(runs) // 2]
     spread = f"{runs[0][0]:,.0f}–{runs[-1][0]:,.0f}"
     httpx_rate, httpx_ms = _in_own_process(pushes // 2, "httpx")
@@ -57,7 +57,7 @@ def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000
             f"| firebase-admin `send_each` (a thread per message, chunks of 500) | {pushes // 2:,} "
             f"| {sync_rate:,.0f} | {sync_ms:.2f} |",
             f"| the whole `deliver` handler: SQS batches of 500 jobs to users with one device each (claim, device "
-            f"query, send, done mark), on DynamoDB Local | {handled:,} | {handler_rate_:,.0f} | {handler_ms:.2f} |",
+            f"query, send, done mark), on DynamoDB Local | {handled:,} | {whole_rate:,.0f} | {whole_ms:.2f} |",
             "",
             "The target is for the send. The whole handler (the last row) also makes three DynamoDB calls per push, "
             "which keep delivery exactly-once and its devices current: a Powertools idempotency claim and its done "
@@ -94,7 +94,7 @@ def push_costs(repo: Path, handler: tuple[int, float, float], pushes: int = 5000
             "objects around the transport, a tenth to firebase-admin's auth and retry wrappers and the rest to "
             "building and encoding the message. The sender also waits at each chunk's start (`send_each_async` "
             "encodes all 500 messages before it sends one) and end (the last answers). On this machine single runs "
-            "moved between about 2,450 and 3,150/s on 2026-11-23 with its load, hence the median of three. "
+            "moved between about 2,300 and 3,150/s on 2026-11-23 with its load, hence the median of three. "
             "An event loop from `uvloop` saved about 4% of the CPU per push when tried, too little for a dependency. "
             "Web Push options ride only on pushes to browsers: on every push they cost about a tenth more CPU. "
             "`sniffio` is installed with the deliver "
