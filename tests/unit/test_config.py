@@ -378,8 +378,30 @@ def test_report_shows_line_path_and_message(fitquest_text):
     line = line_of(text, "limt:")
     assert str(caught.value).splitlines() == [
         "fitquest.yaml: 1 problem(s)",
-        f"  line {line}, rules[0].limt: unknown field 'limt'. Fix: remove it or check its spelling",
+        f"  line {line}, rules[0].limt: unknown field 'limt'. Fix: did you mean 'limit'?",
     ]
+
+
+def test_an_unknown_field_like_no_other_is_to_be_removed(fitquest_text):
+    text = edit(fitquest_text, "limit: {per: day, max: 5}", "bonus: {per: day, max: 5}")
+    [issue] = issues_of_text(text)
+    assert issue.message == "unknown field 'bonus'. Fix: remove it or check its spelling"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "meant"),
+    [
+        ("  - id: workout-xp\n    on:", "  - id: workout-xp\n    On:", "rules[0].On", "on"),  # not also "on is missing"
+        ("collapse_key", "colapse_key", None, "collapse_key"),
+        ("quiet_hours:", "quiet_hour:", "notifications.defaults.quiet_hour", "quiet_hours"),
+    ],
+    ids=["wrong-case-of-a-required-field", "misspelled-optional-field", "misspelled-optional-section"],
+)
+def test_a_misspelled_optional_field_names_the_field_meant(fitquest_text, old, new, where, meant):
+    # An optional field is never "missing": before, the typo was only "remove it", and following that lost the limit
+    [issue] = issues_of_text(edit(fitquest_text, old, new))
+    assert issue.message.endswith(f"Fix: did you mean {meant!r}?")
+    assert where is None or issue.where == where
 
 
 def test_a_misspelled_required_field_is_one_problem_that_names_the_field_meant(fitquest_text):
@@ -958,3 +980,203 @@ def test_offsets_no_place_has_are_refused_with_the_fix(zone):
 
     with pytest.raises(ValueError, match=r"Fix: use an IANA zone name .* or a fixed offset"):
         check_timezone(zone)
+
+
+# ---------------------------------------------------------------- mistakes found by trying them (2026-11-23)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "where", "says"),
+    [
+        ("{type: integer, min: 1, max: .nan}", "max", ".nan is not a finite number"),
+        ("{type: integer, min: -.inf, max: 600}", "min", "-.inf is not a finite number"),
+        ("{type: integer, min: 1, max: 1.0e+30}", "max", "1e+30 is outside the 64-bit range"),
+    ],
+    ids=["nan", "minus-infinity", "past-64-bits"],
+)
+def test_a_bound_no_event_value_can_be_checked_against_is_refused_on_its_own_line(fitquest_text, bounds, where, says):
+    # Before: .nan and .inf crashed `config validate` with a traceback; a bound past 64 bits blamed the rule
+    # multiplying the property ("mixes types")
+    text = edit(fitquest_text, "minutes: {type: integer, min: 1, max: 600}", f"minutes: {bounds}")
+    [issue] = issues_of_text(text)
+    assert issue.where == f"events.workout_completed.properties.minutes.{where}"
+    assert says in issue.message and "Fix:" in issue.message
+    assert issue.line == line_of(text, "minutes: {type:")
+
+
+def test_an_infinite_bound_of_a_number_property_is_refused(fitquest_text):
+    # Before: it passed, and `max: .nan` checked nothing at all
+    [issue] = issues_of_text(
+        edit(fitquest_text, "amount: {type: number, min: 0}", "amount: {type: number, min: 0, max: .inf}")
+    )
+    assert issue.where == "events.purchase_completed.properties.amount.max"
+    assert ".inf is not a finite number" in issue.message
+
+
+def test_integer_enum_values_past_64_bits_are_refused(fitquest_text):
+    text = edit(
+        fitquest_text,
+        "minutes: {type: integer, min: 1, max: 600}",
+        "minutes: {type: integer, enum: [1, 99999999999999999999]}",
+    )
+    [issue] = issues_of_text(text)
+    assert issue.where == "events.workout_completed.properties.minutes.enum"
+    assert "1e+20 are outside the 64-bit range" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("enum", "says"),
+    [
+        ("[run, ride, yoga, true]", "enum value true is true/false"),
+        ("[run, {a: 1}]", "enum value {'a': 1} is not text or a number"),
+    ],
+    ids=["a-boolean", "a-mapping"],
+)
+def test_an_enum_value_of_no_property_type_is_one_problem_saying_what_it_is(fitquest_text, enum, says):
+    # Before: `true` was read as 1 ("enum values [1] are not of type string"), a mapping gave three problems
+    text = edit(fitquest_text, "enum: [run, ride, yoga, strength]", f"enum: {enum}")
+    [issue] = issues_of_text(text)
+    assert issue.where.startswith("events.workout_completed.properties.kind.enum[")
+    assert says in issue.message and "Fix:" in issue.message
+
+
+def test_a_published_config_with_a_boolean_in_an_integer_enum_still_loads(fitquest):
+    # Published before the enum check: the Lambdas keep loading it as they did (true as 1)
+    data = fitquest.model_dump(mode="json", by_alias=True)
+    data["events"]["workout_completed"]["properties"]["minutes"] = {"type": "integer", "enum": [1, True]}
+    config = validate_config_data(data, published=True)
+    assert config.events["workout_completed"].properties["minutes"].enum == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "says"),
+    [
+        (
+            'quiet_hours: {start: "21:30", end: "08:00"}',
+            'quiet_hours: "22:00-07:00"',
+            "notifications.defaults.quiet_hours",
+            "expected a mapping of start, end, not '22:00-07:00'. Fix: write it as key: value lines, e.g. "
+            "{start: …, end: …}",
+        ),
+        (
+            "xp: {name: Experience}",
+            "xp: Experience",
+            "currencies.xp",
+            "expected a mapping of name (optional: description), not 'Experience'",
+        ),
+    ],
+    ids=["quiet-hours-as-a-range", "currency-as-its-name"],
+)
+def test_text_where_a_section_belongs_names_the_keys_it_takes(fitquest_text, old, new, where, says):
+    [issue] = issues_of_text(edit(fitquest_text, old, new))
+    assert issue.where == where
+    assert says in issue.message
+    assert "instance of" not in issue.message  # pydantic's class names mean nothing to a product owner
+
+
+def test_a_file_that_is_a_list_is_told_what_a_config_looks_like():
+    [issue] = issues_of_text("- app: fitquest\n")
+    assert issue.message.startswith("the file must be a mapping of sections (app:, events:, currencies:, …)")
+    assert "EngagementConfig" not in issue.message
+
+
+def test_too_many_boards_are_counted_not_listed(fitquest_text):
+    board = fitquest_text[fitquest_text.index("  - id: weekly-xp") : fitquest_text.index("notifications:")]
+    boards = "".join(board.replace("id: weekly-xp", f"id: board-{n}") for n in range(21))
+    [issue] = issues_of_text(
+        fitquest_text.replace(board, boards).replace("leaderboard: weekly-xp", "leaderboard: board-0")
+    )
+    assert issue.where == "leaderboards"
+    assert "at most 20 items" in issue.message and "not 21" in issue.message
+    assert len(issue.message) < 200, issue.message  # before: every board dumped as Python dicts (1,884 characters)
+
+
+@pytest.mark.parametrize(
+    ("award", "says"),
+    [
+        ("{xp: true}", "award amount true is true/false"),
+        ("{xp: }", "expected a CEL expression, got nothing"),
+        ("{xp: 0}", "award amount 0 pays nothing"),
+    ],
+    ids=["true", "empty", "zero"],
+)
+def test_an_award_that_is_no_amount_says_so_as_written(fitquest_text, award, says):
+    [issue] = issues_of_text(edit(fitquest_text, "award: {xp: 5}", f"award: {award}"))
+    assert issue.where == "rules[1].award.xp"
+    assert says in issue.message and "Fix:" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "says"),
+    [
+        ("description: !!binary aGVsbG8=", "events.app_opened.description", "a YAML !!binary value"),
+        ("description: !!timestamp 2026-01-01", "events.app_opened.description", "a YAML !!timestamp value"),
+        ("properties: !!set {a, b}", "events.app_opened.properties", "a YAML !!set value"),
+    ],
+    ids=["binary", "timestamp", "set"],
+)
+def test_yaml_values_json_cannot_hold_are_refused_before_publishing(fitquest_text, line, where, says):
+    # Before: `config validate` passed them and `config publish` crashed ("bytes is not JSON serializable")
+    text = edit(
+        fitquest_text, "  app_opened:\n    source: client\n", f"  app_opened:\n    source: client\n    {line}\n"
+    )
+    [issue] = issues_of_text(text)
+    assert issue.where == where and says in issue.message and "Fix:" in issue.message
+    assert issue.line == line_of(text, line)
+
+
+@pytest.mark.parametrize("key", ["1", "~", "true"])
+def test_a_key_that_yaml_reads_as_no_text_is_refused_with_its_line(fitquest_text, key):
+    # Before: `~:` under currencies was reported at "currencies.None", `1:` at "currencies[1]"
+    text = edit(fitquest_text, "  coins: {name: Coins}\n", f"  coins: {{name: Coins}}\n  {key}: {{name: Gems}}\n")
+    [issue] = issues_of_text(text)
+    assert issue.message == f"the key {key} is not text. Fix: quote it ('{key}')"
+    assert issue.line == line_of(text, f"  {key}: {{name: Gems}}")
+
+
+def test_a_tab_is_told_to_be_spaces(fitquest_text):
+    [issue] = issues_of_text(edit(fitquest_text, "app: fitquest\n", "app: fitquest\n\tdebug: true\n"))
+    assert issue.message.endswith("Fix: indent with spaces; YAML does not allow tabs there")
+
+
+def test_a_config_too_big_for_its_config_table_item_is_refused_at_validation(fitquest_text):
+    # Before: it validated, and `config publish` failed with DynamoDB's item-size error and a fix about permissions
+    data, _ = parse_yaml(fitquest_text, "engagement.yaml")
+    data["rules"] += [
+        {"id": f"r{n}", "on": "app_opened", "award": {"xp": 1}, "when": f"user.level >= {n}"} for n in range(3000)
+    ]
+    [issue] = issues_of_data(data)
+    assert "KB as stored; at most 160 KB fit" in issue.message and "Fix:" in issue.message
+
+
+def test_a_file_too_big_to_publish_is_refused_before_it_is_parsed(fitquest_text):
+    [issue] = issues_of_text(fitquest_text + "#" * 200_000 + "\n")
+    assert "at most 200 KB can be published" in issue.message
+
+
+def test_locale_keys_that_are_one_tag_are_refused(fitquest_text):
+    # Tags are matched without case: DE and de hid one another, silently
+    text = edit(
+        fitquest_text, "      locales:\n        de:\n", "      locales:\n        DE: {title: Hallo}\n        de:\n"
+    )
+    [issue] = issues_of_text(text)
+    assert issue.where == "notifications.triggers[0].locales.de"
+    assert "is the same language tag as 'DE'" in issue.message and "Fix:" in issue.message
+
+
+def test_a_daily_cap_above_the_weekly_cap_is_refused(fitquest_text):
+    [issue] = issues_of_text(edit(fitquest_text, "caps: {per_day: 2, per_week: 6,", "caps: {per_day: 10, per_week: 6,"))
+    assert issue.where == "notifications.defaults.caps.per_day"
+    assert "per_day 10 is more than per_week 6" in issue.message
+
+
+def test_an_unknown_trigger_fact_is_one_problem(fitquest_text):
+    # Before: its `when` and every placeholder were reported too, each saying "use one of user"
+    [issue] = issues_of_text(edit(fitquest_text, "on: badge_awarded", "on: badge_earned"))
+    assert issue.where == "notifications.triggers[0].on"
+    assert "unknown fact type 'badge_earned'" in issue.message
+
+
+def test_min_above_max_is_shown_as_written(fitquest_text):
+    [issue] = issues_of_text(edit(fitquest_text, "min: 1, max: 600", "min: 600, max: 1"))
+    assert "min 600 is greater than max 1. Fix: swap them" in issue.message

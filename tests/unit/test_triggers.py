@@ -215,3 +215,29 @@ def test_a_board_replay_handles_the_score_changes_boards_would_and_goes_on_past_
 
     assert handed == ["broken", "ada"] and (replayed.rows, replayed.rank_lost) == (2, 2)
     assert problems == ["score change 3: a bug, say"]  # the batch stays in the queue for the next replay
+
+
+def test_a_streak_fact_trigger_naming_a_streak_fires_only_for_that_streaks_facts(fitquest_text: str) -> None:
+    # Before: `streak:` only put a streak in scope, so a weekly streak's milestone fired the daily streak's trigger
+    # and its texts spoke of the daily streak
+    from engage.config import parse_config_text
+
+    weekly = "  - id: weekly-yoga\n    name: Weekly yoga\n    on: workout_completed\n    period: week\n"
+    trigger = (
+        "    - id: daily-milestone\n      on: streak_milestone\n      streak: daily-workout\n"
+        "      category: progress\n      valid_for: 2h\n"
+        '      template: {title: "{streak.name}: {fact.length} in a row", body: "Keep going"}\n'
+    )
+    text = fitquest_text.replace("\nquests:\n", f"{weekly}\nquests:\n").replace(
+        "  triggers:\n", f"  triggers:\n{trigger}"
+    )
+    config = parse_config_text(text)
+
+    def milestone(streak: str) -> FactSeen:
+        fact = {"type": "streak_milestone", "event_id": "e1", "streak": streak, "period": 1, "length": 3}
+        return FactSeen(f"evt#client#e1#{streak}", AT, fact)
+
+    fired = prepare(config, user(), [milestone("weekly-yoga"), milestone("daily-workout")], AT)
+
+    assert [(m.trigger.id, m.fact.fact["streak"]) for m in fired] == [("daily-milestone", "daily-workout")]
+    assert fired[0].rendered.title == "Daily workout: 3 in a row"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
@@ -20,8 +21,11 @@ from .schema import (
     PropertySpec,
     Trigger,
     fits_type,
+    yaml_number,
 )
 from .types import PROPERTY_NAME, format_duration
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what CEL's integers and the API's integer properties hold
 
 # What each kind of expression can read (see docs/config.md).
 EVENT_SCOPE = {"event", "local", "user"}  # rules, and the event filters of badges, streaks and quests
@@ -112,10 +116,18 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
     assert cfg.notifications is not None
     streaks = {s.id for s in cfg.streaks}
     boards = {b.id for b in cfg.leaderboards}
+    caps = cfg.notifications.defaults.caps
+    if caps.per_day is not None and caps.per_week is not None and caps.per_day > caps.per_week:
+        yield Issue(
+            ("notifications", "defaults", "caps", "per_day"),
+            f"per_day {caps.per_day} is more than per_week {caps.per_week}, so it can never be reached. "
+            "Fix: lower per_day or raise per_week",
+        )
     yield from _duplicates(("notifications", "triggers"), [t.id for t in cfg.notifications.triggers])
     for i, trigger in enumerate(cfg.notifications.triggers):
         at = ("notifications", "triggers", i)
-        if trigger.on not in FACT_TYPES:
+        known_fact = trigger.on in FACT_TYPES
+        if not known_fact:
             yield Issue((*at, "on"), f"unknown fact type {trigger.on!r}. Fix: use one of {_choices(FACT_TYPES)}")
         if trigger.category not in cfg.notifications.categories:
             yield Issue(
@@ -142,11 +154,29 @@ def _notifications(cfg: EngagementConfig) -> Iterator[Issue]:
                 f"leaderboard limits a trigger to one board's facts, and {trigger.on} facts name no board, so it "
                 f"would never fire. Fix: remove leaderboard, or use on: {_choices(BOARD_TRIGGERS)}",
             )
+        yield from _duplicates((*at, "actions"), [action.id for action in trigger.actions])
+        yield from _locale_collisions((*at, "locales"), trigger)
+        if not known_fact:  # what `when` and the texts may read follows from the fact: checking them would only echo
+            continue
         if trigger.when is not None:
             yield from _trigger_condition(cfg, (*at, "when"), trigger)
-        yield from _duplicates((*at, "actions"), [action.id for action in trigger.actions])
         for where, problem in template_problems(trigger):  # a missing placeholder fails here, not at send time
             yield Issue((*at, *where), problem)
+
+
+def _locale_collisions(path: tuple, trigger: Trigger) -> Iterator[Issue]:
+    """Locale keys are matched without case, and `_` as `-`: two that differ only so would hide one another."""
+    from ..notify.templates import normalise_locale
+
+    seen: dict[str, str] = {}
+    for locale in trigger.locales:
+        first = seen.setdefault(normalise_locale(locale), locale)
+        if first != locale:
+            yield Issue(
+                (*path, locale),
+                f"{locale!r} is the same language tag as {first!r} (tags ignore case, and _ is read as -), so one "
+                "would hide the other. Fix: merge them under one key",
+            )
 
 
 # `leaderboard:` filters the facts that name a board, and puts the board in scope of a schedule trigger.
@@ -192,6 +222,8 @@ def _award(cfg: EngagementConfig, path: tuple, award: dict, scope: set[str], eve
             yield Issue(
                 (*path, currency), f"award amount {amount} is more than one award may pay. Fix: at most {MAX_AWARD:,}"
             )
+        elif amount == 0:  # as for a constant expression: an award that pays nothing is a mistake
+            yield Issue((*path, currency), "award amount 0 pays nothing. Fix: write 1 or more, or remove this currency")
 
 
 def _constant_amount(path: tuple, amount: Expr) -> Iterator[Issue]:
@@ -221,6 +253,8 @@ def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
                     f"{bound} bounds numbers; a {prop.type} property is not checked against it. Fix: remove it"
                     + (" (a string's allowed values go in enum)" if prop.type == "string" else ""),
                 )
+    if prop.type in ("integer", "number"):
+        yield from _numeric_bounds(path, prop)
     if prop.enum is None:
         return
     if prop.type == "boolean" or not prop.enum:  # an enum no value can match rejects every event that has it
@@ -233,6 +267,30 @@ def _property(path: tuple, name: str, prop: PropertySpec) -> Iterator[Issue]:
         yield Issue(
             (*path, "enum"), f"enum values {wrong} are not of type {prop.type}. Fix: write them as {prop.type}s"
         )
+
+
+def _numeric_bounds(path: tuple, prop: PropertySpec) -> Iterator[Issue]:
+    """Bounds an event's value can be checked against: finite, and for an integer within the 64 bits events carry."""
+    for bound in ("min", "max"):
+        value = getattr(prop, bound)
+        if value is not None and not math.isfinite(value):  # .nan would check nothing, .inf bounds nothing
+            yield Issue(
+                (*path, bound), f"{yaml_number(value)} is not a finite number. Fix: write a number, or leave it out"
+            )
+        elif value is not None and prop.type == "integer" and not INT64_MIN <= value <= INT64_MAX:
+            yield Issue(
+                (*path, bound),
+                f"{value:g} is outside the 64-bit range an integer property's values have. "
+                f"Fix: leave it out, or use a value from {INT64_MIN} to {INT64_MAX}",
+            )
+    if prop.type == "integer":
+        outside = [v for v in prop.enum or [] if isinstance(v, int | float) and not INT64_MIN <= v <= INT64_MAX]
+        if outside:
+            yield Issue(
+                (*path, "enum"),
+                f"enum values {', '.join(f'{v:g}' for v in outside)} are outside the 64-bit range an integer "
+                "property's values have. Fix: remove them",
+            )
 
 
 def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterator[Issue]:
@@ -535,5 +593,8 @@ def _sample_values(spec: PropertySpec) -> list[object]:
     if spec.type == "string":
         return [value for value in fitting if isinstance(value, str)] or ["text"]
     bounds = [spec.min if spec.min is not None else 1, *([spec.max] if spec.max is not None else [])]
-    convert = int if spec.type == "integer" else float
-    return list(dict.fromkeys(convert(value) for value in fitting or bounds))
+    bounds = [bound for bound in bounds if math.isfinite(bound)] or [1]  # a non-finite bound is reported apart
+    if spec.type == "number":
+        return list(dict.fromkeys(float(value) for value in fitting or bounds))
+    # Out-of-range bounds are reported apart; an event's integer never leaves the 64 bits.
+    return list(dict.fromkeys(min(max(int(value), INT64_MIN), INT64_MAX) for value in fitting or bounds))

@@ -96,7 +96,8 @@ def compile_expression(value: Any) -> Expr:
         return value
     if not isinstance(value, str) or not value.strip():
         raise ValueError(
-            f'expected a CEL expression, got {value!r}. Fix: write the expression as text, e.g. "event.minutes * 2"'
+            f"expected a CEL expression, got {'nothing' if value is None else repr(value)[:100]}. "
+            'Fix: write the expression as text, e.g. "event.minutes * 2"'
         )
     try:
         return Expr(value, cel.compile(value))

@@ -7,18 +7,25 @@ Problems are reported together, each with its YAML path, line and fix: first eve
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .issues import Issue, format_path
-from .schema import EngagementConfig
+from .schema import EngagementConfig, yaml_number
 from .types import PATTERN_FIXES, format_duration
 
 LineMap = dict[tuple[str | int, ...], int]
+# A published version is one DynamoDB item (at most 400 KB) holding the file's text and its JSON form: a real
+# app's config is a few KB (FitQuest's is 5).
+MAX_FILE_BYTES = 200_000
+MAX_DOCUMENT_BYTES = 160_000
 
 
 class ConfigInvalid(ValueError):
@@ -69,13 +76,20 @@ def validate_config_data(
     """
     lines = lines or {}
     try:
-        config = EngagementConfig.model_validate(data)
+        config = EngagementConfig.model_validate(data, context={"published": published})
     except ValidationError as exc:
         raise ConfigInvalid(
             [_issue_from_error(err, lines) for err in _pair_misspellings(exc.errors())], source
         ) from None
     if published:
         return config
+    size = len(json.dumps(data, separators=(",", ":")).encode())
+    if size > MAX_DOCUMENT_BYTES:
+        message = (
+            f"the config is {size // 1000:,} KB as stored; at most {MAX_DOCUMENT_BYTES // 1000} KB fit in the config "
+            "table's item beside the file's text. Fix: remove rules, badges or texts you do not use"
+        )
+        raise ConfigInvalid([Issue((), message, None)], source)
     from .checks import check_references  # publishing only: the Lambdas never import the checks
 
     problems = [Issue(i.path, i.message, _line_of(i.path, lines)) for i in check_references(config)]
@@ -88,6 +102,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
     """Parse with YAML 1.2's booleans, times and dates (`on:` is a key, not True; 21:30 and 2026-01-01 are text),
     plus the line of every path."""
     import yaml
+
+    if len(text.encode()) > MAX_FILE_BYTES:
+        message = (
+            f"the file is {len(text.encode()) // 1000:,} KB; at most {MAX_FILE_BYTES // 1000} KB can be published (it "
+            "is stored whole, in one DynamoDB item). Fix: remove long comments and what you do not use"
+        )
+        raise ConfigInvalid([Issue((), message, None)], source)
 
     class Loader(yaml.SafeLoader):
         pass
@@ -113,7 +134,10 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
         message = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
         if getattr(exc, "context", None) and opened is not None:
             message += f" ({exc.context} on line {opened.line + 1})"  # type: ignore[attr-defined]
-        message += ". Fix: check the indentation, quotes and brackets up to this line"
+        if "'\\t'" in message:
+            message += ". Fix: indent with spaces; YAML does not allow tabs there"
+        else:
+            message += ". Fix: check the indentation, quotes and brackets up to this line"
         raise ConfigInvalid([Issue((), message, line)], source) from None
     except RecursionError:
         message = "the file nests values too deeply to read. Fix: flatten it (a config needs a few levels)"
@@ -123,13 +147,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, LineMap]:
             [Issue((), "the file is empty. Fix: start from examples/fitquest/engagement.yaml", 1)], source
         )
     lines: LineMap = {}
-    duplicates: list[Issue] = []
+    problems: list[Issue] = []
     try:
-        _collect_lines(node, (), lines, duplicates, _Budget())
+        _collect_lines(node, (), lines, problems, _Budget())
     except _TooBig as exc:
         raise ConfigInvalid([Issue((), str(exc), exc.line)], source) from None
-    if duplicates:
-        raise ConfigInvalid(duplicates, source)
+    if problems:
+        raise ConfigInvalid(problems, source)
     return data, lines
 
 
@@ -160,9 +184,10 @@ def _without_colons(number: re.Pattern[str]) -> re.Pattern[str]:
 
 
 def _collect_lines(
-    node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue], budget: _Budget
+    node: Any, path: tuple[str | int, ...], lines: LineMap, problems: list[Issue], budget: _Budget
 ) -> None:
-    """Record the line of every path; a key written twice in one mapping is a problem (YAML keeps the last)."""
+    """Record the line of every path. Problems: a key written twice in one mapping (YAML keeps the last), a key
+    that is not text, a value JSON cannot hold."""
     line = node.start_mark.line + 1
     if id(node) in budget.open:
         raise _TooBig("an alias here refers to a value that contains it. Fix: copy the values instead", line)
@@ -176,30 +201,53 @@ def _collect_lines(
     lines[path] = line
     budget.open.add(id(node))
     try:
-        _collect_children(node, path, lines, duplicates, budget)
+        _collect_children(node, path, lines, problems, budget)
     finally:
         budget.open.discard(id(node))
 
 
+_TEXT, _MERGE = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
+# What JSON can hold too (the config table stores the file as JSON): no !!binary, !!timestamp or !!set.
+_PLAIN_TAGS = {_TEXT, *(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "null", "map", "seq"))}
+
+
+def _node_line(node: Any) -> int:
+    return int(node.start_mark.line) + 1
+
+
 def _collect_children(
-    node: Any, path: tuple[str | int, ...], lines: LineMap, duplicates: list[Issue], budget: _Budget
+    node: Any, path: tuple[str | int, ...], lines: LineMap, problems: list[Issue], budget: _Budget
 ) -> None:
     import yaml
 
+    if node.tag not in _PLAIN_TAGS:
+        kind = node.tag.rsplit(":", 1)[-1]
+        problems.append(
+            Issue(
+                path,
+                f"a YAML !!{kind} value, which a config cannot hold. Fix: write text, a number, a list or a mapping",
+                _node_line(node),
+            )
+        )
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key, value in node.value:
             child = (*path, key.value)
+            if key.tag not in (_TEXT, _MERGE):  # `1:`, `true:` and `~:` are read as a number, true and null
+                problems.append(
+                    Issue(child, f"the key {key.value} is not text. Fix: quote it ('{key.value}')", _node_line(key))
+                )
+                continue
             if key.value in seen:
-                duplicates.append(
+                problems.append(
                     Issue(child, f"{key.value!r} is written twice here. Fix: keep one of them", key.start_mark.line + 1)
                 )
             seen.add(key.value)
-            _collect_lines(value, child, lines, duplicates, budget)
+            _collect_lines(value, child, lines, problems, budget)
             lines[child] = key.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
-            _collect_lines(value, (*path, index), lines, duplicates, budget)
+            _collect_lines(value, (*path, index), lines, problems, budget)
 
 
 def _line_of(path: tuple[str | int, ...], lines: LineMap) -> int | None:
@@ -230,8 +278,12 @@ _FIXES = {
     "string_type": "write text (quote it if it looks like something else)",
     "float_type": "write a number",
     "float_parsing": "write a number",
+    "int_from_float": "write a whole number",
     "union_tag_invalid": "use one of the values listed",
+    "too_long": "remove some entries",
 }
+# Kinds whose message already says what was wrong with the value: echoing it (a list of 21 boards) adds noise.
+_NO_ECHO = {"too_long", "too_short", "value_error", "assertion_error", "model_type", "model_attributes_type"}
 _GENERAL_FIX = "see docs/config.md for what this field takes"
 
 
@@ -243,23 +295,85 @@ def fix_for(error: Any) -> str | None:
 
 
 def _pair_misspellings(errors: list[Any]) -> list[Any]:
-    """An unknown field beside a missing one it resembles (`awrd` for `award`) is one problem, not two: the
-    unknown one says what it is most likely meant to be, and the missing one is not reported apart."""
-    import difflib
-
-    missing = {tuple(e["loc"]): e for e in errors if e["type"] == "missing" and e["loc"]}
+    """An unknown field names the field it most likely means (`limt` → `limit`, `On` → `on`), and where that one is
+    reported missing too (`awrd` for `award`), the two are one problem, not two."""
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing" and e["loc"]}
     paired: set[tuple[Any, ...]] = set()
     kept = []
     for error in errors:
         loc = tuple(error["loc"])
         if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             siblings = [path[-1] for path in missing if path[:-1] == loc[:-1] and path not in paired]
-            close = difflib.get_close_matches(loc[-1], [str(name) for name in siblings], n=1, cutoff=0.6)
-            if close:
-                paired.add((*loc[:-1], close[0]))
-                error = {**error, "suggestion": close[0]}
+            meant = _closest(loc[-1], [str(name) for name in siblings]) or _closest(loc[-1], _fields_at(loc[:-1]))
+            if meant:
+                paired.add((*loc[:-1], meant))
+                error = {**error, "suggestion": meant}
         kept.append(error)
     return [error for error in kept if not (error["type"] == "missing" and tuple(error["loc"]) in paired)]
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    by_case = {candidate.lower(): candidate for candidate in candidates}
+    if name.lower() in by_case:
+        return by_case[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_case), n=1, cutoff=0.75)
+    return by_case[close[0]] if close else None
+
+
+def _fields_at(path: tuple[Any, ...]) -> list[str]:
+    """The field names (as written in YAML) of the section at a path, or none where that is not one model."""
+    model = _model_at(path)
+    return [field.alias or name for name, field in model.model_fields.items()] if model else []
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    kind: Any = EngagementConfig
+    for part in path:
+        kind = _unwrapped(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            fields = {field.alias or name: field for name, field in kind.model_fields.items()}
+            if part not in fields:
+                return None
+            kind = fields[part].annotation
+        elif get_origin(kind) in (list, dict):
+            kind = get_args(kind)[-1]
+        else:
+            return None
+    kind = _unwrapped(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _unwrapped(kind: Any) -> Any:
+    """`Levels` from `Levels | None` or `Annotated[Levels, …]`; a union of several models stays as it is."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif get_origin(kind) in (Union, UnionType):
+            options = [option for option in get_args(kind) if option is not type(None)]
+            if len(options) != 1:
+                return kind
+            kind = options[0]
+        else:
+            return kind
+
+
+def _mapping_expected(error: Any) -> str:
+    """For a value where a section belongs: the keys that section takes, not pydantic's class name."""
+    found = _as_written(error.get("input"))
+    model = _model_at(tuple(error["loc"]))
+    if model is None or not error["loc"]:
+        return (
+            f"the file must be a mapping of sections (app:, events:, currencies:, …), not {found}. "
+            "Fix: start from examples/fitquest/engagement.yaml"
+        )
+    fields = {field.alias or name: field.is_required() for name, field in model.model_fields.items()}
+    required = [name for name, needed in fields.items() if needed]
+    optional = [name for name, needed in fields.items() if not needed]
+    takes = ", ".join(required) + (f" (optional: {', '.join(optional)})" if optional else "")
+    example = "{" + ", ".join(f"{name}: …" for name in required or optional[:1]) + "}"
+    return f"expected a mapping of {takes}, not {found}. Fix: write it as key: value lines, e.g. {example}"
 
 
 def _issue_from_error(error: Any, lines: LineMap) -> Issue:
@@ -274,7 +388,11 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
         message = f"unknown field {path[-1]!r}"
     elif kind == "missing":
         message = f"required field {path[-1]!r} is missing"
-    elif "input" in error and kind not in {"value_error", "assertion_error"} and not isinstance(error["input"], dict):
+    elif kind in ("model_type", "model_attributes_type"):
+        message = _mapping_expected(error)
+    elif kind == "invalid_key":
+        message = f"the key {_as_written(error.get('input'))} is not text. Fix: write a name, e.g. xp"
+    elif "input" in error and kind not in _NO_ECHO and not isinstance(error["input"], dict):
         given = error["input"]  # as written in the file: 60d, not datetime.timedelta(days=60)
         message = f"{message} (got {_as_written(given)})"
     if "Fix:" not in message:
@@ -283,14 +401,18 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
 
 
 def _as_written(value: Any) -> str:
-    """A value as the product owner wrote it: a duration of whole days as days (35d, not 5w), true, null."""
+    """A value as the product owner wrote it, cut to 100 characters: a duration of whole days as days (35d, not
+    5w), true, null, .nan."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    if not isinstance(value, timedelta):
-        return repr(value)
-    return f"{value.days}d" if value == timedelta(days=value.days) else format_duration(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return yaml_number(value)
+    if isinstance(value, timedelta):
+        return f"{value.days}d" if value == timedelta(days=value.days) else format_duration(value)
+    written = repr(value)
+    return written if len(written) <= 100 else f"{written[:97]}..."
 
 
 __all__ = ["ConfigInvalid", "format_path", "load_config_file", "parse_config_text", "validate_config_data"]

@@ -7,6 +7,7 @@ delivered in a later release (docs/config.md, docs/gamification.md).
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import (
     PlainValidator,
     PositiveInt,
     PrivateAttr,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -37,18 +39,50 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- events, currencies, rules, levels
 
 
+def _enum_value(value: Any, info: ValidationInfo) -> str | int | float:
+    # Checked by hand: pydantic's union would read `true` as 1 and report a mapping three times over. A config
+    # published before this check keeps loading as it did (see loader.validate_config_data).
+    if isinstance(value, bool) and (info.context or {}).get("published"):
+        return int(value)
+    if isinstance(value, bool):
+        written = "true" if value else "false"
+        raise ValueError(
+            f"enum value {written} is true/false, which no string or number property can be. "
+            f"Fix: quote it ('{written}') for text, or drop the enum from a boolean property"
+        )
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"enum value {value!r:.60} is not text or a number. Fix: list plain values, e.g. [run, ride]")
+    return value
+
+
+EnumValue = Annotated[
+    str | int | float,
+    PlainValidator(_enum_value),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}]}),
+]
+
+
 class PropertySpec(Strict):
     type: Literal["string", "integer", "number", "boolean"]
     min: float | None = None
     max: float | None = None
-    enum: list[str | int | float] | None = None
+    enum: list[EnumValue] | None = None
     required: bool = False
 
     @model_validator(mode="after")
     def _range(self) -> PropertySpec:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}. Fix: swap them")
+            raise ValueError(f"min {self.min:g} is greater than max {self.max:g}. Fix: swap them")
         return self
+
+
+def yaml_number(value: float) -> str:
+    """A number as YAML writes it: .nan and .inf, not Python's nan and inf."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    return f"{value:g}"
 
 
 def fits_type(value: Any, kind: str) -> bool:
@@ -81,7 +115,8 @@ MAX_AWARD = 10**9
 
 def _award_amount(value: Any) -> int | Expr:
     if isinstance(value, bool):
-        raise ValueError(f"award amount {value!r} is a boolean. Fix: write a whole number or a CEL expression")
+        written = "true" if value else "false"
+        raise ValueError(f"award amount {written} is true/false. Fix: write a whole number or a CEL expression")
     if isinstance(value, float):
         raise ValueError(f"award amount {value} is not a whole number. Fix: write a whole number or a CEL expression")
     if isinstance(value, int):
@@ -388,7 +423,7 @@ class EngagementConfig(Strict):
             for item in items:
                 for event in event_of(item):
                     bucket = self._by_event.setdefault(event, {}).setdefault(kind, [])
-                    if item not in bucket:
+                    if not bucket or bucket[-1] is not item:  # a quest with two steps on one event is listed once
                         bucket.append(item)
 
         index("rules", self.rules, lambda rule: [rule.on])

@@ -214,7 +214,8 @@ class Rendered:
     locale_used: str
 
 
-def _tag(locale: str) -> str:
+def normalise_locale(locale: str) -> str:
+    """A language tag as locales are matched: without case, `_` read as `-` (pt_BR is pt-br)."""
     return locale.replace("_", "-").lower()
 
 
@@ -223,8 +224,8 @@ def pick_locale(trigger: Trigger, locale: str | None) -> str | None:
     ("pt-BR-u-nu-latn" → "pt-BR-u-nu" → … → "pt-BR" → "pt"), else none."""
     if not locale:
         return None
-    by_tag = {_tag(key): key for key in trigger.locales}
-    subtags = _tag(locale).split("-")
+    by_tag = {normalise_locale(key): key for key in trigger.locales}
+    subtags = normalise_locale(locale).split("-")
     return next((by_tag[tag] for n in range(len(subtags), 0, -1) if (tag := "-".join(subtags[:n])) in by_tag), None)
 
 

@@ -134,10 +134,13 @@ def scope(
 
 
 def applies(trigger: Trigger, fact: dict[str, Any]) -> bool:
-    """Whether a trigger listens for this fact (type, and the leaderboard it names)."""
+    """Whether a trigger listens for this fact (type, and the leaderboard or streak it names)."""
     if trigger.on != fact.get("type"):
         return False
-    return trigger.leaderboard is None or trigger.leaderboard == fact.get("board")
+    if trigger.leaderboard is not None and trigger.leaderboard != fact.get("board"):
+        return False
+    # On a streak fact's trigger, `streak:` picks that streak's facts; on others it only puts a streak in scope.
+    return trigger.streak is None or "streak" not in fact or trigger.streak == fact["streak"]
 
 
 def holds(trigger: Trigger, values: dict[str, Any]) -> bool:
