@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -1180,3 +1180,44 @@ def test_an_unknown_trigger_fact_is_one_problem(fitquest_text):
 def test_min_above_max_is_shown_as_written(fitquest_text):
     [issue] = issues_of_text(edit(fitquest_text, "min: 1, max: 600", "min: 600, max: 1"))
     assert "min 600 is greater than max 1. Fix: swap them" in issue.message
+
+
+# ---------------------------------------------------------------- what a config keeps per user
+
+
+def _places_config(badges: int, highest: int = 1000) -> str:
+    listed = "".join(
+        f"  - {{id: places-{n}, name: Places {n}, criteria: {{distinct: {{event: visit, property: place}}}},"
+        f" tiers: [{{name: Bronze, gte: 10}}, {{name: Gold, gte: {highest}}}]}}\n"
+        for n in range(badges)
+    )
+    return (
+        "app: places\nevents:\n  visit:\n    properties:\n      place: {type: string}\n"
+        f"currencies:\n  xp: {{name: XP}}\nbadges:\n{listed}"
+    )
+
+
+def test_a_config_whose_per_user_progress_could_outgrow_a_dynamodb_item_is_refused():
+    # 28 badges each keeping up to 1,000 values met: about 420 KB per user. Before, it validated, and a user who
+    # got there had every later request fail (DynamoDB refuses items over 400 KB)
+    [issue] = issues_of_text(_places_config(badges=28))
+    assert issue.where == "badges[0]"
+    assert "could grow to 420 KB" in issue.message and "badge places-0 15.0 KB" in issue.message
+    assert "Fix: lower the highest tier of distinct badges" in issue.message
+
+
+def test_progress_within_the_budget_fits_a_dynamodb_item_when_it_is_full():
+    # The budget's estimate holds: a user who met 1,000 values on each of 19 such badges (the most it accepts)
+    # has progress well under DynamoDB's 400 KB, measured as the store writes it
+    from engage.engine import Event, UserState, apply_batch
+
+    config = parse_config_text(_places_config(badges=19))
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    events = [(i, Event(f"v{i}", "visit", now, {"place": f"place number {i:04d} in town"})) for i in range(1000)]
+    state = apply_batch(config, UserState(user_id="u1"), events, source="client", now=now).after
+
+    assert all(badge["tiers"] == 2 for badge in state.badges.values())
+    stored = json.dumps(
+        {"badges": state.badges, "streaks": state.streaks, "quests": state.quests}, separators=(",", ":")
+    )
+    assert 280_000 < len(stored) <= 300_000  # what the budget counted for them: 19 × 1,000 × 15 bytes = 285 KB

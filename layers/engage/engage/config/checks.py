@@ -13,6 +13,7 @@ from .issues import Issue
 from .schema import (
     MAX_AWARD,
     MAX_DISTINCT,
+    MAX_LATE_WINDOW,
     MAX_WINDOW_ENTRIES,
     Badge,
     EngagementConfig,
@@ -68,6 +69,7 @@ def _issues(cfg: EngagementConfig) -> Iterator[Issue]:
     if cfg.levels is not None:
         yield from _currency(cfg, ("levels", "currency"), cfg.levels.currency)
 
+    yield from _user_item_size(cfg)
     for i, badge in enumerate(cfg.badges):
         yield from _distinct_bound(cfg, ("badges", i), badge)
         yield from _filter(cfg, ("badges", i, "criteria"), badge.criteria.filter, badge.criteria)
@@ -291,6 +293,50 @@ def _numeric_bounds(path: tuple, prop: PropertySpec) -> Iterator[Issue]:
                 f"enum values {', '.join(f'{v:g}' for v in outside)} are outside the 64-bit range an integer "
                 "property's values have. Fix: remove them",
             )
+
+
+# What a user's item may grow to with what the config keeps per user (DynamoDB holds at most 400 KB per item;
+# the rest is room for balances, streaks, quests, boards and the profile).
+USER_ITEM_BUDGET = 300_000
+_DIGEST_BYTES = 15  # "0123456789ab", in the progress JSON: one distinct value met
+_WINDOW_ENTRY_BYTES = 36  # [1763912345.123456,"0123456789ab"], one event in a badge's window
+# Limit counters are kept for the longest late window and 2 days more (engine.ingest._prune_counters), and one
+# period ahead (the 5 minutes an event may be in the future can cross midnight).
+_COUNTER_PERIODS = {"day": MAX_LATE_WINDOW.days + 4, "week": MAX_LATE_WINDOW.days // 7 + 3}
+
+
+def _user_item_size(cfg: EngagementConfig) -> Iterator[Issue]:
+    """Refuse a config whose per-user progress could outgrow a DynamoDB item: the user's events would then fail."""
+    parts: dict[tuple, int] = {}
+    for i, badge in enumerate(cfg.badges):
+        if badge.criteria.within is not None:
+            parts[("badges", i)] = MAX_WINDOW_ENTRIES * _WINDOW_ENTRY_BYTES
+        elif badge.criteria.distinct is not None:
+            parts[("badges", i)] = min(_highest(badge), MAX_DISTINCT) * _DIGEST_BYTES
+    for i, rule in enumerate(cfg.rules):
+        if rule.limit is not None:  # a counter per period: "<rule id>|2026-11-23" and its number
+            parts[("rules", i)] = _COUNTER_PERIODS[rule.limit.per] * (len(rule.id) + 16)
+    total = sum(parts.values())
+    if total <= USER_ITEM_BUDGET:
+        return
+    largest = sorted(parts, key=parts.__getitem__, reverse=True)
+    named = ", ".join(f"{_named(cfg, path)} {parts[path] / 1000:.1f} KB" for path in largest[:3])
+    yield Issue(
+        largest[0],
+        f"what this config keeps per user could grow to {total / 1000:.0f} KB, and a user's progress is one DynamoDB "
+        f"item of at most 400 KB (this leaves {USER_ITEM_BUDGET // 1000} KB for it). The largest: {named}. Fix: "
+        "lower the highest tier of distinct badges (each value met is kept), use fewer within windows or limited rules",
+    )
+
+
+def _named(cfg: EngagementConfig, path: tuple) -> str:
+    section, index = path
+    return f"badge {cfg.badges[index].id}" if section == "badges" else f"rule {cfg.rules[index].id}"
+
+
+def _highest(badge: Badge) -> int:
+    """The value of the badge's last tier (or of the badge): a distinct badge stops keeping values there."""
+    return badge.tiers[-1].gte if badge.tiers else badge.criteria.gte or 1
 
 
 def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterator[Issue]:

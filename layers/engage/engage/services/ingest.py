@@ -34,7 +34,14 @@ from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batc
 from ..engine.model import Source
 from ..observability import logger, metrics
 from ..retries import MAX_ATTEMPTS, back_off
-from ..store.progress import CommitConflict, applied_before, commit, events_per_transaction, load_user
+from ..store.progress import (
+    CommitConflict,
+    UserItemFull,
+    applied_before,
+    commit,
+    events_per_transaction,
+    load_user,
+)
 from .config import active_config
 from .errors import Busy, signed_in_user
 from .rank_estimates import cached_stats, estimated_rank
@@ -204,6 +211,8 @@ def _commit_chunk(
             return outcome
         try:
             commit(outcome, source, now)
+        except UserItemFull:
+            return _refused_for_size(state, outcome)
         except CommitConflict as conflict:
             known_duplicates |= conflict.duplicate_ids
             if conflict.user_changed:
@@ -213,6 +222,22 @@ def _commit_chunk(
         outcome.after.version = outcome.before.version + 1
         return outcome
     raise Busy("too many concurrent writes for this user; retry the request (its events are safe to resend)")
+
+
+def _refused_for_size(state: UserState, outcome: Outcome) -> Outcome:
+    """The events this user's item has no room for are rejected, each saying why, rather than failing the request
+    (and a server request's other users) on every retry. Logged as an error: the config needs changing."""
+    logger.error("user item full: events rejected", extra={"user_id": state.user_id, "events": len(outcome.applied)})
+    metrics.add_metric("UserItemFull", "Count", 1)
+    reason = (
+        "this user's stored progress has reached DynamoDB's 400 KB item limit, so nothing more can be applied. "
+        "Fix (in the config): run `engage config validate` on it, which names what keeps too much per user"
+    )
+    results = [
+        EventResult(r.index, r.id, "rejected", "progress_full", reason) if r.status == "accepted" else r
+        for r in outcome.results
+    ]
+    return Outcome(before=state, after=state, results=results, applied=[])
 
 
 def _count(results: Sequence[EventResultOut]) -> None:

@@ -108,7 +108,23 @@ _RETRYABLE_REQUEST = {
 }  # fmt: skip
 
 
+class UserItemFull(Exception):
+    """The user item would outgrow DynamoDB's 400 KB: a config published before `engage config validate` checked
+    what it keeps per user. No retry can apply these events."""
+
+
+def _too_big(exc: TransactWriteError) -> bool:
+    """DynamoDB Local refuses the request; AWS cancels the transaction with a ValidationError on the item."""
+    messages = [exc.cause_response_message or ""] if exc.cause_response_code == "ValidationException" else []
+    messages += [
+        reason.message or "" for reason in exc.cancellation_reasons or [] if reason and reason.code == "ValidationError"
+    ]
+    return any("size" in message.lower() for message in messages)
+
+
 def _conflict(exc: TransactWriteError, applied: Sequence[Applied]) -> Exception:
+    if _too_big(exc):
+        return UserItemFull(str(exc))
     codes = [reason.code if reason is not None else None for reason in exc.cancellation_reasons or []]
     failed = [code == "ConditionalCheckFailed" for code in codes]
     retryable = any(code in _RETRYABLE for code in codes) or exc.cause_response_code in _RETRYABLE_REQUEST
