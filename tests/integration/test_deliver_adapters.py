@@ -75,3 +75,16 @@ def test_a_rotated_service_account_key_gets_a_new_app_and_the_old_one_is_let_go(
     finally:
         if firebase._built is not None:
             firebase_admin.delete_app(firebase._built[1])
+
+
+def test_a_first_secret_without_a_usable_key_fails_naming_the_secret_and_the_fix(monkeypatch):
+    # The batch fails and SQS hands its jobs out again; the log says which secret and what to store in it
+    from engage.push import firebase
+
+    settings = type("Settings", (), {"fcm_endpoint": None, "required": lambda self, name: "arn:engage/fcm"})()
+    monkeypatch.setattr(firebase, "get_settings", lambda: settings)
+    monkeypatch.setattr(firebase, "_built", None)
+    monkeypatch.setattr(firebase, "service_account_json", lambda arn: '{"type": "service_account", "project_id": "p"}')
+
+    with pytest.raises(ValueError, match=r"the FCM secret arn:engage/fcm holds no usable service account .*Fix: store"):
+        firebase.firebase_app()

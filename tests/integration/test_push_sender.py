@@ -124,6 +124,17 @@ def test_a_message_fcm_refuses_is_dead_lettered(fcm, app):
     assert result.outcome == "dead_letter" and fcm.sent == []
 
 
+def test_a_sender_mismatch_is_dead_lettered_and_keeps_the_device(fcm, app):
+    # SENDER_ID_MISMATCH: the stage's credentials are another Firebase project's. Before, every push deleted its
+    # device, so one wrong secret wiped users' devices without an alarm
+    fcm.fail_next(1, status=403)
+
+    result = run(send_batch(app, [push(1)], NOW))[0]
+
+    assert result.outcome == "dead_letter" and "SenderId mismatch" in result.detail
+    assert fcm.sent == []
+
+
 def test_fcm_unavailable_beyond_the_sdks_own_retries_is_retried_later(fcm, app):
     fcm.fail_next(5, status=503)  # the first try and the SDK's 4 retries
 

@@ -101,7 +101,6 @@ def test_each_function_may_do_only_what_its_code_does(resources):
         *_reads_queue("DeferredQueue"),
     }
     assert _grants(resources, "BoardsFunction") == {
-        ("dynamodb:GetItem", "LeaderboardsTable"),
         ("dynamodb:Query", "LeaderboardsTable"),
         ("dynamodb:UpdateItem", "LeaderboardsTable"),
         ("dynamodb:Query", "${LeaderboardsTable.Arn}/index/ByScore"),

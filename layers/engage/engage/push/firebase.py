@@ -46,9 +46,13 @@ def firebase_app() -> Any:
             if not isinstance(account, dict):  # Certificate would read a string as a file path
                 raise ValueError("the FCM secret is not a service-account JSON object")
             certificate = credentials.Certificate(account)
-        except (ValueError, TypeError):
-            if _built is None:
-                raise
+        except (ValueError, TypeError) as exc:
+            if _built is None:  # the batch fails, and SQS hands its jobs out again: a fixed secret sends them
+                raise ValueError(
+                    f"the FCM secret {settings.required('fcm_credentials_secret')} holds no usable service account "
+                    f"({exc}). Fix: store the Firebase project's service-account key JSON in it (Firebase console, "
+                    "Project settings, Service accounts); jobs wait in DeliveryQueue meanwhile, up to 5 receives"
+                ) from exc
             log.error("the FCM secret holds no usable service account; still sending with the previous key")
             return _built[1]
         if _built is not None:

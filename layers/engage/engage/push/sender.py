@@ -138,8 +138,10 @@ def classify(message_id: str, error: Exception) -> PushResult:
     from firebase_admin import exceptions, messaging
 
     text = str(error)
-    if isinstance(error, messaging.UnregisteredError | messaging.SenderIdMismatchError):
+    if isinstance(error, messaging.UnregisteredError):
         return PushResult(message_id, "drop_device", text)
+    if isinstance(error, messaging.SenderIdMismatchError):  # most likely another Firebase project's credentials:
+        return PushResult(message_id, "dead_letter", text)  # a deploy to fix, not a dead token to delete
     if isinstance(error, exceptions.InvalidArgumentError):
         if "registration token" in text.lower():
             return PushResult(message_id, "drop_device", text)

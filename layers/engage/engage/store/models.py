@@ -170,7 +170,7 @@ class DeviceItem(Model):
     device_id = UnicodeAttribute(range_key=True)
     token = UnicodeAttribute()  # FCM registration token or Firebase installation id: never logged
     token_kind = UnicodeAttribute()  # "fcm_token" | "fid"
-    token_hash = UnicodeAttribute()  # sha256 of the token: the ByToken index finds the device from an FCM answer
+    token_hash = UnicodeAttribute()  # sha256 of the token: the ByToken index finds which account holds a token
     platform = UnicodeAttribute()
     app_version = UnicodeAttribute(null=True)
     locale = UnicodeAttribute(null=True)
