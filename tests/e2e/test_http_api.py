@@ -93,6 +93,12 @@ def test_requests_without_a_valid_jwt_get_401(stack, headers):
         assert (status, answer) == (401, {"message": "Unauthorized"})
 
 
+def test_a_token_sent_without_the_bearer_prefix_is_accepted_as_api_gateway_does(stack, user):
+    # AWS's JWT authorizer takes the token alone or after "Bearer "; the local stack refused the bare token
+    status, answer = http("GET", f"{stack.api_url}/v1/me", headers={"authorization": tokens.mint(user)})
+    assert (status, answer["user_id"]) == (200, user)
+
+
 def test_expired_jwt_gets_401(stack, user):
     token = tokens.mint(user, ttl_seconds=-1)
     status, _ = http("GET", f"{stack.api_url}/v1/me", headers=bearer(token))
@@ -145,7 +151,7 @@ def test_user_id_in_a_client_body_is_refused_not_trusted(stack, user):
     ("raw", "status", "error"),
     [
         (b"{not json", 400, "invalid_json"),
-        (b"[]", 422, "invalid_request"),
+        (b"[]", 400, "invalid_json"),
         (b'{"events": []}', 422, "invalid_request"),
         (json.dumps({"events": [{}] * 101}).encode(), 422, "invalid_request"),
         (b'{"events": [{}], "context": {"timezone": "Mars/Olympus"}}', 422, "invalid_request"),
@@ -200,14 +206,32 @@ def test_a_json_body_is_read_as_json_whatever_content_type_it_declares(stack, us
         ('{"events": [{"id": "é"}]}'.encode("latin-1"), "application/json", "UTF-8"),
         (b"", "application/json", "empty"),
         (b"null", "application/json", "not a JSON object"),
+        (b'"hi"', "application/json", "the body is text, not a JSON object"),
+        (b"[1, 2]", "application/json", "the body is an array, not a JSON object"),
+        (b'{"events": [{"id": "e1", "properties": {"n": ' + b"1" * 4301 + b"}}]}", "application/json", "38 digits"),
+        (b'{"events": [{"properties": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}]}", "application/json", "too deeply"),
     ],
-    ids=["form", "latin-1", "empty", "null"],
+    ids=["form", "latin-1", "empty", "null", "text", "array", "4301-digit-number", "nested-3000-deep"],
 )
 def test_a_body_that_is_not_json_text_is_a_400_with_its_fix_not_a_500(stack, user, raw, content_type, says):
     status, answer = post_raw(stack, user, raw, content_type)
 
     assert (status, answer.get("error")) == (400, "invalid_json"), answer
     assert says in answer["message"] and "Fix:" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/events"), ("POST", "/v1/me/devices"), ("PUT", "/v1/me/preferences")],
+    ids=["events", "devices", "preferences"],
+)
+def test_a_body_that_is_an_array_of_objects_is_refused_not_cut_to_its_first(stack, user, method, path):
+    # Before: Powertools read an array's first element as the body and dropped the rest, answering 200
+    first = {"events": [event(f"{user}-1")], "device_id": "first", "weekly_budget": 2}
+    status, answer = http(method, f"{stack.api_url}{path}", [first, first], bearer(tokens.mint(user)))
+
+    assert (status, answer.get("error")) == (400, "invalid_json"), answer
+    assert answer["message"] == "the body is an array, not a JSON object. Fix: send one JSON object"
 
 
 def test_an_oversized_batch_is_named_in_the_error_not_echoed(stack, user):

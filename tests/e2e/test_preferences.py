@@ -51,13 +51,22 @@ def test_wrong_preferences_get_a_clear_error(stack, user):
     forever = http("PUT", url, {"paused_until": "9999-12-31T23:00:00-05:00"}, headers)  # past 9999 in UTC
     typo = http("PUT", url, {"quiet_hour": {"start": "22:00", "end": "07:00"}}, headers)
     empty = http("PUT", url, {"quiet_hours": {"start": "22:00", "end": "22:00"}}, headers)
+    neither = http("PUT", url, {"quiet_hours": True}, headers)
 
-    assert unknown[0] == 400 and "marketing" in unknown[1]["message"] and "Fix:" in unknown[1]["message"]
-    assert greedy[0] == 400 and "cap of 6" in greedy[1]["message"]
-    assert bad_time[0] == 422
+    # The config's refusals look like the models' own: 422, the field and the value in details (before: 400, none)
+    assert (unknown[0], unknown[1]["error"]) == (422, "invalid_request")
+    assert unknown[1]["details"] == [{"field": "categories.marketing", "value": "marketing", "message":
+                                      "not a notification category of this app. Fix: use one of competition, progress, reminders"}]  # fmt: skip
+    assert (
+        greedy[0] == 422 and greedy[1]["details"][0]["field"] == "weekly_budget" and "cap of 6" in greedy[1]["message"]
+    )
+    # A wrong window names its own field only, without pydantic's labels (before: also "quiet_hours.literal[False]")
+    assert bad_time[0] == 422 and [d["field"] for d in bad_time[1]["details"]] == ["quiet_hours.start"]
     assert empty[0] == 422 and "holds no time" in empty[1]["message"] and "Fix:" in empty[1]["message"]
     assert forever[0] == 422 and "paused_until" in str(forever[1]) and "Fix:" in str(forever[1])
     assert typo[0] == 422 and "quiet_hour: unknown field. Fix: remove it or check its spelling" in typo[1]["message"]
+    assert [d["field"] for d in neither[1]["details"]] == ["quiet_hours"]
+    assert "is neither a window nor false. Fix:" in neither[1]["details"][0]["message"]
     assert http("GET", url, headers=headers)[1]["paused_until"] is None  # nothing was stored
 
 

@@ -148,6 +148,32 @@ def test_concurrent_different_events_lose_no_update(user_id, monkeypatch):
     assert state.version == 4
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (42, "the event: is not an object (got 42). Fix: send an object with its fields"),
+        ({"occurred_at": "2026-11-23"}, "occurred_at: has no UTC offset (got '2026-11-23'). Fix: add one"),
+        ({"occurred_at": "yesterday"}, "occurred_at: is not a date-time (got 'yesterday'). Fix: send ISO 8601"),
+        (
+            {"properties": {f"p{n}": 1 for n in range(51)}},
+            "properties: has 51 items, more than 50. Fix: send at most 50",
+        ),
+        ({"user_id": "eve"}, "user_id: unknown field. Fix: remove it or check its spelling"),
+    ],
+    ids=["not-an-object", "a-date", "not-a-time", "too-many-properties", "user-id-from-an-app"],
+)
+def test_a_malformed_event_is_told_what_to_send_in_words_not_pydantics(user_id, raw, reason):
+    # Before: "Input should be a valid dictionary or instance of EventIn", "Input should have timezone info",
+    # "Extra inputs are not permitted (got 'eve')", with the user_id echoed back on the app's own route
+    event = {**workout(f"{user_id}-1", datetime.now(UTC)), **raw} if isinstance(raw, dict) else raw
+
+    [result] = send(user_id, [event]).results
+
+    assert (result.status, result.code) == ("rejected", "invalid_event")
+    assert (result.reason or "").startswith(reason), result.reason
+    assert result.user_id is None
+
+
 def test_mixed_valid_and_invalid_events_in_one_batch(user_id):
     now = datetime.now(UTC)
     events = [
@@ -316,7 +342,11 @@ def test_an_app_cannot_claim_the_id_of_a_backend_event(user_id):
         ({"blob": "x" * 1000, **{f"p{i}": "y" * 1000 for i in range(20)}}, "invalid_event", "bytes"),
         ({"minutes": 10**40, "kind": "run"}, "invalid_event", "more than 38 digits"),
         ({"extra": 1e-131, "minutes": 20, "kind": "run"}, "invalid_event", "between 1e-130 and 1e125"),
-        ({"extra": {"nested": 1}, "minutes": 20, "kind": "run"}, "invalid_event", "is an object. Fix:"),
+        (
+            {"extra": {"nested": 1}, "minutes": 20, "kind": "run"},
+            "invalid_event",
+            "is an object (got {'nested': 1}). Fix:",
+        ),
     ],
     ids=["empty-name", "space-in-name", "nan", "out-of-range", "too-large", "too-many-digits", "underflow", "object"],
 )

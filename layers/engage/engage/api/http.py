@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -13,10 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config.issues import format_path
-from ..config.loader import fix_for
 from ..observability import logger, metrics
-from ..services.errors import Forbidden, ServiceError
-from .common import ErrorDetail, ErrorResponse
+from ..services.errors import Forbidden, InvalidField, ServiceError
+from .common import ErrorDetail, ErrorResponse, explain
 
 
 class _JsonApiResolver(APIGatewayHttpResolver):
@@ -46,8 +45,8 @@ def make_resolver() -> APIGatewayHttpResolver:
             return _error(400, "invalid_json", f"the body is {what}. Fix: send a JSON object")
         details = [
             ErrorDetail(
-                field=format_path(part for part in err["loc"] if part != "body") if err.get("loc") else "body",
-                message=_message(err),
+                field=_field(err["loc"]) if err.get("loc") else "body",
+                message=explain(err),
                 value=_shown_value(err),
             )
             for err in errors
@@ -57,10 +56,19 @@ def make_resolver() -> APIGatewayHttpResolver:
         what = "request body" if where <= {"body"} else "query string" if where == {"query"} else "request"
         return _error(422, "invalid_request", f"the {what} is not valid: {summary}", details)
 
+    @app.exception_handler(InvalidJson)
+    def _not_an_object(exc: InvalidJson) -> Response:
+        return _error(400, "invalid_json", str(exc))
+
     @app.exception_handler(ServiceError)
     def _service(exc: ServiceError) -> Response:
         headers = {"Retry-After": "1"} if exc.status == 503 else None
-        return _error(exc.status, exc.code, exc.message, headers=headers)
+        details = (
+            [ErrorDetail(field=exc.field, message=exc.problem, value=exc.value)]
+            if isinstance(exc, InvalidField)
+            else None
+        )
+        return _error(exc.status, exc.code, exc.message, details, headers=headers)
 
     @app.exception_handler(UnicodeDecodeError)
     def _not_utf8(exc: UnicodeDecodeError) -> Response:
@@ -93,14 +101,36 @@ _SURROGATE_IN_JSON = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[\ud800-\udfff
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class InvalidJson(Exception):
+    """A body that is JSON but no object (every route's body is one), or JSON Python will not read."""
+
+
+_KINDS = {list: "an array", str: "text", int: "a number", float: "a number", bool: "true or false"}
+
+
 def read_json(text: str) -> Any:
     """A request body: json.loads, with each lone surrogate read as U+FFFD (�), as browsers read such text.
 
     JSON lets a string hold half of a character; DynamoDB, CEL and FCM take only Unicode text and would
     refuse it deep inside the request, a 500 on every retry. Paired halves are one character after json.loads;
     only unpaired ones remain, and only texts that escape a surrogate at all are walked.
+    A body that is no object is refused here: Powertools would read an array's first element as the body and
+    drop the rest.
     """
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise  # Powertools answers it as json_invalid
+    except ValueError as exc:  # an integer of over 4,300 digits
+        raise InvalidJson(
+            f"the body holds a number JSON readers refuse ({str(exc)[:80]}). Fix: send at most 38 digits"
+        ) from None
+    except RecursionError:
+        raise InvalidJson("the body nests arrays or objects too deeply to read. Fix: flatten it") from None
+    if value is not None and not isinstance(value, dict):
+        raise InvalidJson(
+            f"the body is {_KINDS.get(type(value), 'no object')}, not a JSON object. Fix: send one JSON object"
+        )
     return usv(value) if _SURROGATE_IN_JSON.search(text) else value
 
 
@@ -115,15 +145,12 @@ def usv(value: Any) -> Any:
     return value
 
 
-def _message(error: dict[str, Any]) -> str:
-    """pydantic's message, with the fix where pydantic's wording gives none."""
-    if error.get("type") == "extra_forbidden":
-        return "unknown field. Fix: remove it or check its spelling"
-    if error.get("type") == "missing":
-        return "required field is missing. Fix: add it"
-    if error.get("type") == "string_pattern_mismatch" and (fix := fix_for(error)):
-        return f"is not in the expected form. Fix: {fix}"
-    return str(error.get("msg", ""))
+def _field(loc: Sequence[str | int]) -> str:
+    """An error's path in the request, without "body" and pydantic's labels of union branches and validators
+    (`function-after[…]`, `literal[False]`)."""
+    return format_path(
+        p for p in loc if p != "body" and not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+    )
 
 
 def _shown_value(error: dict[str, Any]) -> Any:

@@ -12,13 +12,16 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    Discriminator,
     Field,
+    PlainValidator,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
 
-from ..config.types import CLIENT_ID, Locale, LocalTime, TimeZoneName
+from ..config.types import CLIENT_ID, FID, Locale, LocalTime, TimeZoneName
 from .common import Body, LevelOut
 
 
@@ -133,7 +136,7 @@ class DeviceIn(Body):
     fcm_token: (
         Annotated[str, StringConstraints(min_length=20, max_length=4096, pattern=r"^[A-Za-z0-9_:\-]+$")] | None
     ) = None
-    fid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{22}$")] | None = None
+    fid: Annotated[str, StringConstraints(pattern=FID)] | None = None
     platform: Literal["ios", "android", "web"]
     app_version: Annotated[str, StringConstraints(max_length=64)] | None = None  # semver with build metadata fits
     locale: Locale | None = None
@@ -177,12 +180,33 @@ class QuietHoursIn(Body):
         return self
 
 
+def _window_or_none(value: Any) -> str:
+    return "[window]" if isinstance(value, dict | QuietHoursIn) else "[none]"  # a request's JSON, or a model to dump
+
+
+def _false_only(value: Any) -> Literal[False]:
+    if value is not False:
+        raise ValueError(
+            'is neither a window nor false. Fix: send {"start": "22:00", "end": "07:00"}, false for no quiet '
+            "hours, or null for the app's default"
+        )
+    return False
+
+
+# A window, or false for none: told apart by the value's type, so that a wrong window reports its own fields
+# only (not also "should be false"); the tags are pydantic's labels, which error paths leave out.
+QuietHoursChoice = Annotated[
+    Annotated[QuietHoursIn, Tag("[window]")] | Annotated[Literal[False], PlainValidator(_false_only), Tag("[none]")],
+    Discriminator(_window_or_none),
+]
+
+
 class PreferencesIn(Body):
     """PUT /v1/me/preferences: only the fields sent change; null resets a field (the zone and locale to the
     app's latest report, the others to the app's default)."""
 
     categories: dict[str, bool] | None = Field(None, description="category id → on/off")
-    quiet_hours: QuietHoursIn | Literal[False] | None = Field(
+    quiet_hours: QuietHoursChoice | None = Field(
         None, description="the user's window; false: none (pushes at any hour); null: the app's default"
     )
     timezone: TimeZoneName | None = None

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .issues import Issue, format_path
 from .schema import EngagementConfig, yaml_number
-from .types import PATTERN_FIXES, format_duration
+from .types import PATTERN_FIXES, format_in_days
 
 LineMap = dict[tuple[str | int, ...], int]
 # A published version is one DynamoDB item (at most 400 KB) holding the file's text and its JSON form: a real
@@ -410,7 +410,7 @@ def _as_written(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return yaml_number(value)
     if isinstance(value, timedelta):
-        return f"{value.days}d" if value == timedelta(days=value.days) else format_duration(value)
+        return format_in_days(value)
     written = repr(value)
     return written if len(written) <= 100 else f"{written[:97]}..."
 

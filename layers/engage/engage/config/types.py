@@ -36,6 +36,11 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
+def format_in_days(value: timedelta) -> str:
+    """A duration as the docs and configs write it: whole days in days (7d, 35d, not 1w, 5w)."""
+    return f"{value.days}d" if value == timedelta(days=value.days) and value.days else format_duration(value)
+
+
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
     # Only real zones: not directories ("America"), nor the system's aliases ("localtime", "posixrules").
@@ -111,6 +116,9 @@ Locale = Annotated[str, StringConstraints(max_length=64, pattern=LOCALE)]
 # Ids the apps choose (events, devices): what a retry can resend unchanged in a URL or a key.
 CLIENT_ID = r"^[A-Za-z0-9._:\-]+$"
 
+# A Firebase installation id (FID), as the Firebase SDKs hand it to the app.
+FID = r"^[A-Za-z0-9_\-]{22}$"
+
 # The fix for a text that does not match one of the patterns above (config files and request bodies alike).
 PATTERN_FIXES = {
     IDENTIFIER: "use letters, digits, '_', '-' or '.', starting with a letter (at most 64)",
@@ -118,4 +126,5 @@ PATTERN_FIXES = {
     PROPERTY_KEY: "use letters, digits, '_', '-' or '.', starting with a letter or '_' (at most 64)",
     LOCALE: "write a language tag such as en, de-DE or pt-BR",
     CLIENT_ID: "use letters, digits and . _ : - only",
+    FID: "send the Firebase installation id as the SDK gives it (22 letters, digits, '-' or '_')",
 }

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config.expressions import Scope, make_scope
 from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
-from ..config.types import format_duration, tzinfo_of
+from ..config.types import format_in_days, tzinfo_of
 from .badges import apply_badges, retired_badge
 from .effects import EventContext, amount_of, credit, holds, move_level, user_scope
 from .leaderboards import update_boards
@@ -118,7 +118,7 @@ def _checked(config: EngagementConfig, event: Event, source: Source, now: dateti
         raise _Rejected(
             "too_late",
             f"occurred_at {event.occurred_at.isoformat()} is older than the late window "
-            f"({format_duration(config.late_window)}); such events no longer count",
+            f"({format_in_days(config.late_window)}); such events no longer count",
         )
     return _with_checked_properties(event, spec)
 

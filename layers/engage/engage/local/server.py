@@ -169,8 +169,11 @@ class LocalApi:
 
     def _authorize(self, route: Route, headers: dict[str, str]) -> tuple[dict | None, tuple | None]:
         if route.auth == "jwt":
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token:
+            # As API Gateway's JWT authorizer: the token alone, or after "Bearer ".
+            value = headers.get("authorization", "").strip()
+            scheme, _, rest = value.partition(" ")
+            token = rest.strip() if scheme.lower() == "bearer" else value
+            if not token or " " in token:
                 return None, _unauthorized(route, "no 'Authorization: Bearer <token>' header")
             try:
                 claims = tokens.verify(token)

@@ -40,6 +40,18 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
 
+class InvalidField(ServiceError):
+    """A body field the request models accept but the app's config does not (an unknown category, a budget over
+    the cap): answered as the models' own refusals are, a 422 naming the field and the value."""
+
+    status = 422
+    code = "invalid_request"
+
+    def __init__(self, field: str, problem: str, value: Any = None) -> None:
+        super().__init__(f"the request body is not valid: {field}: {problem}")
+        self.field, self.problem, self.value = field, problem, value
+
+
 class NotFound(ServiceError):
     status = 404
     code = "not_found"

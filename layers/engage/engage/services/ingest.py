@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api.common import explain
 from ..api.events import (
     BoardScoreOut,
     EventIn,
@@ -29,7 +30,6 @@ from ..api.events import (
 )
 from ..config import EngagementConfig
 from ..config.issues import format_path
-from ..config.loader import fix_for
 from ..engine import Event, EventResult, Outcome, Profile, UserState, apply_batch
 from ..engine.model import Source
 from ..observability import logger, metrics
@@ -111,7 +111,7 @@ def _parse(raw_events: Sequence[Any], model: type[EventIn]) -> tuple[list[_Parse
                 EventResultOut(
                     index=index,
                     id=_text(fields.get("id")),
-                    user_id=_text(fields.get("user_id")),
+                    user_id=_text(fields.get("user_id")) if model is ServerEventIn else None,  # a client sends none
                     status="rejected",
                     code="invalid_event",
                     reason=_describe(exc),
@@ -132,11 +132,13 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _problem(error: Any) -> str:
-    """One field's problem: where, what, the value given, and the fix where pydantic's words name none."""
-    fix = fix_for(error) if error["type"] == "string_pattern_mismatch" else None
-    message = "is not in the expected form" if fix else error["msg"].removeprefix("Value error, ")
-    given = f" (got {_short(error['input'])})" if error["type"] != "missing" else ""
-    return f"{format_path(error['loc'])}: {message}{given}" + (f". Fix: {fix}" if fix else "")
+    """One field's problem: where, what, the value given, and the fix."""
+    message = explain(error)
+    quoted = error["type"] not in ("missing", "extra_forbidden", "too_long")  # an unknown field may hold a token
+    given = f" (got {_short(error['input'])})" if quoted else ""
+    what, fix = message.split(". Fix: ", 1) if ". Fix: " in message else (message, None)
+    where = format_path(error["loc"]) if error["loc"] else "the event"
+    return f"{where}: {what}{given}" + (f". Fix: {fix}" if fix else "")
 
 
 def _short(value: Any) -> str:

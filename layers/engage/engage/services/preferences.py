@@ -19,7 +19,7 @@ from ..engine.ingest import with_choices
 from ..engine.model import UserState
 from ..store.progress import load_user
 from .config import active_config
-from .errors import InvalidInput, signed_in_user
+from .errors import InvalidField, signed_in_user
 from .users import change_user
 
 
@@ -52,12 +52,16 @@ def _check(config: EngagementConfig, change: PreferencesIn) -> None:
     known = set(config.notifications.categories) if config.notifications else set()
     unknown = sorted(set(change.categories or {}) - known)
     if unknown:
-        raise InvalidInput(
-            f"unknown notification categories {unknown}. Fix: use the app's categories: {sorted(known) or '(none)'}"
+        raise InvalidField(
+            f"categories.{unknown[0]}",
+            f"not a notification category of this app. Fix: use one of {', '.join(sorted(known)) or '(none)'}",
+            unknown[0],
         )
     cap = config.notifications.defaults.caps.per_week if config.notifications else None
     if change.weekly_budget is not None and cap is not None and change.weekly_budget > cap:
-        raise InvalidInput(f"weekly_budget {change.weekly_budget} is above the app's cap of {cap}. Fix: choose 0–{cap}")
+        raise InvalidField(
+            "weekly_budget", f"is above the app's cap of {cap} pushes a week. Fix: choose 0–{cap}", change.weekly_budget
+        )
 
 
 def _quiet_hours(stored: dict[str, Any]) -> QuietHoursOut:
