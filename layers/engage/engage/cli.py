@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -71,6 +71,75 @@ def config_publish(
     console.print(
         f"[green]✓[/] published {file} as {config.app} {version} on stage {stage}; Lambdas pick it up within 60 s"
     )
+
+
+@config_app.command("simulate")
+def config_simulate(
+    file: ConfigFile,
+    events: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="recorded events, one JSON object per line (.jsonl)")
+    ],
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="another config (e.g. the published one): show what FILE changes"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """What FILE would award for recorded EVENTS, per user and in all, without publishing (nothing touches AWS)."""
+    from .config import load_config_file
+    from .simulate import EventsInvalid, read_events, simulate, summary
+
+    try:
+        configs = {"new": load_config_file(file), **({"old": load_config_file(compare)} if compare else {})}
+        recorded = read_events(events)
+    except ConfigInvalid as exc:
+        errors.print(exc.report(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except EventsInvalid as exc:
+        errors.print(f"{events}: not an events file\n{exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    results = {name: summary(config, simulate(config, recorded)) for name, config in configs.items()}
+    if as_json:
+        console.print_json(json.dumps(results if compare else results["new"]))
+        return
+    _print_simulation(configs["new"], results.get("old"), results["new"], len(recorded))
+
+
+def _print_simulation(config: Any, old: dict[str, Any] | None, new: dict[str, Any], events: int) -> None:
+    """A row per user, then the totals; with `old`, each value that changes reads "old → new"."""
+    from rich.table import Table
+
+    def changed(before: str | None, after: str) -> str:
+        return after if before is None or before == after else f"{before} → {after}"
+
+    columns = [*config.currencies, "level", "badges", "longest streaks"]
+    table = Table(title=f"{events} events of {len(new['users'])} users" + (" (old → new)" if old else ""))
+    for column in ("user", *columns, "answers"):
+        table.add_column(column)
+    for user, after in new["users"].items():
+        before = _columns(old["users"].get(user), columns) if old else {}
+        now = _columns(after, columns)
+        table.add_row(user, *(changed(before.get(c), now[c]) for c in columns), _listed(after["answers"]))
+    console.print(table)
+    for line, of in (("in all", lambda r: r["totals"]), ("badge holders", lambda r: r["badges"])):
+        console.print(f"{line}: " + (", ".join(
+            f"{key} {changed(str(of(old).get(key, 0)) if old else None, str(value))}" for key, value in of(new).items()
+        ) or "-"))  # fmt: skip
+    console.print("answers: " + _listed(new["answers"]))
+
+
+def _columns(user: dict[str, Any] | None, columns: list[str]) -> dict[str, str]:
+    user = user or {"balances": {}, "level": None, "badges": {}, "longest_streaks": {}}
+    texts = {currency: str(amount) for currency, amount in user["balances"].items()}
+    texts |= {"level": str(user["level"] or "-"), "badges": _listed(user["badges"]),
+              "longest streaks": _listed(user["longest_streaks"])}  # fmt: skip
+    return {column: texts.get(column, "0") for column in columns}
+
+
+def _listed(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" if value is not None else key for key, value in values.items()) or "-"
 
 
 @config_app.command("schema")

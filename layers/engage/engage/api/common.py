@@ -46,6 +46,7 @@ _EXPLAINED = {
     "model_attributes_type": "is not an object. Fix: send an object with its fields",
     "dict_type": 'is not an object. Fix: send an object ({"name": value, …})',
     "list_type": "is not a list. Fix: send a JSON array",
+    "json_invalid": "is not valid JSON. Fix: check its quotes, brackets and commas",
     "timezone_aware": "has no UTC offset. Fix: add one, e.g. 2026-11-23T18:30:00+01:00 or …Z",
     "datetime_from_date_parsing": "is not a date-time. Fix: send ISO 8601 with an offset, e.g. 2026-11-23T18:30:00Z",
     "datetime_parsing": "is not a date-time. Fix: send ISO 8601 with an offset, e.g. 2026-11-23T18:30:00Z",

@@ -1,0 +1,131 @@
+"""`engage config simulate`: what a config would award for a recorded stream of events, before publishing it.
+
+Pure: the engine applies each user's events in the order of the file, each as if it arrived when it happened
+(so a stream of weeks passes the late window), and nothing is read from or written to AWS. The same engine
+serves POST /v1/events, so a simulation awards what the API would have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from .api.common import explain
+from .api.events import ServerEventIn
+from .config import EngagementConfig
+from .config.issues import format_path
+from .config.types import TimeZoneName
+from .engine import Event, Profile, UserState, apply_batch
+
+
+class EventsInvalid(ValueError):
+    """Lines of an events file that are no event; each problem names its line."""
+
+
+class RecordedEvent(ServerEventIn):
+    """One line of an events file: a server event (with its user), optionally the zone the app reported then
+    and the route it came by (default: the one its type is declared for)."""
+
+    timezone: TimeZoneName | None = None
+    source: Literal["client", "server"] | None = None
+
+
+@dataclass
+class UserRun:
+    """One user's simulated history: the final state, every fact, and how each event was answered."""
+
+    state: UserState
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    answers: Counter[str] = field(default_factory=Counter)  # accepted, duplicate, rejected:<code>
+    applied: set[str] = field(default_factory=set)
+
+
+def read_events(path: Path) -> list[RecordedEvent]:
+    """The events of a JSON Lines file (one object per line; blank lines and lines starting with # are skipped)."""
+    events, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            events.append(RecordedEvent.model_validate_json(line))
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = format_path(error["loc"]) if error["loc"] else "the line"
+                problems.append(f"line {number}, {where}: {explain(error)}")
+    if problems:
+        raise EventsInvalid(
+            "\n".join(problems[:20] + ([f"… and {len(problems) - 20} more"] if len(problems) > 20 else []))
+        )
+    return events
+
+
+def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str, UserRun]:
+    """Apply the events, user by user in file order, as the ingest would have when each happened."""
+    runs: dict[str, UserRun] = {}
+    for index, recorded in enumerate(events):
+        run = runs.setdefault(recorded.user_id, UserRun(UserState(user_id=recorded.user_id)))
+        spec = config.events.get(recorded.type)
+        source = recorded.source or (spec.source if spec is not None else "client")
+        event = Event(recorded.id, recorded.type, recorded.occurred_at, dict(recorded.properties))
+        outcome = apply_batch(
+            config,
+            run.state,
+            [(index, event)],
+            source=source,
+            now=recorded.occurred_at,
+            already_applied=run.applied,
+            profile=Profile(timezone=recorded.timezone) if recorded.timezone else None,
+        )
+        run.state = outcome.after
+        for result in outcome.results:
+            run.answers[result.status if result.status != "rejected" else f"rejected:{result.code}"] += 1
+            run.facts += [fact.as_dict() for fact in result.facts]
+        run.applied |= {applied.event.id for applied in outcome.applied}
+    return runs
+
+
+def summary(config: EngagementConfig, runs: dict[str, UserRun]) -> dict[str, Any]:
+    """What each user ends with, and the totals a product owner weighs a change by (JSON-able)."""
+    users = {user_id: _user_summary(config, run) for user_id, run in runs.items()}
+    badge_holders = Counter(badge for user in users.values() for badge in user["badges"])
+    return {
+        "users": users,
+        "totals": {
+            currency: sum(u["balances"].get(currency, 0) for u in users.values()) for currency in config.currencies
+        },
+        "levels": dict(sorted(Counter(u["level"] for u in users.values()).items())),
+        "badges": {badge.name: badge_holders.get(badge.name, 0) for badge in config.badges},
+        "answers": dict(sum((run.answers for run in runs.values()), Counter())),
+    }
+
+
+def _user_summary(config: EngagementConfig, run: UserRun) -> dict[str, Any]:
+    state = run.state
+    badges = {}  # badge name → the highest tier earned (or None for a badge without tiers)
+    streaks: dict[str, int] = {}
+    quests: Counter[str] = Counter()
+    for fact in run.facts:
+        if fact["type"] == "badge_awarded":
+            badges[fact["name"]] = fact.get("tier")
+        elif fact["type"] == "streak_extended":
+            streaks[fact["streak"]] = max(streaks.get(fact["streak"], 0), fact.get("current_length", fact["length"]))
+        elif fact["type"] == "quest_completed":
+            quests[fact["name"]] += 1
+    level = f"{state.level + 1} {config.levels.name_of(state.level)}" if config.levels else None
+    return {
+        "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
+        "level": level,
+        "badges": badges,
+        "longest_streaks": streaks,
+        "quests_completed": dict(quests),
+        "answers": dict(run.answers),
+    }
+
+
+def as_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)

@@ -1,0 +1,83 @@
+"""`engage config simulate`: a recorded stream through the engine, per user and in all, without AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engage.cli import app
+from engage.config import load_config_file
+from engage.simulate import EventsInvalid, read_events, simulate, summary
+
+from .conftest import FITQUEST_PATH
+
+EVENTS = FITQUEST_PATH.parent / "events.jsonl"
+
+
+@pytest.fixture(scope="module")
+def week() -> dict:
+    config = load_config_file(FITQUEST_PATH)
+    return summary(config, simulate(config, read_events(EVENTS)))
+
+
+def test_the_daily_limit_holds_in_each_users_own_day(week):
+    # Grace logs six 30-minute workouts on three evenings in New York; the rule pays 60 xp and 5 coins for five a day
+    grace = week["users"]["grace"]
+    assert grace["balances"] == {"xp": 3 * 5 * 60, "coins": 3 * 5 * 5 + 3 * 10}  # + the daily-goal quest, 10 a day
+    assert grace["quests_completed"] == {"Move 30 minutes today": 3}
+    assert grace["answers"] == {"accepted": 18}  # past the limit an event still counts: it just pays nothing
+
+
+def test_a_resent_event_is_a_duplicate_and_pays_once(week):
+    linus = week["users"]["linus"]
+    assert linus["answers"] == {"accepted": 4, "duplicate": 1}
+    assert linus["balances"]["coins"] == 5 + 9 + 10  # the ride, the purchase (int(9.99)) and the daily goal
+
+
+def test_a_week_of_daily_workouts_makes_a_seven_day_streak_and_its_badges(week):
+    ada = week["users"]["ada"]
+    assert ada["longest_streaks"] == {"daily-workout": 7}
+    assert {"First Step", "All-Rounder", "Weekend Warrior"} <= set(ada["badges"])  # four kinds; two weekend days
+    assert week["badges"]["First Step"] == 3 and week["answers"] == {"accepted": 36, "duplicate": 1}
+
+
+def test_a_line_that_is_no_event_is_named_with_its_line(tmp_path: Path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('# recorded\n{"user_id": "a", "id": "x", "type": "app_opened"}\n\nnot json\n')
+    with pytest.raises(EventsInvalid) as caught:
+        read_events(events)
+    assert str(caught.value).splitlines() == [
+        "line 2, occurred_at: required field is missing. Fix: add it",
+        "line 4, the line: is not valid JSON. Fix: check its quotes, brackets and commas",
+    ]
+
+
+def test_the_command_shows_what_a_changed_rule_would_change(tmp_path: Path):
+    changed = tmp_path / "engagement.yaml"
+    changed.write_text(FITQUEST_PATH.read_text().replace('xp: "event.minutes * 2"', 'xp: "event.minutes * 3"'))
+
+    shown = CliRunner().invoke(app, ["config", "simulate", str(changed), str(EVENTS), "--compare", str(FITQUEST_PATH)])
+    as_json = CliRunner().invoke(
+        app, ["config", "simulate", str(changed), str(EVENTS), "--compare", str(FITQUEST_PATH), "--json"]
+    )
+
+    assert shown.exit_code == 0, shown.output
+    assert "900 → 1350" in shown.output  # Grace's 15 paid workouts: 60 → 90 xp each
+    both = json.loads(as_json.output)
+    assert (
+        both["old"]["users"]["grace"]["balances"]["xp"] == 900
+        and both["new"]["users"]["grace"]["balances"]["xp"] == 1350
+    )
+    assert both["old"]["totals"]["coins"] == both["new"]["totals"]["coins"]  # coins did not change
+
+
+def test_a_config_with_problems_is_reported_not_simulated(tmp_path: Path):
+    broken = tmp_path / "engagement.yaml"
+    broken.write_text(FITQUEST_PATH.read_text().replace("award: {xp: 5}", "award: {gems: 5}"))
+
+    result = CliRunner().invoke(app, ["config", "simulate", str(broken), str(EVENTS)])
+
+    assert result.exit_code == 1 and "unknown currency 'gems'" in result.output
