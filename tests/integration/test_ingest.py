@@ -448,3 +448,23 @@ def test_a_transaction_dynamodb_keeps_throttling_ends_in_503_busy_with_retry_aft
     # Then it is told to come back (its events are safe to resend), not that the server failed
     assert answer["statusCode"] == 503 and answer["headers"]["Retry-After"] == "1"
     assert json.loads(answer["body"])["error"] == "busy"
+
+
+def test_an_id_too_long_to_be_one_is_not_echoed_back(user_id):
+    # 100 such events echoed whole could push the answer past Lambda's 6 MB; the reason names the field
+    now = datetime.now(UTC).isoformat()
+    huge = "u" * 100_000
+    request = ServerEventsRequest.model_validate(
+        {
+            "events": [
+                {"id": f"{user_id}-1", "user_id": huge, "type": "app_opened", "occurred_at": now},
+                {"id": huge, "user_id": user_id, "type": "app_opened", "occurred_at": now},
+            ]
+        }
+    )
+
+    first, second = ingest_server_events(request).results
+
+    assert (first.status, first.id, first.user_id) == ("rejected", f"{user_id}-1", None)
+    assert (second.status, second.id, second.user_id) == ("rejected", None, user_id)
+    assert len(first.reason or "") < 300 and len(second.reason or "") < 300

@@ -124,7 +124,9 @@ def _parse(raw_events: Sequence[Any], model: type[EventIn]) -> tuple[list[_Parse
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    """An id echoed back with a rejected event, so the caller can tell which it was: not one of 100 huge ones,
+    which could push the answer past Lambda's 6 MB (an id that long is refused anyway)."""
+    return value if isinstance(value, str) and len(value) <= 128 else None
 
 
 def _describe(exc: ValidationError) -> str:
