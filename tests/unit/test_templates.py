@@ -186,7 +186,20 @@ def test_given_a_value_missing_at_runtime_when_rendered_then_it_renders_as_an_em
         )
     )
     rendered = render(t, None, "en", {"badge": {"tier": None}})
-    assert (rendered.title, rendered.body, rendered.deep_link) == ("Tier: .", "Hi !", "app://")
+    assert (rendered.title, rendered.body, rendered.deep_link) == ("Tier:.", "Hi!", "app://")
+
+
+def test_a_missing_name_takes_the_comma_or_space_before_it_along() -> None:
+    # Before: the reference config's "Nice work, {user.first_name}!" read "Nice work, !" for a user without a name
+    t = trigger(
+        template=Template(
+            title="Nice work, {user.first_name}!", body="Well done {user.first_name} today, {user.first_name}"
+        )
+    )
+    without = render(t, None, "en", {"user": {}})
+    named = render(t, None, "en", {"user": {"first_name": "Ada"}})
+    assert (without.title, without.body) == ("Nice work!", "Well done today")
+    assert (named.title, named.body) == ("Nice work, Ada!", "Well done Ada today, Ada")
 
 
 def test_given_a_fallback_when_the_value_is_missing_or_empty_then_the_fallback_is_shown() -> None:
@@ -197,7 +210,7 @@ def test_given_a_fallback_when_the_value_is_missing_or_empty_then_the_fallback_i
     without = render(t, None, "en", {"user": {"first_name": ""}, "badge": {}})
     named = render(t, None, "en", BADGE_VALUES)
 
-    assert (without.title, without.body) == ("Nice work, there!", "A badge ")
+    assert (without.title, without.body) == ("Nice work, there!", "A badge")  # an empty fallback: no space left
     assert (named.title, named.body) == ("Nice work, Ada!", "First Workout first-workout")
 
 

@@ -242,12 +242,30 @@ def _value(values: dict[str, dict[str, Any]], placeholder: str) -> str:
 
 def fill(text: str, values: dict[str, dict[str, Any]]) -> str:
     """Substitute placeholders with str(value); a missing, null or empty value renders as the placeholder's
-    fallback (`{user.first_name|there}`), else as an empty string.
+    fallback (`{user.first_name|there}`), else as nothing, and then the comma or space before it goes too
+    where punctuation or the end follows: "Nice work, {user.first_name}!" reads "Nice work!", not "Nice work, !"
+    (and "Well done {user.first_name} today" keeps one space).
 
     Unknown placeholders are forbidden by config validation (check_trigger_templates), so at runtime a
     gap means the value was absent (e.g. a user with no first name): the message still goes out.
     """
-    return "".join(literal + (_value(values, name) if name is not None else "") for literal, name in _tokens(text))
+    tokens = list(_tokens(text))
+    out = ""
+    for position, (literal, name) in enumerate(tokens):
+        out += literal
+        if name is None:
+            continue
+        value = _value(values, name)
+        following = tokens[position + 1][0] if position + 1 < len(tokens) else ""
+        if not value and (not following or following[0] in _CLOSING):
+            out = out.rstrip(" ,")
+        elif not value and following.startswith(" ") and out.endswith(" "):  # "Well done {name} today": one space
+            out = out[:-1]
+        out += value
+    return out
+
+
+_CLOSING = "!?.,;:)"  # what may follow a name: "Nice work, {user.first_name}!"
 
 
 def render(trigger: Trigger, locale: str | None, default_locale: str, values: dict[str, dict[str, Any]]) -> Rendered:
