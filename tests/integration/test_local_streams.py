@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -94,3 +95,16 @@ def test_given_no_filters_then_every_record_reaches_the_function(stack, table, t
 
     stream.poll()
     assert delivered(log) == [("INSERT", "a"), ("REMOVE", "a")]
+
+
+def test_a_records_creation_time_reaches_the_function_in_epoch_seconds_as_lambda_sends_it(stack, table, tmp_path):
+    # Before: the datetime boto3 reads went on as text ("2026-11-23 11:38:00+00:00"), which no Lambda sends
+    name, client = table
+    stream, log = poller(stack, name, tmp_path, ())
+    client.put_item(TableName=name, Item={"pk": {"S": "a"}})
+
+    stream.poll()
+    [record] = [json.loads(line) for line in log.read_text().splitlines()]
+    created = record["dynamodb"]["ApproximateCreationDateTime"]
+    assert isinstance(created, int) and abs(created - time.time()) < 600
+    assert f"table/{name}/stream/" in record["eventSourceARN"]

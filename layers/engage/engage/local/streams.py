@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -132,7 +133,7 @@ class StreamPoller:
 
     def _deliver(self, records: list[dict[str, Any]]) -> int | None:
         """Invoke the function; the index of the first record it reported failed (0 if it crashed), or None."""
-        event = {"Records": [{**record, "eventSourceARN": self._arn} for record in records]}
+        event = {"Records": [_as_lambda_sends(record, self._arn) for record in records]}
         try:
             deadline = time.monotonic() + (self._pool.function.timeout or DEFAULT_TIMEOUT)
             context = LambdaContext("stream", "local", deadline=deadline)
@@ -171,6 +172,16 @@ class StreamPoller:
         with open(self._failed_log, "a", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, default=str) + "\n")
+
+
+def _as_lambda_sends(record: dict[str, Any], arn: str) -> dict[str, Any]:
+    """A stream record as Lambda hands it over: with its stream's ARN, and the creation time in epoch seconds
+    (boto3 reads it as a datetime)."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {**record, "dynamodb": change, "eventSourceARN": arn}
 
 
 def _pattern(text: str) -> Any:
