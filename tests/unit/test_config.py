@@ -1021,7 +1021,7 @@ def test_integer_enum_values_past_64_bits_are_refused(fitquest_text):
     )
     [issue] = issues_of_text(text)
     assert issue.where == "events.workout_completed.properties.minutes.enum"
-    assert "1e+20 are outside the 64-bit range" in issue.message
+    assert "enum values 99999999999999999999 are outside the 64-bit range" in issue.message
 
 
 @pytest.mark.parametrize(
@@ -1207,8 +1207,8 @@ def test_a_config_whose_per_user_progress_could_outgrow_a_dynamodb_item_is_refus
 
 
 def test_progress_within_the_budget_fits_a_dynamodb_item_when_it_is_full():
-    # The budget's estimate holds: a user who met 1,000 values on each of 19 such badges (the most it accepts)
-    # has progress well under DynamoDB's 400 KB, measured as the store writes it
+    # The budget's estimate holds: a user who met 1,000 values on each of 19 such badges (285 KB counted; 20 is
+    # the most accepted) has progress well under DynamoDB's 400 KB, measured as the store writes it
     from engage.engine import Event, UserState, apply_batch
 
     config = parse_config_text(_places_config(badges=19))
@@ -1221,3 +1221,26 @@ def test_progress_within_the_budget_fits_a_dynamodb_item_when_it_is_full():
         {"badges": state.badges, "streaks": state.streaks, "quests": state.quests}, separators=(",", ":")
     )
     assert 280_000 < len(stored) <= 300_000  # what the budget counted for them: 19 × 1,000 × 15 bytes = 285 KB
+
+
+def test_large_bounds_are_shown_as_written(fitquest_text):
+    # `:g` printed both as 1.5e+06, which read as equal
+    [issue] = issues_of_text(
+        edit(fitquest_text, "amount: {type: number, min: 0}", "amount: {type: number, min: 1500000, max: 1499999}")
+    )
+    assert "min 1500000 is greater than max 1499999" in issue.message
+
+
+def test_a_required_field_misspelt_further_off_is_still_one_problem(fitquest_text):
+    text = edit(
+        fitquest_text,
+        "    criteria: {count: {event: workout_completed}, gte: 1}",
+        "    crit: {count: {event: workout_completed}, gte: 1}",
+    )
+    [issue] = issues_of_text(text)
+    assert issue.message == "unknown field 'crit'. Fix: did you mean 'criteria'?"
+
+
+def test_a_section_with_only_optional_fields_says_which_it_takes(fitquest_text):
+    [issue] = issues_of_text(edit(fitquest_text, "caps: {per_day: 2, per_week: 6, min_gap: 2h}", "caps: 3"))
+    assert issue.message.startswith("expected a mapping with any of per_day, per_week, min_gap, not 3. Fix:")

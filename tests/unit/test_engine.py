@@ -453,7 +453,7 @@ def test_failing_award_expression_warns_and_awards_nothing_but_event_is_accepted
     assert (result.status, result.code) == ("accepted", None)
     assert result.awards == {} and facts(outcome) == []
     assert result.warnings == [
-        "rule purchase-coins: award coins: 'int(event.amount)' reads 'amount', which was not sent"
+        "rule purchase-coins: award coins: 'int(event.amount)' reads 'amount', which is absent (an optional value not sent?)"
     ]
     assert len(outcome.applied) == 1  # it is still recorded, so a resend is a duplicate
 

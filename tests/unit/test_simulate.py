@@ -27,7 +27,7 @@ def test_the_daily_limit_holds_in_each_users_own_day(week):
     # Grace logs six 30-minute workouts on three evenings in New York; the rule pays 60 xp and 5 coins for five a day
     grace = week["users"]["grace"]
     assert grace["balances"] == {"xp": 3 * 5 * 60, "coins": 3 * 5 * 5 + 3 * 10}  # + the daily-goal quest, 10 a day
-    assert grace["quests_completed"] == {"Move 30 minutes today": 3}
+    assert grace["quests_completed"] == {"daily-goal": 3}
     assert grace["answers"] == {"accepted": 18}  # past the limit an event still counts: it just pays nothing
 
 
@@ -40,8 +40,8 @@ def test_a_resent_event_is_a_duplicate_and_pays_once(week):
 def test_a_week_of_daily_workouts_makes_a_seven_day_streak_and_its_badges(week):
     ada = week["users"]["ada"]
     assert ada["longest_streaks"] == {"daily-workout": 7}
-    assert {"First Step", "All-Rounder", "Weekend Warrior"} <= set(ada["badges"])  # four kinds; two weekend days
-    assert week["badges"]["First Step"] == 3 and week["answers"] == {"accepted": 36, "duplicate": 1}
+    assert {"first-workout", "all-rounder", "weekend-warrior"} <= set(ada["badges"])  # four kinds; two weekend days
+    assert week["badges"]["first-workout"] == 3 and week["answers"] == {"accepted": 36, "duplicate": 1}
 
 
 def test_a_line_that_is_no_event_is_named_with_its_line(tmp_path: Path):
@@ -81,3 +81,77 @@ def test_a_config_with_problems_is_reported_not_simulated(tmp_path: Path):
     result = CliRunner().invoke(app, ["config", "simulate", str(broken), str(EVENTS)])
 
     assert result.exit_code == 1 and "unknown currency 'gems'" in result.output
+
+
+def _recorded(tmp_path: Path, *lines: dict) -> Path:
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return events
+
+
+def test_a_client_and_a_server_event_may_share_an_id_as_in_the_ledger(tmp_path: Path):
+    # Before: the purchase was taken for a duplicate of the workout; the ingest keeps the two routes' ids apart
+    config = load_config_file(FITQUEST_PATH)
+    at = "2026-11-20T10:00:00Z"
+    events = _recorded(
+        tmp_path,
+        {
+            "user_id": "u",
+            "id": "e1",
+            "type": "workout_completed",
+            "occurred_at": at,
+            "properties": {"minutes": 30, "kind": "run"},
+        },
+        {
+            "user_id": "u",
+            "id": "e1",
+            "type": "purchase_completed",
+            "occurred_at": at,
+            "properties": {"sku": "x", "amount": 50},
+        },
+    )
+    [user] = summary(config, simulate(config, read_events(events)))["users"].values()
+    assert user["answers"] == {"accepted": 2} and user["balances"]["coins"] == 5 + 50 + 10
+
+
+def test_a_line_older_than_the_late_window_by_the_time_it_comes_is_too_late(tmp_path: Path):
+    # The file is a timeline: a line after one of Nov 30 arrives Nov 30 or later, so Nov 1 is past the 7 days
+    config = load_config_file(FITQUEST_PATH)
+    events = _recorded(
+        tmp_path,
+        {"user_id": "u", "id": "late", "type": "app_opened", "occurred_at": "2026-11-30T10:00:00Z"},
+        {"user_id": "u", "id": "early", "type": "app_opened", "occurred_at": "2026-11-01T10:00:00Z"},
+    )
+    [user] = summary(config, simulate(config, read_events(events)))["users"].values()
+    assert user["answers"] == {"accepted": 1, "rejected:too_late": 1}
+
+
+def test_a_file_that_is_not_utf8_is_named_not_a_crash(tmp_path: Path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"user_id": "u"}\n{"id": "caf\xe9"}\n')
+    with pytest.raises(EventsInvalid, match=r"line 2: not UTF-8 text \(byte 0xe9\). Fix: save the file as UTF-8"):
+        read_events(events)
+
+
+def test_compare_takes_a_published_config_newer_checks_refuse_and_shows_what_was_removed(tmp_path: Path):
+    # A live config with `award: {xp: 0}` (refused since) is still the baseline; a badge taken out shows "1 → 0"
+    live = tmp_path / "live.yaml"
+    live.write_text(FITQUEST_PATH.read_text().replace("award: {xp: 5}", "award: {xp: 0}"))
+    text = FITQUEST_PATH.read_text()
+    weekend = text[text.index("  - id: weekend-warrior") : text.index("\nstreaks:")]
+    new = tmp_path / "new.yaml"
+    new.write_text(text.replace(weekend, ""))
+
+    shown = CliRunner().invoke(app, ["config", "simulate", str(new), str(EVENTS), "--compare", str(live)])
+
+    assert shown.exit_code == 0, shown.output
+    words = " ".join(shown.output.split())  # as read, whatever the terminal's width wrapped
+    assert "badge holders: first-workout 3, marathoner 2, all-rounder 1, weekend-warrior 1 → 0" in words
+    assert "Leaderboard standings and period rewards are not simulated" in words  # said, not silently left out
+
+
+def test_an_events_file_without_events_is_refused(tmp_path: Path):
+    empty = tmp_path / "events.jsonl"
+    empty.write_text("# nothing yet\n")
+    result = CliRunner().invoke(app, ["config", "simulate", str(FITQUEST_PATH), str(empty)])
+    assert result.exit_code == 1 and "holds no events" in result.output

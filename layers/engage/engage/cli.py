@@ -82,17 +82,24 @@ def config_simulate(
     compare: Annotated[
         Path | None,
         typer.Option(
-            exists=True, dir_okay=False, help="another config (e.g. the published one): show what FILE changes"
+            exists=True,
+            dir_okay=False,
+            help="another config (e.g. the published one, checked for shape only, as the Lambdas load it): "
+            "show what FILE changes",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """What FILE would award for recorded EVENTS, per user and in all, without publishing (nothing touches AWS)."""
     from .config import load_config_file
+    from .config.loader import parse_yaml, read_config_text, validate_config_data
     from .simulate import EventsInvalid, read_events, simulate, summary
 
     try:
-        configs = {"new": load_config_file(file), **({"old": load_config_file(compare)} if compare else {})}
+        configs = {"new": load_config_file(file)}
+        if compare:  # a live config that a newer Engage's checks refuse still serves, so it is still the baseline
+            data, lines = parse_yaml(read_config_text(compare), str(compare))
+            configs["old"] = validate_config_data(data, lines, str(compare), published=True)
         recorded = read_events(events)
     except ConfigInvalid as exc:
         errors.print(exc.report(), markup=False, highlight=False)
@@ -100,11 +107,16 @@ def config_simulate(
     except EventsInvalid as exc:
         errors.print(f"{events}: not an events file\n{exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+    if not recorded:
+        errors.print(f"{events} holds no events. Fix: one JSON object per line, e.g. examples/fitquest/events.jsonl")
+        raise typer.Exit(1)
     results = {name: summary(config, simulate(config, recorded)) for name, config in configs.items()}
     if as_json:
         console.print_json(json.dumps(results if compare else results["new"]))
         return
     _print_simulation(configs["new"], results.get("old"), results["new"], len(recorded))
+    if configs["new"].leaderboards:
+        console.print("[dim]Leaderboard standings and period rewards are not simulated.[/]")
 
 
 def _print_simulation(config: Any, old: dict[str, Any] | None, new: dict[str, Any], events: int) -> None:
@@ -123,11 +135,12 @@ def _print_simulation(config: Any, old: dict[str, Any] | None, new: dict[str, An
         now = _columns(after, columns)
         table.add_row(user, *(changed(before.get(c), now[c]) for c in columns), _listed(after["answers"]))
     console.print(table)
-    for line, of in (("in all", lambda r: r["totals"]), ("badge holders", lambda r: r["badges"])):
-        console.print(f"{line}: " + (", ".join(
-            f"{key} {changed(str(of(old).get(key, 0)) if old else None, str(value))}" for key, value in of(new).items()
-        ) or "-"))  # fmt: skip
-    console.print("answers: " + _listed(new["answers"]))
+    for line, part in (("in all", "totals"), ("badge holders", "badges"), ("answers", "answers")):
+        keys = [*new[part], *(key for key in (old or {}).get(part, {}) if key not in new[part])]  # a removed one too
+        shown = (
+            f"{key} {changed(str(old[part].get(key, 0)) if old else None, str(new[part].get(key, 0)))}" for key in keys
+        )
+        console.print(f"{line}: " + (", ".join(shown) or "-"))
 
 
 def _columns(user: dict[str, Any] | None, columns: list[str]) -> dict[str, str]:

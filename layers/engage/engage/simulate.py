@@ -1,13 +1,13 @@
 """`engage config simulate`: what a config would award for a recorded stream of events, before publishing it.
 
-Pure: the engine applies each user's events in the order of the file, each as if it arrived when it happened
-(so a stream of weeks passes the late window), and nothing is read from or written to AWS. The same engine
-serves POST /v1/events, so a simulation awards what the API would have.
+Pure: the engine applies the events in the order of the file, each as if it arrived then, at the latest time
+the file has reached (a line older than the late window by then is refused, as the ingest would), and nothing
+is read from or written to AWS. The same engine serves POST /v1/events, so a simulation awards what the API
+would have. Leaderboard standings and their period rewards (paid when a period is closed) are not simulated.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +42,20 @@ class UserRun:
     state: UserState
     facts: list[dict[str, Any]] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)  # accepted, duplicate, rejected:<code>
-    applied: set[str] = field(default_factory=set)
+    applied: dict[str, set[str]] = field(default_factory=lambda: {"client": set(), "server": set()})  # ids by route
 
 
 def read_events(path: Path) -> list[RecordedEvent]:
     """The events of a JSON Lines file (one object per line; blank lines and lines starting with # are skipped)."""
     events, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line_number = exc.object[: exc.start].count(b"\n") + 1
+        raise EventsInvalid(
+            f"line {line_number}: not UTF-8 text (byte {exc.object[exc.start]:#04x}). Fix: save the file as UTF-8"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
@@ -65,9 +72,13 @@ def read_events(path: Path) -> list[RecordedEvent]:
 
 
 def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str, UserRun]:
-    """Apply the events, user by user in file order, as the ingest would have when each happened."""
+    """Apply the events in file order, as the ingest would have when each arrived: at the latest time the file
+    has reached (a line older than the late window by then is too_late). A client and a server event may share
+    an id, as in the ledger."""
     runs: dict[str, UserRun] = {}
+    clock = None
     for index, recorded in enumerate(events):
+        clock = max(clock or recorded.occurred_at, recorded.occurred_at)
         run = runs.setdefault(recorded.user_id, UserRun(UserState(user_id=recorded.user_id)))
         spec = config.events.get(recorded.type)
         source = recorded.source or (spec.source if spec is not None else "client")
@@ -77,15 +88,15 @@ def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str,
             run.state,
             [(index, event)],
             source=source,
-            now=recorded.occurred_at,
-            already_applied=run.applied,
+            now=clock,
+            already_applied=run.applied[source],
             profile=Profile(timezone=recorded.timezone) if recorded.timezone else None,
         )
         run.state = outcome.after
         for result in outcome.results:
             run.answers[result.status if result.status != "rejected" else f"rejected:{result.code}"] += 1
             run.facts += [fact.as_dict() for fact in result.facts]
-        run.applied |= {applied.event.id for applied in outcome.applied}
+        run.applied[source] |= {applied.event.id for applied in outcome.applied}
     return runs
 
 
@@ -99,23 +110,23 @@ def summary(config: EngagementConfig, runs: dict[str, UserRun]) -> dict[str, Any
             currency: sum(u["balances"].get(currency, 0) for u in users.values()) for currency in config.currencies
         },
         "levels": dict(sorted(Counter(u["level"] for u in users.values()).items())),
-        "badges": {badge.name: badge_holders.get(badge.name, 0) for badge in config.badges},
+        "badges": {badge.id: badge_holders.get(badge.id, 0) for badge in config.badges},  # holders by badge id
         "answers": dict(sum((run.answers for run in runs.values()), Counter())),
     }
 
 
 def _user_summary(config: EngagementConfig, run: UserRun) -> dict[str, Any]:
     state = run.state
-    badges = {}  # badge name → the highest tier earned (or None for a badge without tiers)
-    streaks: dict[str, int] = {}
-    quests: Counter[str] = Counter()
+    badges = {}  # badge id → the highest tier earned (None for a badge without tiers)
+    streaks: dict[str, int] = {}  # streak id → the longest run reached
+    quests: Counter[str] = Counter()  # quest id → runs completed
     for fact in run.facts:
         if fact["type"] == "badge_awarded":
-            badges[fact["name"]] = fact.get("tier")
+            badges[fact["badge"]] = fact.get("tier")
         elif fact["type"] == "streak_extended":
             streaks[fact["streak"]] = max(streaks.get(fact["streak"], 0), fact.get("current_length", fact["length"]))
         elif fact["type"] == "quest_completed":
-            quests[fact["name"]] += 1
+            quests[fact["quest"]] += 1
     level = f"{state.level + 1} {config.levels.name_of(state.level)}" if config.levels else None
     return {
         "balances": {currency: state.balances.get(currency, 0) for currency in config.currencies},
@@ -125,7 +136,3 @@ def _user_summary(config: EngagementConfig, run: UserRun) -> dict[str, Any]:
         "quests_completed": dict(quests),
         "answers": dict(run.answers),
     }
-
-
-def as_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)

@@ -282,7 +282,7 @@ def _numeric_bounds(path: tuple, prop: PropertySpec) -> Iterator[Issue]:
         elif value is not None and prop.type == "integer" and not INT64_MIN <= value <= INT64_MAX:
             yield Issue(
                 (*path, bound),
-                f"{value:g} is outside the 64-bit range an integer property's values have. "
+                f"{yaml_number(value)} is outside the 64-bit range an integer property's values have. "
                 f"Fix: leave it out, or use a value from {INT64_MIN} to {INT64_MAX}",
             )
     if prop.type == "integer":
@@ -290,7 +290,7 @@ def _numeric_bounds(path: tuple, prop: PropertySpec) -> Iterator[Issue]:
         if outside:
             yield Issue(
                 (*path, "enum"),
-                f"enum values {', '.join(f'{v:g}' for v in outside)} are outside the 64-bit range an integer "
+                f"enum values {', '.join(yaml_number(v) for v in outside)} are outside the 64-bit range an integer "
                 "property's values have. Fix: remove them",
             )
 

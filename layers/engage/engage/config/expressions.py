@@ -62,8 +62,10 @@ class Expr:
         """The value of the expression over `scope` (a Scope for many expressions over the same data)."""
         try:
             return self.program.execute(scope)
-        except KeyError as exc:  # a field the data does not have: an optional property the event did not carry
-            raise ExpressionError(f"{self.source!r} reads {exc.args[0]!r}, which was not sent") from exc
+        except KeyError as exc:  # a field the data does not have: most often an optional property not sent
+            raise ExpressionError(
+                f"{self.source!r} reads {exc.args[0]!r}, which is absent (an optional value not sent?)"
+            ) from exc
         except Exception as exc:  # the Rust binding raises several types; one is enough for callers
             raise ExpressionError(f"{self.source!r} failed: {exc}") from exc
 

@@ -304,7 +304,11 @@ def _pair_misspellings(errors: list[Any]) -> list[Any]:
         loc = tuple(error["loc"])
         if error["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
             siblings = [path[-1] for path in missing if path[:-1] == loc[:-1] and path not in paired]
-            meant = _closest(loc[-1], [str(name) for name in siblings]) or _closest(loc[-1], _fields_at(loc[:-1]))
+            # A missing sibling is a likely match even when farther off (`crit` for `criteria`); any other
+            # field of the section must be closer (`limt` for `limit`).
+            meant = _closest(loc[-1], [str(name) for name in siblings], 0.6) or _closest(
+                loc[-1], _fields_at(loc[:-1]), 0.75
+            )
             if meant:
                 paired.add((*loc[:-1], meant))
                 error = {**error, "suggestion": meant}
@@ -312,13 +316,13 @@ def _pair_misspellings(errors: list[Any]) -> list[Any]:
     return [error for error in kept if not (error["type"] == "missing" and tuple(error["loc"]) in paired)]
 
 
-def _closest(name: str, candidates: list[str]) -> str | None:
+def _closest(name: str, candidates: list[str], cutoff: float) -> str | None:
     import difflib
 
     by_case = {candidate.lower(): candidate for candidate in candidates}
     if name.lower() in by_case:
         return by_case[name.lower()]
-    close = difflib.get_close_matches(name.lower(), list(by_case), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name.lower(), list(by_case), n=1, cutoff=cutoff)
     return by_case[close[0]] if close else None
 
 
@@ -371,9 +375,12 @@ def _mapping_expected(error: Any) -> str:
     fields = {field.alias or name: field.is_required() for name, field in model.model_fields.items()}
     required = [name for name, needed in fields.items() if needed]
     optional = [name for name, needed in fields.items() if not needed]
-    takes = ", ".join(required) + (f" (optional: {', '.join(optional)})" if optional else "")
+    if required:
+        takes = "a mapping of " + ", ".join(required) + (f" (optional: {', '.join(optional)})" if optional else "")
+    else:
+        takes = "a mapping with any of " + ", ".join(optional)
     example = "{" + ", ".join(f"{name}: …" for name in required or optional[:1]) + "}"
-    return f"expected a mapping of {takes}, not {found}. Fix: write it as key: value lines, e.g. {example}"
+    return f"expected {takes}, not {found}. Fix: write it as key: value lines, e.g. {example}"
 
 
 def _issue_from_error(error: Any, lines: LineMap) -> Issue:

@@ -72,17 +72,19 @@ class PropertySpec(Strict):
     @model_validator(mode="after")
     def _range(self) -> PropertySpec:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min:g} is greater than max {self.max:g}. Fix: swap them")
+            raise ValueError(f"min {yaml_number(self.min)} is greater than max {yaml_number(self.max)}. Fix: swap them")
         return self
 
 
 def yaml_number(value: float) -> str:
-    """A number as YAML writes it: .nan and .inf, not Python's nan and inf."""
+    """A number as the file wrote it: 1500000 (not 1500000.0 or 1.5e+06), 2.5, and .nan and .inf."""
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value):
         return ".nan"
     if math.isinf(value):
         return ".inf" if value > 0 else "-.inf"
-    return f"{value:g}"
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)  # 1e+30 stays 1e+30
 
 
 def fits_type(value: Any, kind: str) -> bool:
