@@ -1244,3 +1244,18 @@ def test_a_required_field_misspelt_further_off_is_still_one_problem(fitquest_tex
 def test_a_section_with_only_optional_fields_says_which_it_takes(fitquest_text):
     [issue] = issues_of_text(edit(fitquest_text, "caps: {per_day: 2, per_week: 6, min_gap: 2h}", "caps: 3"))
     assert issue.message.startswith("expected a mapping with any of per_day, per_week, min_gap, not 3. Fix:")
+
+
+def test_a_listed_text_an_enum_does_not_have_is_refused_as_a_compared_one_is(fitquest_text):
+    # Before: `event.kind == 'Yoga'` was refused, `event.kind in ['run', 'Yoga']` passed and never matched yoga
+    text = edit(fitquest_text, 'when: "event.minutes >= 10"', "when: \"event.kind in ['run', 'Yoga']\"")
+    [issue] = issues_of_text(text)
+    assert issue.where == "rules[0].when"
+    assert (
+        "lists 'Yoga' for event.kind, which its enum does not have: it never matches. Fix: use values from ride, run"
+        in issue.message
+    )
+
+
+def test_listed_texts_the_enum_has_pass(fitquest_text):
+    parse_config_text(edit(fitquest_text, 'when: "event.minutes >= 10"', "when: \"event.kind in ['run', 'yoga']\""))

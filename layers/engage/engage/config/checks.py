@@ -575,7 +575,17 @@ def _literal_problems(
         elif root == "event" and all(isinstance(v, str) for v in enums.get(field, [1])) and text not in enums[field]:
             problems.append(f"{expr.source!r} compares event.{field} with {text!r}, which its enum does not have: "
                             f"it {answer}. Fix: use one of {_choices(str(v) for v in enums[field])}")  # fmt: skip
+    for match in _LISTED.finditer(masked):  # `event.kind in ['run', 'Yoga']`: a text the enum lacks never matches
+        field, listed = match[1], [texts[int(index)] for index in re.findall(r"'(\d+)'", match[2])]
+        if all(isinstance(v, str) for v in enums.get(field, [1])):
+            for text in (text for text in listed if text not in enums[field]):
+                problems.append(f"{expr.source!r} lists {text!r} for event.{field}, which its enum does not have: "
+                                f"it never matches. Fix: use values from {_choices(str(v) for v in enums[field])}")  # fmt: skip
     return problems
+
+
+# `event.field in ['a', 'b']`, on the masked source (texts are '0', '1', …).
+_LISTED = re.compile(r"(?<![\w.])event\.([A-Za-z_]\w*)\s+in\s*\[((?:\s*'\d+'\s*,?)+)\]")
 
 
 # A CEL string literal in single or double quotes, with backslash escapes.
