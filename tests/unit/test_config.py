@@ -1259,3 +1259,17 @@ def test_a_listed_text_an_enum_does_not_have_is_refused_as_a_compared_one_is(fit
 
 def test_listed_texts_the_enum_has_pass(fitquest_text):
     parse_config_text(edit(fitquest_text, 'when: "event.minutes >= 10"', "when: \"event.kind in ['run', 'yoga']\""))
+
+
+def test_a_window_bound_reads_as_written(fitquest_text):
+    text = edit(fitquest_text, "amount: {type: number, min: 0}", "amount: {type: number, min: 0, max: 1500000}")
+    text = text.replace(
+        "badges:\n",
+        "badges:\n  - {id: big, name: Big, criteria: {sum: {event: purchase_completed, property: amount}, gte: 2000000000000, within: 7d}}\n",
+        1,
+    )
+    [issue] = issues_of_text(text)
+    assert (
+        "at most 1500000, so a sum of 2000000000000 within 7d can never be reached. Fix: at most 150000000"
+        in issue.message
+    )

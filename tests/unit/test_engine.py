@@ -650,3 +650,10 @@ def test_a_profile_stored_before_reports_were_kept_apart_keeps_its_reported_zone
         "Europe/Paris",
         "de-DE",
     )
+
+
+def test_a_bound_in_a_rejection_reads_as_the_config_wrote_it(make_config):
+    # `:g` showed 1500000 as 1.5e+06: "1500001 is above the maximum 1.5e+06" read like a bug
+    config = make_config(lambda d: d["events"]["purchase_completed"]["properties"]["amount"].update(max=1500000))
+    outcome = apply(config, [ev("purchase_completed", sku="x", amount=1500001)], source="server")
+    assert outcome.results[0].reason == "property 'amount' = 1500001 is above the maximum 1500000"

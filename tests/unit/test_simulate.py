@@ -114,16 +114,57 @@ def test_a_client_and_a_server_event_may_share_an_id_as_in_the_ledger(tmp_path: 
     assert user["answers"] == {"accepted": 2} and user["balances"]["coins"] == 5 + 50 + 10
 
 
-def test_a_line_older_than_the_late_window_by_the_time_it_comes_is_too_late(tmp_path: Path):
-    # The file is a timeline: a line after one of Nov 30 arrives Nov 30 or later, so Nov 1 is past the 7 days
+def test_a_line_received_past_the_late_window_is_too_late_and_one_skewed_clock_spoils_nothing(tmp_path: Path):
+    # A line arrives when it happened unless it says `received_at`: a week-old upload is refused as the ingest
+    # would, and a phone whose clock is a year ahead (the reviewer's case) does not make later lines too late
     config = load_config_file(FITQUEST_PATH)
     events = _recorded(
         tmp_path,
-        {"user_id": "u", "id": "late", "type": "app_opened", "occurred_at": "2026-11-30T10:00:00Z"},
-        {"user_id": "u", "id": "early", "type": "app_opened", "occurred_at": "2026-11-01T10:00:00Z"},
+        {"user_id": "u", "id": "on-time", "type": "app_opened", "occurred_at": "2026-11-01T10:00:00Z"},
+        {"user_id": "u", "id": "uploaded-late", "type": "app_opened", "occurred_at": "2026-11-02T10:00:00Z",
+         "received_at": "2026-11-30T10:00:00Z"},
+        {"user_id": "skewed", "id": "s", "type": "app_opened", "occurred_at": "2027-11-01T10:00:00Z"},
+        {"user_id": "v", "id": "after", "type": "app_opened", "occurred_at": "2026-11-03T10:00:00Z"},
+    )  # fmt: skip
+    users = summary(config, simulate(config, read_events(events)))["users"]
+    assert users["u"]["answers"] == {"accepted": 1, "rejected:too_late": 1}
+    assert users["v"]["answers"] == {"accepted": 1}
+
+
+def test_an_award_that_failed_on_an_event_is_shown_as_a_warning(tmp_path: Path):
+    # A purchase without `amount` is accepted and pays no coins: the output says why, as the API's answer does
+    events = _recorded(tmp_path, {"user_id": "u", "id": "p", "type": "purchase_completed", "occurred_at": "2026-11-20T10:00:00Z",
+                                  "properties": {"sku": "x"}})  # fmt: skip
+    shown = CliRunner().invoke(app, ["config", "simulate", str(FITQUEST_PATH), str(events)])
+    assert "warning (1×): rule purchase-coins: award coins: 'int(event.amount)' reads 'amount'" in " ".join(
+        shown.output.split()
     )
-    [user] = summary(config, simulate(config, read_events(events)))["users"].values()
-    assert user["answers"] == {"accepted": 1, "rejected:too_late": 1}
+
+
+def test_compare_with_a_draft_that_has_problems_names_them_and_a_removed_currency_keeps_its_column(tmp_path: Path):
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(FITQUEST_PATH.read_text().replace("award: {xp: 5}", "award: {gems: 5}"))
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(FITQUEST_PATH.read_text().replace("coins", "gems"))
+
+    with_problems = CliRunner().invoke(
+        app, ["config", "simulate", str(FITQUEST_PATH), str(EVENTS), "--compare", str(draft)]
+    )
+    currencies = CliRunner().invoke(
+        app, ["config", "simulate", str(renamed), str(EVENTS), "--compare", str(FITQUEST_PATH), "--json"]
+    )
+
+    assert with_problems.exit_code == 0
+    words = " ".join(with_problems.output.split())
+    assert "unknown currency 'gems'" in words and "simulated anyway, as the Lambdas load a published config" in words
+    wide = {"COLUMNS": "250"}  # one line per row
+    shown = CliRunner().invoke(
+        app, ["config", "simulate", str(renamed), str(EVENTS), "--compare", str(FITQUEST_PATH)], env=wide
+    )
+    [header] = [line for line in shown.output.splitlines() if "user" in line and "level" in line]
+    assert [cell.strip() for cell in header.split("┃")[1:-1]][:4] == ["user", "xp", "gems", "coins"]  # both configs'
+    assert "155 → 0" in next(line for line in shown.output.splitlines() if "ada" in line)
+    assert json.loads(currencies.output)["old"]["totals"]["coins"] == 284
 
 
 def test_a_file_that_is_not_utf8_is_named_not_a_crash(tmp_path: Path):

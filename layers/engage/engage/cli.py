@@ -97,9 +97,14 @@ def config_simulate(
 
     try:
         configs = {"new": load_config_file(file)}
-        if compare:  # a live config that a newer Engage's checks refuse still serves, so it is still the baseline
+        if compare:
             data, lines = parse_yaml(read_config_text(compare), str(compare))
-            configs["old"] = validate_config_data(data, lines, str(compare), published=True)
+            try:
+                configs["old"] = validate_config_data(data, lines, str(compare))
+            except ConfigInvalid as exc:  # a live config a newer Engage's checks refuse still serves: the baseline
+                configs["old"] = validate_config_data(data, lines, str(compare), published=True)
+                errors.print(f"{exc.report()}\n(simulated anyway, as the Lambdas load a published config: shape only)",
+                             markup=False, highlight=False)  # fmt: skip
         recorded = read_events(events)
     except ConfigInvalid as exc:
         errors.print(exc.report(), markup=False, highlight=False)
@@ -114,19 +119,23 @@ def config_simulate(
     if as_json:
         console.print_json(json.dumps(results if compare else results["new"]))
         return
-    _print_simulation(configs["new"], results.get("old"), results["new"], len(recorded))
+    _print_simulation(results.get("old"), results["new"], len(recorded))
     if configs["new"].leaderboards:
         console.print("[dim]Leaderboard standings and period rewards are not simulated.[/]")
 
 
-def _print_simulation(config: Any, old: dict[str, Any] | None, new: dict[str, Any], events: int) -> None:
+def _print_simulation(old: dict[str, Any] | None, new: dict[str, Any], events: int) -> None:
     """A row per user, then the totals; with `old`, each value that changes reads "old → new"."""
     from rich.table import Table
 
     def changed(before: str | None, after: str) -> str:
         return after if before is None or before == after else f"{before} → {after}"
 
-    columns = [*config.currencies, "level", "badges", "longest streaks"]
+    currencies = [
+        *new["totals"],
+        *(c for c in (old or {}).get("totals", {}) if c not in new["totals"]),
+    ]  # both configs'
+    columns = [*currencies, "level", "badges", "longest streaks"]
     table = Table(title=f"{events} events of {len(new['users'])} users" + (" (old → new)" if old else ""))
     for column in ("user", *columns, "answers"):
         table.add_column(column)
@@ -141,6 +150,8 @@ def _print_simulation(config: Any, old: dict[str, Any] | None, new: dict[str, An
             f"{key} {changed(str(old[part].get(key, 0)) if old else None, str(new[part].get(key, 0)))}" for key in keys
         )
         console.print(f"{line}: " + (", ".join(shown) or "-"))
+    for text, count in new["warnings"].items():  # accepted events an expression failed on: they paid nothing
+        console.print(f"warning ({count}×): {text}", markup=False, highlight=False)
 
 
 def _columns(user: dict[str, Any] | None, columns: list[str]) -> dict[str, str]:

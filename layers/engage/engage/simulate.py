@@ -1,8 +1,8 @@
 """`engage config simulate`: what a config would award for a recorded stream of events, before publishing it.
 
-Pure: the engine applies the events in the order of the file, each as if it arrived then, at the latest time
-the file has reached (a line older than the late window by then is refused, as the ingest would), and nothing
-is read from or written to AWS. The same engine serves POST /v1/events, so a simulation awards what the API
+Pure: the engine applies the events in the order of the file, each as if it arrived when it happened, or at
+its `received_at` when the line gives one (so a late upload is refused past the late window, as the ingest
+would), and nothing is read from or written to AWS. The same engine serves POST /v1/events, so a simulation awards what the API
 would have. Leaderboard standings and their period rewards (paid when a period is closed) are not simulated.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from .api.common import explain
 from .api.events import ServerEventIn
@@ -28,11 +28,12 @@ class EventsInvalid(ValueError):
 
 
 class RecordedEvent(ServerEventIn):
-    """One line of an events file: a server event (with its user), optionally the zone the app reported then
-    and the route it came by (default: the one its type is declared for)."""
+    """One line of an events file: a server event (with its user), optionally the zone the app reported then,
+    the route it came by (default: the one its type is declared for) and when it reached the server."""
 
     timezone: TimeZoneName | None = None
     source: Literal["client", "server"] | None = None
+    received_at: AwareDatetime | None = None
 
 
 @dataclass
@@ -42,6 +43,7 @@ class UserRun:
     state: UserState
     facts: list[dict[str, Any]] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)  # accepted, duplicate, rejected:<code>
+    warnings: Counter[str] = field(default_factory=Counter)  # e.g. an award that failed on an event
     applied: dict[str, set[str]] = field(default_factory=lambda: {"client": set(), "server": set()})  # ids by route
 
 
@@ -72,13 +74,10 @@ def read_events(path: Path) -> list[RecordedEvent]:
 
 
 def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str, UserRun]:
-    """Apply the events in file order, as the ingest would have when each arrived: at the latest time the file
-    has reached (a line older than the late window by then is too_late). A client and a server event may share
-    an id, as in the ledger."""
+    """Apply the events in file order, as the ingest would have when each arrived: when it happened, or at its
+    `received_at`. A client and a server event may share an id, as in the ledger."""
     runs: dict[str, UserRun] = {}
-    clock = None
     for index, recorded in enumerate(events):
-        clock = max(clock or recorded.occurred_at, recorded.occurred_at)
         run = runs.setdefault(recorded.user_id, UserRun(UserState(user_id=recorded.user_id)))
         spec = config.events.get(recorded.type)
         source = recorded.source or (spec.source if spec is not None else "client")
@@ -88,7 +87,7 @@ def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str,
             run.state,
             [(index, event)],
             source=source,
-            now=clock,
+            now=recorded.received_at or recorded.occurred_at,
             already_applied=run.applied[source],
             profile=Profile(timezone=recorded.timezone) if recorded.timezone else None,
         )
@@ -96,6 +95,7 @@ def simulate(config: EngagementConfig, events: list[RecordedEvent]) -> dict[str,
         for result in outcome.results:
             run.answers[result.status if result.status != "rejected" else f"rejected:{result.code}"] += 1
             run.facts += [fact.as_dict() for fact in result.facts]
+            run.warnings.update(result.warnings)
         run.applied[source] |= {applied.event.id for applied in outcome.applied}
     return runs
 
@@ -112,6 +112,7 @@ def summary(config: EngagementConfig, runs: dict[str, UserRun]) -> dict[str, Any
         "levels": dict(sorted(Counter(u["level"] for u in users.values()).items())),
         "badges": {badge.id: badge_holders.get(badge.id, 0) for badge in config.badges},  # holders by badge id
         "answers": dict(sum((run.answers for run in runs.values()), Counter())),
+        "warnings": dict(sum((run.warnings for run in runs.values()), Counter()).most_common()),
     }
 
 

@@ -24,7 +24,7 @@ from .schema import (
     fits_type,
     yaml_number,
 )
-from .types import PROPERTY_NAME, format_duration
+from .types import PROPERTY_NAME, format_duration, format_in_days
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what CEL's integers and the API's integer properties hold
 
@@ -371,8 +371,8 @@ def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterato
         yield Issue(
             path,
             f"a window keeps a user's latest {MAX_WINDOW_ENTRIES} events, each with {summed.property} at most "  # type: ignore[union-attr]
-            f"{spec.max:g}, so a sum of {highest} within {format_duration(badge.criteria.within)} can never be "
-            f"reached. Fix: at most {MAX_WINDOW_ENTRIES * spec.max:g}, or leave out within",
+            f"{yaml_number(spec.max)}, so a sum of {highest} within {format_in_days(badge.criteria.within)} can never "
+            f"be reached. Fix: at most {yaml_number(MAX_WINDOW_ENTRIES * spec.max)}, or leave out within",
         )
 
 

@@ -78,6 +78,8 @@ class PropertySpec(Strict):
 
 def yaml_number(value: float) -> str:
     """A number as the file wrote it: 1500000 (not 1500000.0 or 1.5e+06), 2.5, and .nan and .inf."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if math.isnan(value):

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..config.expressions import Scope, make_scope
-from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type
+from ..config.schema import MAX_LATE_WINDOW, EngagementConfig, EventSpec, PropertySpec, Rule, fits_type, yaml_number
 from ..config.types import format_in_days, tzinfo_of
 from .badges import apply_badges, retired_badge
 from .effects import EventContext, amount_of, credit, holds, move_level, user_scope
@@ -152,9 +152,9 @@ def _property_problem(value: Any, prop: PropertySpec) -> str | None:
     if prop.type == "integer" and not -(2**63) <= value < 2**63:  # CEL integers are 64-bit
         return "is outside the 64-bit integer range"
     if prop.min is not None and numeric and value < prop.min:
-        return f"is below the minimum {prop.min:g}"
+        return f"is below the minimum {yaml_number(prop.min)}"
     if prop.max is not None and numeric and value > prop.max:
-        return f"is above the maximum {prop.max:g}"
+        return f"is above the maximum {yaml_number(prop.max)}"
     if prop.enum is not None and value not in prop.enum:
         return f"is not one of {', '.join(map(str, prop.enum))}"
     return None
