@@ -2,8 +2,9 @@
 
 Pure: the engine applies the events in the order of the file, each as if it arrived when it happened, or at
 its `received_at` when the line gives one (so a late upload is refused past the late window, as the ingest
-would), and nothing is read from or written to AWS. The same engine serves POST /v1/events, so a simulation awards what the API
-would have. Leaderboard standings and their period rewards (paid when a period is closed) are not simulated.
+would), and nothing is read from or written to AWS. The same engine serves POST /v1/events, so a simulation
+awards what the API would have. Leaderboard standings and their period rewards (paid when a period is
+closed) are not simulated.
 """
 
 from __future__ import annotations
