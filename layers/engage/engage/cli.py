@@ -84,8 +84,8 @@ def config_simulate(
         typer.Option(
             exists=True,
             dir_okay=False,
-            help="another config (e.g. the published one, checked for shape only, as the Lambdas load it): "
-            "show what FILE changes",
+            help="another config (e.g. the published one): show what FILE changes; one that today's checks refuse "
+            "is simulated anyway, as the Lambdas load it, with its problems shown",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
@@ -131,11 +131,7 @@ def _print_simulation(old: dict[str, Any] | None, new: dict[str, Any], events: i
     def changed(before: str | None, after: str) -> str:
         return after if before is None or before == after else f"{before} → {after}"
 
-    currencies = [
-        *new["totals"],
-        *(c for c in (old or {}).get("totals", {}) if c not in new["totals"]),
-    ]  # both configs'
-    columns = [*currencies, "level", "badges", "longest streaks"]
+    columns = [*_both(new, old, "totals"), "level", "badges", "longest streaks"]  # both configs' currencies
     table = Table(title=f"{events} events of {len(new['users'])} users" + (" (old → new)" if old else ""))
     for column in ("user", *columns, "answers"):
         table.add_column(column)
@@ -145,13 +141,18 @@ def _print_simulation(old: dict[str, Any] | None, new: dict[str, Any], events: i
         table.add_row(user, *(changed(before.get(c), now[c]) for c in columns), _listed(after["answers"]))
     console.print(table)
     for line, part in (("in all", "totals"), ("badge holders", "badges"), ("answers", "answers")):
-        keys = [*new[part], *(key for key in (old or {}).get(part, {}) if key not in new[part])]  # a removed one too
         shown = (
-            f"{key} {changed(str(old[part].get(key, 0)) if old else None, str(new[part].get(key, 0)))}" for key in keys
+            f"{key} {changed(str(old[part].get(key, 0)) if old else None, str(new[part].get(key, 0)))}"
+            for key in _both(new, old, part)
         )
         console.print(f"{line}: " + (", ".join(shown) or "-"))
     for text, count in new["warnings"].items():  # accepted events an expression failed on: they paid nothing
         console.print(f"warning ({count}×): {text}", markup=False, highlight=False)
+
+
+def _both(new: dict[str, Any], old: dict[str, Any] | None, part: str) -> list[str]:
+    """The keys of a part of the summary in either run: FILE's, then those only the compared config had."""
+    return [*new[part], *(key for key in (old or {}).get(part, {}) if key not in new[part])]
 
 
 def _columns(user: dict[str, Any] | None, columns: list[str]) -> dict[str, str]:

@@ -340,7 +340,7 @@ def _highest(badge: Badge) -> int:
 
 
 def _distinct_bound(cfg: EngagementConfig, path: tuple, badge: Badge) -> Iterator[Issue]:
-    highest = badge.tiers[-1].gte if badge.tiers else badge.criteria.gte or 0
+    highest = _highest(badge)
     distinct = badge.criteria.distinct
     if distinct is not None and distinct.event in cfg.events:
         spec = cfg.events[distinct.event].properties.get(distinct.property)

@@ -410,11 +410,9 @@ def _issue_from_error(error: Any, lines: LineMap) -> Issue:
 def _as_written(value: Any) -> str:
     """A value as the product owner wrote it, cut to 100 characters: a duration of whole days as days (35d, not
     5w), true, null, .nan."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         return yaml_number(value)
     if isinstance(value, timedelta):
         return format_in_days(value)

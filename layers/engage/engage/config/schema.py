@@ -45,10 +45,9 @@ def _enum_value(value: Any, info: ValidationInfo) -> str | int | float:
     if isinstance(value, bool) and (info.context or {}).get("published"):
         return int(value)
     if isinstance(value, bool):
-        written = "true" if value else "false"
         raise ValueError(
-            f"enum value {written} is true/false, which no string or number property can be. "
-            f"Fix: quote it ('{written}') for text, or drop the enum from a boolean property"
+            f"enum value {yaml_number(value)} is true/false, which no string or number property can be. "
+            f"Fix: quote it ('{yaml_number(value)}') for text, or drop the enum from a boolean property"
         )
     if not isinstance(value, str | int | float):
         raise ValueError(f"enum value {value!r:.60} is not text or a number. Fix: list plain values, e.g. [run, ride]")
@@ -77,7 +76,7 @@ class PropertySpec(Strict):
 
 
 def yaml_number(value: float) -> str:
-    """A number as the file wrote it: 1500000 (not 1500000.0 or 1.5e+06), 2.5, and .nan and .inf."""
+    """A number (or true/false) as the file wrote it: 1500000 (not 1500000.0 or 1.5e+06), 2.5, .nan, .inf."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -119,8 +118,9 @@ MAX_AWARD = 10**9
 
 def _award_amount(value: Any) -> int | Expr:
     if isinstance(value, bool):
-        written = "true" if value else "false"
-        raise ValueError(f"award amount {written} is true/false. Fix: write a whole number or a CEL expression")
+        raise ValueError(
+            f"award amount {yaml_number(value)} is true/false. Fix: write a whole number or a CEL expression"
+        )
     if isinstance(value, float):
         raise ValueError(f"award amount {value} is not a whole number. Fix: write a whole number or a CEL expression")
     if isinstance(value, int):
